@@ -1,0 +1,19 @@
+//! [`MailboxChannel`]: per-recipient delivery.
+
+use super::ChannelBuilder;
+use crate::message::ChannelKind;
+
+/// Per-recipient delivery: a reader sees only messages whose `recipient_id` is its own id
+/// or is empty (addressed to everyone), through its own cursor or a push subscription.
+/// Nothing addressed to a reader is ever skipped, whatever the `limit` (v1 lost messages
+/// past the limit, defect D9), and subscribers get only their own messages.
+#[derive(Debug, Clone, Copy)]
+pub struct MailboxChannel;
+
+impl MailboxChannel {
+    /// A builder for a mailbox channel with id `id`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(id: impl Into<String>) -> ChannelBuilder {
+        ChannelBuilder::new(ChannelKind::Mailbox, id)
+    }
+}

@@ -1,0 +1,40 @@
+//! Wall-clock time that follows tokio's clock.
+//!
+//! Leases, delays and TTLs are stored as Unix epoch milliseconds so that durable stores can
+//! persist them. Reading the time through tokio's [`Instant`](tokio::time::Instant) means a
+//! test with paused time (`start_paused = true`, `tokio::time::advance`) moves these deadlines
+//! too, so time-dependent behaviour is tested without real sleeps.
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+static BASE: OnceLock<(u64, std::time::Instant)> = OnceLock::new();
+
+fn base() -> (u64, std::time::Instant) {
+    *BASE.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64;
+        (wall, std::time::Instant::now())
+    })
+}
+
+/// Current time in Unix epoch milliseconds, as seen by tokio's clock.
+pub fn now_millis() -> u64 {
+    let (wall, start) = base();
+    let now = tokio::time::Instant::now().into_std();
+    wall + now.saturating_duration_since(start).as_millis() as u64
+}
+
+/// Current time in Unix epoch seconds (the `timestamp` unit of messages).
+pub fn now_secs() -> f64 {
+    let (wall, start) = base();
+    let now = tokio::time::Instant::now().into_std();
+    wall as f64 / 1000.0 + now.saturating_duration_since(start).as_secs_f64()
+}
+
+/// Milliseconds in a duration, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

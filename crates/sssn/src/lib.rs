@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod channel;
+pub mod clock;
+pub mod descriptor;
+pub mod error;
+pub mod message;
+pub mod security;
+pub mod store;
+
+pub use channel::{Channel, ChannelBuilder, Subscription};
+pub use descriptor::{ServiceDescriptor, ServiceMethod};
+pub use error::{Error, ErrorKind, Result};
+pub use message::{
+    ChannelInfo, ChannelKind, ChannelMessage, Content, GenericContent, Payload, Visibility,
+};

@@ -1,0 +1,600 @@
+//! The in-memory store: the default, nothing to install, nothing survives the process.
+//!
+//! One mutex guards each channel's state; no operation awaits while holding it. The log
+//! is a ring of slots indexed by `seq - base`; removed messages leave a `None` hole that is
+//! compacted away once it reaches the front, so acknowledged work leaves memory. Claimable
+//! messages sit in an ordered set, leases and delays in min-heaps checked lazily, so claim,
+//! ack and nack never walk the history.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use super::{
+    ChannelSpec, ChannelStore, Claimed, DeadLetter, Entry, ReadFilter, ReadFrom, Seq, Settled,
+    Store, StoreStats,
+};
+use crate::clock::{millis, now_millis};
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::ChannelMessage;
+
+/// The in-memory backend. Channels opened twice under the same id share their state, so a
+/// channel can be rebuilt in the same process without losing messages.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    channels: Arc<Mutex<HashMap<String, Arc<MemoryChannel>>>>,
+}
+
+impl MemoryStore {
+    /// A new, empty memory store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn open_channel(&self, spec: &ChannelSpec) -> Result<Arc<dyn ChannelStore>> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let channel = channels
+            .entry(spec.id.clone())
+            .or_insert_with(|| Arc::new(MemoryChannel::new(spec)))
+            .clone();
+        Ok(channel)
+    }
+
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+}
+
+/// Where a stored message is in its claim life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotState {
+    /// Readable; claimable when the channel kind has claims.
+    Ready,
+    /// Nacked with a delay; claimable from this time (epoch ms).
+    Delayed(u64),
+    /// Held by a claim.
+    InFlight,
+}
+
+struct Slot {
+    message: Arc<ChannelMessage>,
+    stored_at_ms: u64,
+    attempts: u32,
+    state: SlotState,
+}
+
+struct Lease {
+    claimer: Arc<str>,
+    deadline_ms: u64,
+}
+
+struct State {
+    /// Sequence of `slots[0]`.
+    base: Seq,
+    slots: VecDeque<Option<Slot>>,
+    live: usize,
+    ids: HashMap<Box<str>, Seq>,
+    cursors: HashMap<String, Seq>,
+    ready: BTreeSet<Seq>,
+    delayed: BinaryHeap<Reverse<(u64, Seq)>>,
+    delayed_count: usize,
+    in_flight: HashMap<Seq, Lease>,
+    leases: BinaryHeap<Reverse<(u64, Seq)>>,
+    dead: VecDeque<DeadLetter>,
+    acknowledged: u64,
+    head: Seq,
+}
+
+/// One channel's state in a [`MemoryStore`].
+pub(crate) struct MemoryChannel {
+    claims: bool,
+    lease_ms: u64,
+    max_deliveries: Option<u32>,
+    state: Mutex<State>,
+    feed: broadcast::Sender<Entry>,
+}
+
+impl MemoryChannel {
+    fn new(spec: &ChannelSpec) -> Self {
+        let (feed, _) = broadcast::channel(spec.feed_capacity.max(1));
+        Self {
+            claims: spec.kind.claims(),
+            lease_ms: millis(spec.claim_timeout),
+            max_deliveries: spec.max_deliveries,
+            state: Mutex::new(State {
+                base: 1,
+                slots: VecDeque::new(),
+                live: 0,
+                ids: HashMap::new(),
+                cursors: HashMap::new(),
+                ready: BTreeSet::new(),
+                delayed: BinaryHeap::new(),
+                delayed_count: 0,
+                in_flight: HashMap::new(),
+                leases: BinaryHeap::new(),
+                dead: VecDeque::new(),
+                acknowledged: 0,
+                head: 0,
+            }),
+            feed,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-updated in a way that
+        // breaks invariants more than losing the channel would, so keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn slot(&self, seq: Seq) -> Option<&Slot> {
+        if seq < self.base {
+            return None;
+        }
+        self.slots.get((seq - self.base) as usize)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, seq: Seq) -> Option<&mut Slot> {
+        if seq < self.base {
+            return None;
+        }
+        self.slots.get_mut((seq - self.base) as usize)?.as_mut()
+    }
+
+    /// Takes a message out of the log and every index; returns it.
+    fn take(&mut self, seq: Seq) -> Option<Slot> {
+        if seq < self.base {
+            return None;
+        }
+        let slot = self.slots.get_mut((seq - self.base) as usize)?.take()?;
+        self.live -= 1;
+        self.ids.remove(slot.message.id.as_str());
+        match slot.state {
+            SlotState::Ready => {
+                self.ready.remove(&seq);
+            }
+            SlotState::Delayed(_) => self.delayed_count -= 1,
+            SlotState::InFlight => {
+                self.in_flight.remove(&seq);
+            }
+        }
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(slot)
+    }
+
+    fn first_live(&self) -> Option<Seq> {
+        // The front is always live after compaction.
+        self.slots
+            .front()
+            .and_then(|s| s.as_ref())
+            .map(|_| self.base)
+    }
+
+    fn dead_letter(&mut self, seq: Seq, reason: String, now: u64) {
+        if let Some(slot) = self.take(seq) {
+            self.dead.push_back(DeadLetter {
+                seq,
+                message: Arc::unwrap_or_clone(slot.message),
+                attempts: slot.attempts,
+                reason,
+                dead_at_ms: now,
+            });
+        }
+    }
+
+    /// Puts a released message back in line, or dead-letters it when it used up its
+    /// deliveries.
+    fn release(&mut self, seq: Seq, due: Option<u64>, max: Option<u32>, why: &str, now: u64) {
+        let Some(attempts) = self.slot(seq).map(|s| s.attempts) else {
+            return;
+        };
+        if let Some(max) = max
+            && attempts >= max
+        {
+            self.dead_letter(
+                seq,
+                format!("max_deliveries ({max}) exceeded; last: {why}"),
+                now,
+            );
+            return;
+        }
+        self.in_flight.remove(&seq);
+        let state = match due {
+            Some(due) if due > now => {
+                self.delayed.push(Reverse((due, seq)));
+                self.delayed_count += 1;
+                SlotState::Delayed(due)
+            }
+            _ => {
+                self.ready.insert(seq);
+                SlotState::Ready
+            }
+        };
+        if let Some(slot) = self.slot_mut(seq) {
+            slot.state = state;
+        }
+    }
+
+    /// Moves due delayed messages to ready and expired leases back in line.
+    fn maintain(&mut self, now: u64, max: Option<u32>) -> usize {
+        while let Some(&Reverse((due, seq))) = self.delayed.peek() {
+            if due > now {
+                break;
+            }
+            self.delayed.pop();
+            if let Some(slot) = self.slot_mut(seq)
+                && slot.state == SlotState::Delayed(due)
+            {
+                slot.state = SlotState::Ready;
+                self.delayed_count -= 1;
+                self.ready.insert(seq);
+            }
+        }
+        let mut reclaimed = 0;
+        while let Some(&Reverse((deadline, seq))) = self.leases.peek() {
+            if deadline > now {
+                break;
+            }
+            self.leases.pop();
+            // Heap entries go stale when a lease is settled or extended.
+            if self
+                .in_flight
+                .get(&seq)
+                .is_some_and(|l| l.deadline_ms == deadline)
+            {
+                self.release(seq, None, max, "lease expired", now);
+                reclaimed += 1;
+            }
+        }
+        reclaimed
+    }
+
+    /// The live claim on `id` if `claimer` holds it.
+    fn live_claim(&self, claimer: &str, id: &str, now: u64) -> Option<Seq> {
+        let seq = *self.ids.get(id)?;
+        let lease = self.in_flight.get(&seq)?;
+        (&*lease.claimer == claimer && lease.deadline_ms > now).then_some(seq)
+    }
+}
+
+impl MemoryChannel {
+    fn require_claims(&self) -> Result<()> {
+        if self.claims {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::UnsupportedOperation,
+                "this channel kind has no claims",
+            ))
+        }
+    }
+
+    fn settle(
+        &self,
+        claimer: &str,
+        ids: &[String],
+        mut action: impl FnMut(&mut State, Seq, u64),
+    ) -> Result<Settled> {
+        self.require_claims()?;
+        let now = now_millis();
+        let mut st = self.lock();
+        let mut out = Settled::default();
+        for id in ids {
+            match st.live_claim(claimer, id, now) {
+                Some(seq) => {
+                    action(&mut st, seq, now);
+                    out.done.push(id.clone());
+                }
+                None => out.stale.push(id.clone()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ChannelStore for MemoryChannel {
+    async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
+        let now = now_millis();
+        let mut st = self.lock();
+        let mut out = Vec::with_capacity(messages.len());
+        for message in messages {
+            if let Some(&seq) = st.ids.get(message.id.as_str())
+                && let Some(slot) = st.slot(seq)
+            {
+                out.push(Entry {
+                    seq,
+                    message: slot.message.clone(),
+                });
+                continue;
+            }
+            st.head += 1;
+            let seq = st.head;
+            let message = Arc::new(message);
+            st.ids.insert(message.id.as_str().into(), seq);
+            if st.slots.is_empty() {
+                st.base = seq;
+            }
+            st.slots.push_back(Some(Slot {
+                message: message.clone(),
+                stored_at_ms: now,
+                attempts: 0,
+                state: SlotState::Ready,
+            }));
+            st.live += 1;
+            if self.claims {
+                st.ready.insert(seq);
+            }
+            let entry = Entry { seq, message };
+            // Sent under the lock so the feed order is the sequence order.
+            let _ = self.feed.send(entry.clone());
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    async fn read(
+        &self,
+        reader: &str,
+        from: ReadFrom,
+        limit: usize,
+        filter: &ReadFilter,
+    ) -> Result<Vec<Entry>> {
+        let mut st = self.lock();
+        let start = match from {
+            ReadFrom::Cursor => st.cursors.get(reader).copied().unwrap_or(0),
+            ReadFrom::AfterSeq(seq) => seq,
+            ReadFrom::AfterId(id) => *st.ids.get(id.as_str()).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("'after' names message '{id}', which is not in the channel"),
+                )
+            })?,
+        };
+        let mut out = Vec::new();
+        let mut cursor = start;
+        if limit > 0 {
+            let mut seq = start.max(st.base.saturating_sub(1)) + 1;
+            while seq <= st.head && out.len() < limit {
+                if let Some(slot) = st.slot(seq)
+                    && filter.matches(&slot.message)
+                {
+                    out.push(Entry {
+                        seq,
+                        message: slot.message.clone(),
+                    });
+                }
+                cursor = seq;
+                seq += 1;
+            }
+        }
+        match st.cursors.get_mut(reader) {
+            Some(c) => *c = cursor,
+            None => {
+                st.cursors.insert(reader.to_owned(), cursor);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn range(&self, after: Seq, limit: usize) -> Result<Vec<Entry>> {
+        let st = self.lock();
+        let mut out = Vec::new();
+        let mut seq = after.max(st.base.saturating_sub(1)) + 1;
+        while seq <= st.head && out.len() < limit {
+            if let Some(slot) = st.slot(seq) {
+                out.push(Entry {
+                    seq,
+                    message: slot.message.clone(),
+                });
+            }
+            seq += 1;
+        }
+        Ok(out)
+    }
+
+    async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>> {
+        self.require_claims()?;
+        let now = now_millis();
+        let deadline = now.saturating_add(self.lease_ms);
+        let claimer: Arc<str> = Arc::from(claimer);
+        let mut st = self.lock();
+        st.maintain(now, self.max_deliveries);
+        let mut out = Vec::with_capacity(limit.min(st.ready.len()));
+        while out.len() < limit {
+            let Some(seq) = st.ready.pop_first() else {
+                break;
+            };
+            let Some(slot) = st.slot_mut(seq) else {
+                continue;
+            };
+            slot.state = SlotState::InFlight;
+            slot.attempts += 1;
+            let claimed = Claimed {
+                seq,
+                message: slot.message.clone(),
+                attempt: slot.attempts,
+                lease_until_ms: deadline,
+            };
+            st.in_flight.insert(
+                seq,
+                Lease {
+                    claimer: claimer.clone(),
+                    deadline_ms: deadline,
+                },
+            );
+            st.leases.push(Reverse((deadline, seq)));
+            out.push(claimed);
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, claimer: &str, ids: &[String]) -> Result<Settled> {
+        self.settle(claimer, ids, |st, seq, _| {
+            if st.take(seq).is_some() {
+                st.acknowledged += 1;
+            }
+        })
+    }
+
+    async fn nack(
+        &self,
+        claimer: &str,
+        ids: &[String],
+        delay: Option<Duration>,
+    ) -> Result<Settled> {
+        let max = self.max_deliveries;
+        self.settle(claimer, ids, |st, seq, now| {
+            let due = delay.map(|d| now.saturating_add(millis(d)));
+            st.release(seq, due, max, "nack", now);
+        })
+    }
+
+    async fn reject(&self, claimer: &str, ids: &[String], reason: &str) -> Result<Settled> {
+        self.settle(claimer, ids, |st, seq, now| {
+            st.dead_letter(seq, reason.to_owned(), now);
+        })
+    }
+
+    async fn extend(&self, claimer: &str, ids: &[String]) -> Result<Settled> {
+        let lease_ms = self.lease_ms;
+        self.settle(claimer, ids, |st, seq, now| {
+            let deadline = now.saturating_add(lease_ms);
+            if let Some(lease) = st.in_flight.get_mut(&seq) {
+                lease.deadline_ms = deadline;
+                st.leases.push(Reverse((deadline, seq)));
+            }
+        })
+    }
+
+    async fn reclaim_expired(&self) -> Result<usize> {
+        if !self.claims {
+            return Ok(0);
+        }
+        let now = now_millis();
+        Ok(self.lock().maintain(now, self.max_deliveries))
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        Ok(self.lock().dead.iter().take(limit).cloned().collect())
+    }
+
+    async fn redrive(&self, ids: &[String]) -> Result<usize> {
+        let moved: Vec<ChannelMessage> = {
+            let mut st = self.lock();
+            let (back, keep): (Vec<_>, Vec<_>) =
+                st.dead.drain(..).partition(|d| ids.contains(&d.message.id));
+            st.dead = keep.into();
+            back.into_iter().map(|d| d.message).collect()
+        };
+        let n = moved.len();
+        self.append(moved).await?;
+        Ok(n)
+    }
+
+    async fn evict(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize> {
+        let mut st = self.lock();
+        let mut removed = 0;
+        if let Some(before) = before {
+            let before_ms = (before * 1000.0) as u64;
+            while let Some(seq) = st.first_live() {
+                if st.slot(seq).is_some_and(|s| s.stored_at_ms < before_ms) {
+                    st.take(seq);
+                    removed += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        if let Some(max) = max_count {
+            while st.live > max {
+                let Some(seq) = st.first_live() else { break };
+                st.take(seq);
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn remove(&self, ids: &[String]) -> Result<usize> {
+        let mut st = self.lock();
+        let mut removed = 0;
+        for id in ids {
+            if let Some(&seq) = st.ids.get(id.as_str())
+                && st.take(seq).is_some()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn clear(&self) -> Result<usize> {
+        let mut st = self.lock();
+        let removed = st.live;
+        st.base = st.head + 1;
+        st.slots.clear();
+        st.live = 0;
+        st.ids.clear();
+        st.ready.clear();
+        st.delayed.clear();
+        st.delayed_count = 0;
+        st.in_flight.clear();
+        st.leases.clear();
+        Ok(removed)
+    }
+
+    async fn stats(&self) -> Result<StoreStats> {
+        let now = now_millis();
+        let mut st = self.lock();
+        if self.claims {
+            st.maintain(now, self.max_deliveries);
+        }
+        let mut cursors: Vec<(String, Seq)> =
+            st.cursors.iter().map(|(r, s)| (r.clone(), *s)).collect();
+        cursors.sort();
+        Ok(StoreStats {
+            stored: st.live as u64,
+            backlog: if self.claims {
+                (st.ready.len() + st.delayed_count) as u64
+            } else {
+                0
+            },
+            delayed: st.delayed_count as u64,
+            in_flight: st.in_flight.len() as u64,
+            acknowledged: st.acknowledged,
+            dead_lettered: st.dead.len() as u64,
+            oldest_unacked: st
+                .first_live()
+                .and_then(|s| st.slot(s))
+                .map(|s| s.message.timestamp),
+            head_seq: st.head,
+            cursors,
+        })
+    }
+
+    fn feed(&self) -> broadcast::Receiver<Entry> {
+        self.feed.subscribe()
+    }
+
+    fn head(&self) -> Seq {
+        self.lock().head
+    }
+}
