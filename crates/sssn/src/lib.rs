@@ -3,6 +3,8 @@
 
 pub mod channel;
 pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod descriptor;
 pub mod error;
 pub mod message;

@@ -1,0 +1,848 @@
+//! The conformance suite: one set of test bodies that every [`Store`] must pass.
+//!
+//! A backend crate instantiates it in its tests with [`conformance_tests!`]:
+//!
+//! ```ignore
+//! sssn::conformance_tests!(real_time, async { Some(MyHarness::new().await) });
+//! ```
+//!
+//! Memory runs it with paused tokio time (`paused`); backends with real I/O threads or a
+//! server (SQLite, NATS) run it in real time (`real_time`), so every duration here is short.
+//! A harness factory that returns `None` skips the test with a message (e.g. no NATS server).
+
+#![allow(missing_docs, clippy::missing_panics_doc)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use crate::channel::{
+    BroadcastChannel, Channel, ChannelBuilder, DiscoveryChannel, MailboxChannel,
+    PassthroughChannel, PeriodicChannel, RecvError, WorkQueueChannel, source_fn,
+};
+use crate::descriptor::{ServiceDescriptor, ServiceMethod};
+use crate::error::ErrorKind;
+use crate::message::{ChannelInfo, ChannelMessage, Payload, Visibility};
+use crate::security::{AclSecurity, Role};
+use crate::store::Store;
+
+/// What a backend provides to run the suite.
+#[async_trait]
+pub trait Harness: Send + Sync + 'static {
+    /// The store under test.
+    fn store(&self) -> Arc<dyn Store>;
+    /// Lets `d` pass (advance paused time, or sleep).
+    async fn advance(&self, d: Duration);
+}
+
+/// Harness for the memory store under paused time.
+#[derive(Default)]
+pub struct MemoryHarness {
+    store: Arc<crate::store::MemoryStore>,
+}
+
+#[async_trait]
+impl Harness for MemoryHarness {
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+    async fn advance(&self, d: Duration) {
+        tokio::time::advance(d).await;
+    }
+}
+
+/// A harness whose time passes by sleeping (for real-I/O backends).
+pub struct RealTimeHarness {
+    store: Arc<dyn Store>,
+}
+
+impl RealTimeHarness {
+    /// Wraps a store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl Harness for RealTimeHarness {
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+    async fn advance(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// Generates one `#[tokio::test]` per conformance test.
+///
+/// `$mode` is `paused` or `real_time`; `$make` is an expression of a future returning
+/// `Option<impl Harness>` (`None` skips, with a message on stderr).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($mode:ident, $make:expr) => {
+        $crate::conformance_tests!(@each $mode, $make;
+            shared_reads_follow_the_cursor, read_after_id, independent_cursors,
+            claims_do_not_hide_from_shared_readers, ack_consumes, claim_order_and_limit,
+            acked_never_reappears, nack_releases_to_others, nack_by_non_holder_is_stale,
+            lease_expiry_makes_claimable, ack_after_expiry_is_fenced, nack_with_delay,
+            extend_keeps_the_lease, max_deliveries_dead_letters, reject_dead_letters,
+            work_queue_refuses_shared_reads, broadcast_refuses_claims,
+            broadcast_readers_see_everything, subscribe_and_unsubscribe,
+            lagging_subscriber_catches_up, subscribe_after_resumes, mailbox_delivers_every_addressed_message,
+            evict_does_not_shift_cursors, remove_and_clear_keep_cursors_valid,
+            retention_runs_on_every_kind, duplicate_ids_are_idempotent, stats_reflect_state,
+            discovery_registry, periodic_channel_pulls, security_on_every_operation,
+            write_batch_and_entries_after, direct_writes_cannot_spoof, lifecycle_and_drain,
+            reopen_keeps_contents);
+    };
+    (@each paused, $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(start_paused = true)]
+            async fn $name() {
+                match $make.await {
+                    Some(h) => $crate::conformance::$name(&h).await,
+                    None => eprintln!("SKIPPED {}: backend not available", stringify!($name)),
+                }
+            }
+        )*
+    };
+    (@each real_time, $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                match $make.await {
+                    Some(h) => $crate::conformance::$name(&h).await,
+                    None => eprintln!("SKIPPED {}: backend not available", stringify!($name)),
+                }
+            }
+        )*
+    };
+}
+
+fn uid(name: &str) -> String {
+    format!(
+        "{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+async fn started(h: &impl Harness, b: ChannelBuilder) -> Channel {
+    let ch = b.store(h.store()).build();
+    ch.start().await.expect("start");
+    ch
+}
+
+async fn write_n(ch: &Channel, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(ch.write("writer", &json!({"n": i})).await.expect("write"));
+    }
+    ids
+}
+
+fn ids_of(msgs: &[Arc<ChannelMessage>]) -> Vec<String> {
+    msgs.iter().map(|m| m.id.clone()).collect()
+}
+
+const LEASE: Duration = Duration::from_millis(1000);
+
+pub async fn shared_reads_follow_the_cursor(h: &impl Harness) {
+    let ch = started(h, PassthroughChannel::new(uid("p"))).await;
+    let ids = write_n(&ch, 3).await;
+    let first = ch.read("r", 2).await.unwrap();
+    assert_eq!(ids_of(&first), ids[..2]);
+    assert_eq!(
+        first[0].data::<serde_json::Value>().unwrap(),
+        json!({"n": 0})
+    );
+    assert_eq!(first[0].sender_id, "writer");
+    let rest = ch.read("r", 10).await.unwrap();
+    assert_eq!(ids_of(&rest), ids[2..]);
+    assert!(ch.read("r", 10).await.unwrap().is_empty());
+    assert!(
+        ch.read("other", 0).await.unwrap().is_empty(),
+        "limit 0 returns nothing"
+    );
+    assert_eq!(ch.read("other", 10).await.unwrap().len(), 3);
+}
+
+pub async fn read_after_id(h: &impl Harness) {
+    let ch = started(h, PassthroughChannel::new(uid("p"))).await;
+    let ids = write_n(&ch, 3).await;
+    let got = ch.read_after("r", &ids[0], 10).await.unwrap();
+    assert_eq!(ids_of(&got), ids[1..]);
+    let err = ch.read_after("r", "no-such-id", 10).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::InvalidArgument,
+        "unknown 'after' is an error, not a replay"
+    );
+}
+
+pub async fn independent_cursors(h: &impl Harness) {
+    let ch = started(h, PassthroughChannel::new(uid("p"))).await;
+    write_n(&ch, 3).await;
+    assert_eq!(ch.read("a", 2).await.unwrap().len(), 2);
+    assert_eq!(ch.read("b", 10).await.unwrap().len(), 3);
+    assert_eq!(ch.read("a", 10).await.unwrap().len(), 1);
+}
+
+pub async fn claims_do_not_hide_from_shared_readers(h: &impl Harness) {
+    let ch = started(h, PassthroughChannel::new(uid("p")).claim_timeout(LEASE)).await;
+    let ids = write_n(&ch, 3).await;
+    let claimed = ch.claim("worker", 1).await.unwrap();
+    assert_eq!(claimed[0].message.id, ids[0]);
+    assert_eq!(ids_of(&ch.read("observer", 10).await.unwrap()), ids);
+}
+
+pub async fn ack_consumes(h: &impl Harness) {
+    let ch = started(h, PassthroughChannel::new(uid("p")).claim_timeout(LEASE)).await;
+    let ids = write_n(&ch, 3).await;
+    let claimed = ch.claim("worker", 2).await.unwrap();
+    assert_eq!(
+        ch.ack("worker", &[claimed[1].message.id.clone()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        ids_of(&ch.read("r", 10).await.unwrap()),
+        vec![ids[0].clone(), ids[2].clone()]
+    );
+}
+
+pub async fn claim_order_and_limit(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
+    let ids = write_n(&ch, 3).await;
+    let a = ch.claim("w1", 2).await.unwrap();
+    assert_eq!(
+        a.iter().map(|c| c.message.id.clone()).collect::<Vec<_>>(),
+        ids[..2]
+    );
+    assert!(a.iter().all(|c| c.attempt == 1));
+    let b = ch.claim("w2", 10).await.unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].message.id, ids[2]);
+    assert!(
+        ch.claim("w1", 10).await.unwrap().is_empty(),
+        "a holder never gets its items again"
+    );
+    assert!(ch.claim("w3", 0).await.unwrap().is_empty());
+}
+
+pub async fn acked_never_reappears(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE)).await;
+    let ids = write_n(&ch, 2).await;
+    let claimed = ch.claim("w1", 2).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    ch.ack("w1", &[ids[0].clone()]).await.unwrap();
+    h.advance(LEASE + Duration::from_millis(300)).await;
+    ch.reclaim_expired().await.unwrap();
+    let again = ch.claim("w2", 10).await.unwrap();
+    assert_eq!(again.len(), 1, "only the unacknowledged item comes back");
+    assert_eq!(again[0].message.id, ids[1]);
+    assert_eq!(again[0].attempt, 2);
+}
+
+pub async fn nack_releases_to_others(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
+    let ids = write_n(&ch, 1).await;
+    ch.claim("w1", 1).await.unwrap();
+    assert_eq!(ch.nack("w1", &ids).await.unwrap(), 1);
+    let again = ch.claim("w2", 1).await.unwrap();
+    assert_eq!(again[0].message.id, ids[0]);
+    assert_eq!(again[0].attempt, 2);
+}
+
+pub async fn nack_by_non_holder_is_stale(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
+    let ids = write_n(&ch, 1).await;
+    ch.claim("w1", 1).await.unwrap();
+    let err = ch.nack("w2", &ids).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StaleClaim);
+    assert!(
+        ch.claim("w3", 1).await.unwrap().is_empty(),
+        "the claim stays in place"
+    );
+    assert_eq!(
+        ch.ack("w2", &ids).await.unwrap_err().kind(),
+        ErrorKind::StaleClaim
+    );
+    assert_eq!(ch.ack("w1", &ids).await.unwrap(), 1);
+}
+
+pub async fn lease_expiry_makes_claimable(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE)).await;
+    let ids = write_n(&ch, 1).await;
+    ch.claim("w1", 1).await.unwrap();
+    h.advance(LEASE / 3).await;
+    assert!(
+        ch.claim("w2", 1).await.unwrap().is_empty(),
+        "a live lease holds"
+    );
+    h.advance(LEASE).await;
+    let again = ch.claim("w2", 1).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message.id, ids[0]);
+    assert_eq!(again[0].attempt, 2);
+}
+
+pub async fn ack_after_expiry_is_fenced(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE)).await;
+    let ids = write_n(&ch, 1).await;
+    ch.claim("w1", 1).await.unwrap();
+    h.advance(LEASE + Duration::from_millis(300)).await;
+    let err = ch.ack("w1", &ids).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StaleClaim, "a late ack is refused");
+    let again = ch.claim("w2", 1).await.unwrap();
+    assert_eq!(
+        again.len(),
+        1,
+        "the message was not consumed by the late ack"
+    );
+    assert_eq!(
+        ch.ack("w1", &ids).await.unwrap_err().kind(),
+        ErrorKind::StaleClaim
+    );
+    assert_eq!(ch.ack("w2", &ids).await.unwrap(), 1);
+}
+
+pub async fn nack_with_delay(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
+    let ids = write_n(&ch, 1).await;
+    ch.claim("w1", 1).await.unwrap();
+    ch.nack_after("w1", &ids, Duration::from_millis(800))
+        .await
+        .unwrap();
+    assert!(
+        ch.claim("w2", 1).await.unwrap().is_empty(),
+        "not before the delay"
+    );
+    h.advance(Duration::from_millis(1300)).await;
+    let again = ch.claim("w2", 1).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 2);
+}
+
+pub async fn extend_keeps_the_lease(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 2)).await;
+    let ids = write_n(&ch, 1).await;
+    ch.claim("w1", 1).await.unwrap();
+    h.advance(LEASE * 3 / 2).await;
+    assert_eq!(ch.extend("w1", &ids).await.unwrap(), 1);
+    h.advance(LEASE).await;
+    assert!(
+        ch.claim("w2", 1).await.unwrap().is_empty(),
+        "the extended lease still holds"
+    );
+    assert_eq!(ch.ack("w1", &ids).await.unwrap(), 1);
+    assert_eq!(
+        ch.extend("w1", &ids).await.unwrap_err().kind(),
+        ErrorKind::StaleClaim
+    );
+}
+
+pub async fn max_deliveries_dead_letters(h: &impl Harness) {
+    let ch = started(
+        h,
+        WorkQueueChannel::new(uid("q"))
+            .claim_timeout(LEASE * 30)
+            .max_deliveries(2),
+    )
+    .await;
+    let ids = write_n(&ch, 2).await;
+    for attempt in 1..=2 {
+        let c = ch.claim("w", 1).await.unwrap();
+        assert_eq!(c[0].message.id, ids[0]);
+        assert_eq!(c[0].attempt, attempt);
+        ch.nack("w", &ids[..1]).await.unwrap();
+    }
+    let next = ch.claim("w", 10).await.unwrap();
+    assert_eq!(next.len(), 1, "the poison message is gone from the queue");
+    assert_eq!(next[0].message.id, ids[1]);
+    let dead = ch.dead_letters("admin", 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message.id, ids[0]);
+    assert_eq!(dead[0].attempts, 2);
+    assert!(
+        dead[0].reason.contains("max_deliveries"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(ch.stats().await.unwrap().dead_lettered, 1);
+    assert_eq!(ch.redrive("admin", &ids[..1]).await.unwrap(), 1);
+    let back = ch.claim("w2", 10).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].message.id, ids[0]);
+    assert_eq!(back[0].attempt, 1, "redriven messages start over");
+    assert!(ch.dead_letters("admin", 10).await.unwrap().is_empty());
+}
+
+pub async fn reject_dead_letters(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
+    let ids = write_n(&ch, 1).await;
+    ch.claim("w", 1).await.unwrap();
+    ch.reject("w", &ids, "schema_reject").await.unwrap();
+    assert!(ch.claim("w", 1).await.unwrap().is_empty());
+    let dead = ch.dead_letters("admin", 10).await.unwrap();
+    assert_eq!(dead[0].reason, "schema_reject");
+    assert_eq!(dead[0].attempts, 1);
+    assert_eq!(
+        dead[0].message.data::<serde_json::Value>().unwrap(),
+        json!({"n": 0})
+    );
+}
+
+pub async fn work_queue_refuses_shared_reads(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q"))).await;
+    write_n(&ch, 1).await;
+    let err = ch.read("r", 10).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedOperation);
+    assert!(err.message().contains("claim"), "{err}");
+    let err = ch.read_with("r", Default::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedOperation);
+    let opts = crate::channel::ReadOptions {
+        exclusive: true,
+        ..Default::default()
+    };
+    assert_eq!(ch.read_with("r", opts).await.unwrap().len(), 1);
+}
+
+pub async fn broadcast_refuses_claims(h: &impl Harness) {
+    let ch = started(h, BroadcastChannel::new(uid("b"))).await;
+    let ids = write_n(&ch, 1).await;
+    let err = ch.claim("r", 1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnsupportedOperation);
+    assert!(err.message().contains("exclusive"), "{err}");
+    assert_eq!(
+        ch.ack("r", &ids).await.unwrap_err().kind(),
+        ErrorKind::UnsupportedOperation
+    );
+    assert_eq!(
+        ch.read("r", 10).await.unwrap().len(),
+        1,
+        "no reader can hide a message"
+    );
+}
+
+pub async fn broadcast_readers_see_everything(h: &impl Harness) {
+    let ch = started(h, BroadcastChannel::new(uid("b"))).await;
+    let ids = write_n(&ch, 2).await;
+    assert_eq!(ids_of(&ch.read("a", 10).await.unwrap()), ids);
+    assert_eq!(ids_of(&ch.read("b", 10).await.unwrap()), ids);
+}
+
+async fn recv(sub: &mut crate::channel::Subscription) -> crate::store::Entry {
+    tokio::time::timeout(Duration::from_secs(5), sub.recv())
+        .await
+        .expect("delivery in time")
+        .expect("a message")
+}
+
+pub async fn subscribe_and_unsubscribe(h: &impl Harness) {
+    let ch = started(h, BroadcastChannel::new(uid("b"))).await;
+    let mut a = ch.subscribe("a").await.unwrap();
+    let mut b = ch.subscribe("b").await.unwrap();
+    let id = ch.write("w", &1).await.unwrap();
+    assert_eq!(recv(&mut a).await.message.id, id);
+    assert_eq!(recv(&mut b).await.message.id, id);
+    ch.unsubscribe("a");
+    ch.write("w", &2).await.unwrap();
+    assert_eq!(a.recv().await.unwrap_err(), RecvError::Closed);
+    assert_eq!(recv(&mut b).await.message.data::<i32>().unwrap(), 2);
+}
+
+pub async fn lagging_subscriber_catches_up(h: &impl Harness) {
+    let ch = started(h, BroadcastChannel::new(uid("b")).subscriber_capacity(4)).await;
+    let mut sub = ch.subscribe("slow").await.unwrap();
+    let ids = write_n(&ch, 20).await;
+    // Give a backend with an asynchronous feed time to deliver.
+    h.advance(Duration::from_millis(300)).await;
+    let mut got = Vec::new();
+    let mut lagged = 0;
+    while got.len() < 20 {
+        match tokio::time::timeout(Duration::from_secs(5), sub.recv())
+            .await
+            .expect("in time")
+        {
+            Ok(e) => got.push(e.message.id.clone()),
+            Err(RecvError::Lagged(n)) => lagged += n,
+            Err(RecvError::Closed) => panic!("closed"),
+        }
+    }
+    assert!(
+        lagged > 0,
+        "a subscriber 16 messages behind with capacity 4 is told it lagged"
+    );
+    assert_eq!(
+        got, ids,
+        "after the lag it catches up from the store, in order, no gaps"
+    );
+    let stats = ch.stats().await.unwrap();
+    assert_eq!(stats.subscribers[0].queue_depth, 0);
+}
+
+pub async fn subscribe_after_resumes(h: &impl Harness) {
+    let ch = started(h, BroadcastChannel::new(uid("b"))).await;
+    let ids = write_n(&ch, 5).await;
+    let entries = ch.entries_after("r", 0, 10).await.unwrap();
+    let mut sub = ch.subscribe_after("r", entries[1].seq).await.unwrap();
+    let more = write_n(&ch, 1).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(recv(&mut sub).await.message.id.clone());
+    }
+    let mut want = ids[2..].to_vec();
+    want.extend(more);
+    assert_eq!(got, want);
+}
+
+pub async fn mailbox_delivers_every_addressed_message(h: &impl Harness) {
+    let ch = started(h, MailboxChannel::new(uid("m"))).await;
+    let mut alice_sub = ch.subscribe("alice").await.unwrap();
+    for i in 0..10 {
+        let to = if i % 2 == 0 { "alice" } else { "bob" };
+        let m = ChannelMessage::with_data("writer", &i)
+            .unwrap()
+            .recipient(to);
+        ch.write_message("writer", m).await.unwrap();
+    }
+    ch.write("writer", &"everyone").await.unwrap();
+    let mut alice = Vec::new();
+    loop {
+        let got = ch.read("alice", 2).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        assert!(got.len() <= 2);
+        alice.extend(got);
+    }
+    assert_eq!(
+        alice.len(),
+        6,
+        "5 addressed to alice + 1 to everyone, none skipped"
+    );
+    assert!(
+        alice
+            .iter()
+            .all(|m| m.recipient_id.as_deref() != Some("bob"))
+    );
+    assert_eq!(ch.read("bob", 100).await.unwrap().len(), 6);
+    for _ in 0..6 {
+        let e = recv(&mut alice_sub).await;
+        assert_ne!(
+            e.message.recipient_id.as_deref(),
+            Some("bob"),
+            "no privacy leak to subscribers"
+        );
+    }
+}
+
+pub async fn evict_does_not_shift_cursors(h: &impl Harness) {
+    let ch = started(h, BroadcastChannel::new(uid("b"))).await;
+    let ids = write_n(&ch, 5).await;
+    assert_eq!(ch.read("r", 2).await.unwrap().len(), 2);
+    assert_eq!(ch.evict("admin", None, Some(2)).await.unwrap(), 3);
+    let new = write_n(&ch, 3).await;
+    let got = ids_of(&ch.read("r", 10).await.unwrap());
+    let mut want = ids[3..].to_vec();
+    want.extend(new);
+    assert_eq!(got, want, "the reader loses nothing written after eviction");
+}
+
+pub async fn remove_and_clear_keep_cursors_valid(h: &impl Harness) {
+    let ch = started(h, PassthroughChannel::new(uid("p"))).await;
+    let ids = write_n(&ch, 3).await;
+    assert_eq!(ch.read("r", 1).await.unwrap().len(), 1);
+    assert_eq!(ch.remove("admin", &[ids[1].clone()]).await.unwrap(), 1);
+    assert_eq!(
+        ids_of(&ch.read("r", 10).await.unwrap()),
+        vec![ids[2].clone()]
+    );
+    ch.clear("admin").await.unwrap();
+    assert_eq!(ch.stats().await.unwrap().stored, 0);
+    let new = write_n(&ch, 1).await;
+    assert_eq!(ids_of(&ch.read("r", 10).await.unwrap()), new);
+    assert_eq!(ids_of(&ch.read("fresh", 10).await.unwrap()), new);
+}
+
+pub async fn retention_runs_on_every_kind(h: &impl Harness) {
+    let ch = started(
+        h,
+        BroadcastChannel::new(uid("b"))
+            .retention_max_count(3)
+            .maintenance_interval(Duration::from_millis(200)),
+    )
+    .await;
+    write_n(&ch, 5).await;
+    h.advance(Duration::from_millis(700)).await;
+    // Let the maintenance task run.
+    for _ in 0..50 {
+        if ch.stats().await.unwrap().stored == 3 {
+            break;
+        }
+        h.advance(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ch.stats().await.unwrap().stored,
+        3,
+        "maintenance applied retention"
+    );
+
+    let aged = started(
+        h,
+        PassthroughChannel::new(uid("p")).retention_max_age(Duration::from_secs(1)),
+    )
+    .await;
+    write_n(&aged, 2).await;
+    h.advance(Duration::from_millis(1500)).await;
+    write_n(&aged, 1).await;
+    aged.maintain().await.unwrap();
+    assert_eq!(aged.stats().await.unwrap().stored, 1);
+}
+
+pub async fn duplicate_ids_are_idempotent(h: &impl Harness) {
+    let ch = started(h, PassthroughChannel::new(uid("p"))).await;
+    let m = ChannelMessage::with_data("w", &1).unwrap();
+    let a = ch.write_message("w", m.clone()).await.unwrap();
+    let b = ch.write_message("w", m.clone()).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        ch.read("r", 10).await.unwrap().len(),
+        1,
+        "a retried write is stored once"
+    );
+}
+
+pub async fn stats_reflect_state(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
+    let ids = write_n(&ch, 4).await;
+    ch.claim("w", 2).await.unwrap();
+    ch.ack("w", &ids[..1]).await.unwrap();
+    let s = ch.stats().await.unwrap();
+    assert_eq!(s.stored, 3);
+    assert_eq!(s.backlog, 2);
+    assert_eq!(s.in_flight, 1);
+    assert_eq!(s.acknowledged, 1);
+    assert!(s.oldest_unacked_age_secs.is_some());
+    assert_eq!(s.head_seq, 4);
+
+    let b = started(h, BroadcastChannel::new(uid("b"))).await;
+    write_n(&b, 5).await;
+    b.read("r", 2).await.unwrap();
+    let s = b.stats().await.unwrap();
+    let r = s.readers.iter().find(|r| r.reader == "r").unwrap();
+    assert_eq!(r.lag, 3);
+}
+
+pub async fn discovery_registry(h: &impl Harness) {
+    let ch = started(h, DiscoveryChannel::new(uid("d"))).await;
+    let d = ch.discovery().unwrap();
+    let info = |id: &str, v: Visibility| ChannelInfo {
+        id: id.into(),
+        name: id.to_uppercase(),
+        description: String::new(),
+        visibility: v,
+        period: 60.0,
+        kind: None,
+    };
+    d.register_channel(&info("pub", Visibility::Public), None)
+        .await
+        .unwrap();
+    d.register_channel(&info("priv", Visibility::Private), None)
+        .await
+        .unwrap();
+    let mut renamed = info("pub", Visibility::Public);
+    renamed.name = "Renamed".into();
+    d.register_channel(&renamed, None).await.unwrap();
+    let public = d.find_channels(Some(Visibility::Public)).await.unwrap();
+    assert_eq!(public.len(), 1, "re-registering replaces");
+    assert_eq!(public[0].name, "Renamed");
+    assert_eq!(d.get_channel("pub").await.unwrap().unwrap().name, "Renamed");
+    assert_eq!(d.find_channels(None).await.unwrap().len(), 2);
+
+    let mut desc = ServiceDescriptor::new("sys1", "S1");
+    desc.services.push(ServiceMethod::new("process_image", "d"));
+    d.register_system(&desc, Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.find_systems(Some("process_image")).await.unwrap().len(),
+        1
+    );
+    assert!(d.find_systems(Some("other")).await.unwrap().is_empty());
+    assert_eq!(
+        d.get_system("sys1").await.unwrap().unwrap().system_name,
+        "S1"
+    );
+    h.advance(Duration::from_millis(1300)).await;
+    assert!(
+        d.get_system("sys1").await.unwrap().is_none(),
+        "expired records vanish from queries"
+    );
+    ch.maintain().await.unwrap();
+    assert_eq!(
+        ch.stats().await.unwrap().stored,
+        2,
+        "maintenance purged the expired record"
+    );
+    assert!(d.unregister_channel("priv").await.unwrap());
+    assert_eq!(d.find_channels(None).await.unwrap().len(), 1);
+}
+
+pub async fn periodic_channel_pulls(h: &impl Harness) {
+    let counter = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let c = counter.clone();
+    let source = source_fn(move || {
+        let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { Ok(vec![Payload::Data(json!({"pull": n}))]) }
+    });
+    let ch = started(
+        h,
+        PeriodicChannel::new(uid("per"), source).period(Duration::from_millis(500)),
+    )
+    .await;
+    assert!(ch.has_loop());
+    h.advance(Duration::from_millis(1200)).await;
+    for _ in 0..50 {
+        if ch.stats().await.unwrap().stored >= 3 {
+            break;
+        }
+        h.advance(Duration::from_millis(50)).await;
+    }
+    let got = ch.read("r", 10).await.unwrap();
+    assert!(got.len() >= 3, "pulled at 0, 0.5 and 1.0 s: {}", got.len());
+    assert_eq!(
+        got[0].data::<serde_json::Value>().unwrap(),
+        json!({"pull": 0})
+    );
+    let item = ch.write("ext", &"buffered").await.unwrap();
+    assert!(
+        item.contains('_'),
+        "buffered writes return an item id: {item}"
+    );
+    ch.drain(Some(Duration::from_secs(5))).await.unwrap();
+    let rest = ch.read("r", 100).await.unwrap();
+    assert!(
+        rest.iter()
+            .any(|m| m.data::<String>().ok().as_deref() == Some("buffered"))
+    );
+}
+
+pub async fn security_on_every_operation(h: &impl Harness) {
+    let acl = Arc::new(AclSecurity::default());
+    acl.grant("reader", Role::Read);
+    acl.grant("worker", Role::Write);
+    acl.grant("boss", Role::Admin);
+    let q = started(h, PassthroughChannel::new(uid("p")).security(acl.clone())).await;
+    let denied =
+        |r: crate::Result<usize>| assert_eq!(r.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    assert_eq!(
+        q.write("reader", &1).await.unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    let id = q.write("worker", &1).await.unwrap();
+    assert_eq!(
+        q.read("nobody", 1).await.unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(
+        q.subscribe("nobody").await.unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(q.read("reader", 1).await.unwrap().len(), 1);
+    assert_eq!(
+        q.claim("reader", 1).await.unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    q.claim("worker", 1).await.unwrap();
+    denied(q.ack("reader", std::slice::from_ref(&id)).await);
+    denied(q.nack("reader", std::slice::from_ref(&id)).await);
+    denied(q.clear("worker").await);
+    denied(q.evict("worker", None, Some(0)).await);
+    denied(q.remove("worker", std::slice::from_ref(&id)).await);
+    assert_eq!(q.ack("worker", &[id]).await.unwrap(), 1);
+    assert_eq!(q.clear("boss").await.unwrap(), 0);
+}
+
+pub async fn write_batch_and_entries_after(h: &impl Harness) {
+    let ch = started(h, BroadcastChannel::new(uid("b"))).await;
+    let ids = ch
+        .write_batch("w", (0..5).map(|i| Payload::Data(json!(i))).collect())
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 5);
+    let entries = ch.entries_after("r", 0, 100).await.unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e.message.id.clone())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
+    let tail = ch.entries_after("r", entries[2].seq, 100).await.unwrap();
+    assert_eq!(tail.len(), 2);
+}
+
+pub async fn direct_writes_cannot_spoof(h: &impl Harness) {
+    let ch = started(h, PassthroughChannel::new(uid("p"))).await;
+    let forged = ChannelMessage::with_data("admin", &1).unwrap();
+    let err = ch.write_message("mallory", forged).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    let mut blank = ChannelMessage::with_data("", &1).unwrap();
+    blank.sender_id.clear();
+    ch.write_message("alice", blank).await.unwrap();
+    assert_eq!(ch.read("r", 1).await.unwrap()[0].sender_id, "alice");
+}
+
+pub async fn lifecycle_and_drain(h: &impl Harness) {
+    let ch = PassthroughChannel::new(uid("p")).store(h.store()).build();
+    let err = ch.write("w", &1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ShuttingDown);
+    assert!(err.message().contains("not accepting writes"));
+    assert_eq!(
+        err.into_rejected(),
+        Some(Payload::Data(json!(1))),
+        "the data is handed back"
+    );
+    ch.start().await.unwrap();
+    ch.start().await.unwrap(); // idempotent
+    assert!(ch.is_accepting_writes());
+    assert!(!ch.has_loop());
+    ch.write("w", &1).await.unwrap();
+    ch.drain(None).await.unwrap();
+    assert_eq!(
+        ch.write("w", &2).await.unwrap_err().kind(),
+        ErrorKind::ShuttingDown
+    );
+    assert_eq!(
+        ch.read("r", 10).await.unwrap().len(),
+        1,
+        "reads still work after drain"
+    );
+}
+
+pub async fn reopen_keeps_contents(h: &impl Harness) {
+    let id = uid("p");
+    let ch = started(
+        h,
+        WorkQueueChannel::new(id.clone()).claim_timeout(LEASE * 30),
+    )
+    .await;
+    let ids = write_n(&ch, 3).await;
+    ch.claim("w", 1).await.unwrap();
+    ch.ack("w", &ids[..1]).await.unwrap();
+    ch.stop().await;
+    let again = started(h, WorkQueueChannel::new(id).claim_timeout(LEASE * 30)).await;
+    let s = again.stats().await.unwrap();
+    assert_eq!(s.stored, 2);
+    assert_eq!(s.acknowledged, 1);
+    let c = again.claim("w2", 10).await.unwrap();
+    assert_eq!(
+        c.iter().map(|c| c.message.id.clone()).collect::<Vec<_>>(),
+        ids[1..]
+    );
+}
