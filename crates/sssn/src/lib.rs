@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod channel;
+pub mod client;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -12,6 +13,7 @@ pub mod security;
 pub mod store;
 
 pub use channel::{Channel, ChannelBuilder, Subscription};
+pub use client::{ChannelClient, ChannelEndpoint};
 pub use descriptor::{ServiceDescriptor, ServiceMethod};
 pub use error::{Error, ErrorKind, Result};
 pub use message::{

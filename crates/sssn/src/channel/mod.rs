@@ -316,7 +316,7 @@ impl Channel {
             .await
     }
 
-    fn authorize(&self, caller: &Principal, op: Operation) -> Result<()> {
+    pub(crate) fn authorize(&self, caller: &Principal, op: Operation) -> Result<()> {
         if self.security().authorize(caller, self.id(), op) {
             return Ok(());
         }

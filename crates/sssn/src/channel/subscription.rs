@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{ChannelStore, Entry, ReadFilter, Seq};
@@ -44,15 +44,26 @@ pub(crate) struct SubscriberState {
     pub(crate) cancel: CancellationToken,
 }
 
-/// A live push subscription. Dropping it unsubscribes.
+/// A live push subscription, on a local channel or a remote one. Dropping it unsubscribes.
 pub struct Subscription {
     channel_id: String,
-    rx: broadcast::Receiver<Entry>,
-    store: Arc<dyn ChannelStore>,
-    filter: ReadFilter,
     state: Arc<SubscriberState>,
-    catching_up: bool,
-    backlog: std::collections::VecDeque<Entry>,
+    source: Source,
+}
+
+enum Source {
+    /// The store's feed, with catch-up from the store after a lag.
+    Local {
+        rx: broadcast::Receiver<Entry>,
+        store: Arc<dyn ChannelStore>,
+        filter: ReadFilter,
+        catching_up: bool,
+        backlog: std::collections::VecDeque<Entry>,
+    },
+    /// Deliveries forwarded by a transport (e.g. an SSE client task).
+    Remote {
+        rx: mpsc::Receiver<Result<Entry, RecvError>>,
+    },
 }
 
 impl std::fmt::Debug for Subscription {
@@ -86,12 +97,34 @@ impl Subscription {
         };
         Self {
             channel_id,
-            rx,
-            store,
-            filter,
             state,
-            catching_up,
-            backlog: Default::default(),
+            source: Source::Local {
+                rx,
+                store,
+                filter,
+                catching_up,
+                backlog: Default::default(),
+            },
+        }
+    }
+
+    /// A subscription fed by a transport: `rx` yields deliveries in sequence order (or a
+    /// lag notice); the sending side should stop when `cancel` fires (on drop or `close`).
+    pub fn from_remote(
+        channel_id: impl Into<String>,
+        reader: impl Into<String>,
+        rx: mpsc::Receiver<Result<Entry, RecvError>>,
+        cancel: CancellationToken,
+    ) -> Self {
+        let state = Arc::new(SubscriberState {
+            reader: reader.into(),
+            position: AtomicU64::new(0),
+            cancel,
+        });
+        Self {
+            channel_id: channel_id.into(),
+            state,
+            source: Source::Remote { rx },
         }
     }
 
@@ -110,59 +143,82 @@ impl Subscription {
         self.state.position.load(Ordering::Relaxed)
     }
 
-    fn advance(&self, seq: Seq) {
-        self.state.position.store(seq, Ordering::Relaxed);
-    }
-
     /// The next message, in sequence order, without gaps or repeats.
     pub async fn recv(&mut self) -> Result<Entry, RecvError> {
-        loop {
-            if self.state.cancel.is_cancelled() {
-                return Err(RecvError::Closed);
-            }
-            if let Some(entry) = self.backlog.pop_front() {
-                self.advance(entry.seq);
-                if self.filter.matches(&entry.message) {
-                    return Ok(entry);
+        let state = self.state.clone();
+        match &mut self.source {
+            Source::Remote { rx } => {
+                let next = tokio::select! {
+                    biased;
+                    () = state.cancel.cancelled() => return Err(RecvError::Closed),
+                    r = rx.recv() => r,
+                };
+                match next {
+                    Some(Ok(entry)) => {
+                        state.position.store(entry.seq, Ordering::Relaxed);
+                        Ok(entry)
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Err(RecvError::Closed),
                 }
-                continue;
             }
-            if self.catching_up {
-                let missed = self.store.range(self.position(), 256).await.map_err(|e| {
-                    tracing::warn!(channel = %self.channel_id, error = %e, "subscriber catch-up failed");
-                    RecvError::Closed
-                })?;
-                if missed.is_empty() {
-                    self.catching_up = false;
-                } else {
-                    self.backlog.extend(missed);
-                }
-                continue;
-            }
-            let received = tokio::select! {
-                biased;
-                () = self.state.cancel.cancelled() => return Err(RecvError::Closed),
-                r = self.rx.recv() => r,
-            };
-            match received {
-                Ok(entry) if entry.seq <= self.position() => {} // already delivered from the store
-                Ok(entry) => {
-                    if entry.seq > self.position() + 1 {
-                        // The feed skipped ahead of us (e.g. we joined mid-append): refill.
-                        self.catching_up = true;
-                        self.backlog.clear();
+            Source::Local {
+                rx,
+                store,
+                filter,
+                catching_up,
+                backlog,
+            } => {
+                let position = || state.position.load(Ordering::Relaxed);
+                let advance = |seq: Seq| state.position.store(seq, Ordering::Relaxed);
+                loop {
+                    if state.cancel.is_cancelled() {
+                        return Err(RecvError::Closed);
+                    }
+                    if let Some(entry) = backlog.pop_front() {
+                        advance(entry.seq);
+                        if filter.matches(&entry.message) {
+                            return Ok(entry);
+                        }
                         continue;
                     }
-                    self.advance(entry.seq);
-                    if self.filter.matches(&entry.message) {
-                        return Ok(entry);
+                    if *catching_up {
+                        let missed = store.range(position(), 256).await.map_err(|e| {
+                            tracing::warn!(channel = %self.channel_id, error = %e, "subscriber catch-up failed");
+                            RecvError::Closed
+                        })?;
+                        if missed.is_empty() {
+                            *catching_up = false;
+                        } else {
+                            backlog.extend(missed);
+                        }
+                        continue;
+                    }
+                    let received = tokio::select! {
+                        biased;
+                        () = state.cancel.cancelled() => return Err(RecvError::Closed),
+                        r = rx.recv() => r,
+                    };
+                    match received {
+                        Ok(entry) if entry.seq <= position() => {} // already delivered from the store
+                        Ok(entry) => {
+                            if entry.seq > position() + 1 {
+                                // The feed is ahead of us (we joined mid-append): refill from the store.
+                                *catching_up = true;
+                                continue;
+                            }
+                            advance(entry.seq);
+                            if filter.matches(&entry.message) {
+                                return Ok(entry);
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            *catching_up = true;
+                            return Err(RecvError::Lagged(n));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return Err(RecvError::Closed),
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    self.catching_up = true;
-                    return Err(RecvError::Lagged(n));
-                }
-                Err(broadcast::error::RecvError::Closed) => return Err(RecvError::Closed),
             }
         }
     }
