@@ -1,0 +1,24 @@
+//! sssn channels over HTTP: a server, a remote client, and server push.
+//!
+//! * [`Server`] hosts channels with sssn 0.0.1's routes and JSON shapes, so v1 clients
+//!   work unchanged (`GET`/`PUT /channels/{id}`, `POST …/acknowledge`, `POST …/nack`,
+//!   `GET …/info`), plus batch writes and claims, lease extension, nack with delay,
+//!   rejection and dead letters, Server-Sent Events (`GET …/events`), stats, health,
+//!   Prometheus metrics and an OpenAPI document. See `docs/http-api.md` in the
+//!   repository for the API with curl examples.
+//! * [`RemoteChannel`] implements [`sssn::ChannelEndpoint`] over keep-alive HTTP, so a
+//!   [`sssn::ChannelClient`] uses a channel on another machine exactly like a local one
+//!   ([`ConnectRemote::connect_remote`]); its subscriptions follow the event stream and
+//!   resume after a dropped connection without gaps or duplicates.
+//! * [`error`] holds the single mapping between [`sssn::ErrorKind`] and HTTP statuses.
+
+pub mod error;
+pub mod openapi;
+pub mod remote;
+pub mod server;
+pub mod sse;
+pub mod wire;
+
+pub use error::ApiError;
+pub use remote::{ConnectRemote, RemoteChannel, connect_remote, shared_client};
+pub use server::{Server, ServerBuilder, ServerHandle};

@@ -1,0 +1,883 @@
+//! [`RemoteChannel`]: a channel on an sssn server, behind the same [`ChannelEndpoint`]
+//! interface as a local [`Channel`](sssn::Channel).
+//!
+//! ```no_run
+//! # async fn demo() -> sssn::Result<()> {
+//! use sssn::ChannelClient;
+//! use sssn_http::ConnectRemote;
+//!
+//! let client = ChannelClient::new("worker-1");
+//! // v1's form: the full channel URL and a bare token.
+//! client.connect_remote("jobs", "http://127.0.0.1:8000/channels/jobs", Some("worker-1"))?;
+//! client.write("jobs", &serde_json::json!({"n": 1})).await?;
+//! let claims = client.claim("jobs", 10).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # URLs
+//!
+//! * `http://host:8000/channels/my-channel` — v1's full channel URL (what sssn 0.0.1's
+//!   `connect_remote` took); the last segment is the channel id, percent-decoded. A server
+//!   mounted under a prefix works too (`http://host/api/channels/my-channel`).
+//! * `http://host:8000` — a server URL (what v1's docs showed): the channel id is the id
+//!   the channel is connected under ([`ConnectRemote::connect_remote`]) or given to
+//!   [`RemoteChannel::connect_to`].
+//!
+//! # Identity
+//!
+//! The server derives the caller from the token: its subject (JWT) or the token itself
+//! (open and ACL security, where the token is the system id). Without a token the caller's
+//! own id is sent as the token, which is what open and ACL servers expect (v1 sent no
+//! header and always got 401, defect D7). A token given as `"Bearer …"` (v1's docs) is
+//! accepted too.
+//!
+//! # Connections and errors
+//!
+//! All remote channels share one keep-alive [`reqwest::Client`] (v1 built a client per
+//! call) unless given their own. HTTP statuses come back as the [`ErrorKind`] the server's
+//! channel failed with (the error body names it), so code handles a remote channel's
+//! errors exactly as a local one's; unreachable servers are [`ErrorKind::Remote`], timeouts
+//! [`ErrorKind::Timeout`].
+//!
+//! # Subscriptions
+//!
+//! [`subscribe`](ChannelEndpoint::subscribe) opens the channel's event stream (SSE) and
+//! feeds a [`Subscription`] from a background task. When the connection drops, the task
+//! reconnects with `Last-Event-ID` (backing off up to 5 s) and delivery goes on without
+//! gaps or duplicates; it gives up (the subscription closes) only when the server refuses
+//! the caller or no longer serves the channel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sssn::channel::{ChannelState, ChannelStats, ReadOptions, RecvError};
+use sssn::security::Principal;
+use sssn::store::{Claimed, DeadLetter, Entry, Seq};
+use sssn::{
+    ChannelClient, ChannelEndpoint, ChannelInfo, ChannelMessage, Error, ErrorKind, Payload,
+    Subscription,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ErrorBody, kind_for_status, parse_kind};
+use crate::server::encode_segment;
+use crate::sse::SseParser;
+use crate::wire::{self, IdsRequest, PayloadKind};
+
+/// The keep-alive client every [`RemoteChannel`] uses unless given its own.
+pub fn shared_client() -> reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+        .clone()
+}
+
+/// A channel served by an sssn HTTP server. Clones share connections and subscriptions.
+#[derive(Clone)]
+pub struct RemoteChannel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    channel_id: String,
+    /// `…/channels/<id>`, without a trailing slash.
+    url: Url,
+    /// `Bearer <token>`; `None`: the caller's id is the token.
+    auth: Option<HeaderValue>,
+    timeout: Duration,
+    backoff_max: Duration,
+    idle_timeout: Duration,
+    subscriptions: Mutex<HashMap<String, Vec<CancellationToken>>>,
+}
+
+impl std::fmt::Debug for RemoteChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteChannel")
+            .field("channel_id", &self.inner.channel_id)
+            .field("url", &self.inner.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidArgument, detail)
+}
+
+fn percent_decode(segment: &str) -> Result<String, Error> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| invalid(format!("bad percent-encoding in '{segment}'")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| invalid(format!("'{segment}' is not UTF-8")))
+}
+
+/// Splits `url` into (server URL with any prefix, channel id if the URL names one).
+fn split_url(url: &str) -> Result<(Url, Option<String>), Error> {
+    let mut parsed =
+        Url::parse(url.trim()).map_err(|e| invalid(format!("bad URL '{url}': {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(format!("'{url}' is not an http(s) URL")));
+    }
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    let segments: Vec<String> = parsed
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let n = segments.len();
+    let (prefix, id) = if n >= 2 && segments[n - 2] == "channels" {
+        (&segments[..n - 2], Some(percent_decode(&segments[n - 1])?))
+    } else {
+        (&segments[..], None)
+    };
+    parsed.set_path(&prefix.iter().map(|s| format!("/{s}")).collect::<String>());
+    Ok((parsed, id))
+}
+
+impl RemoteChannel {
+    /// Connects to the channel at its full URL (`http://host:8000/channels/<id>`).
+    /// `token`: the bearer token (`None`: the caller's id). No request is made yet.
+    pub fn connect(url: &str, token: Option<&str>) -> Result<Self, Error> {
+        let (server, id) = split_url(url)?;
+        let id = id.ok_or_else(|| {
+            invalid(format!(
+                "'{url}' does not name a channel: expected http://host:port/channels/<id>"
+            ))
+        })?;
+        Self::build(server, id, token)
+    }
+
+    /// Connects to channel `channel_id` on the server at `url` (`http://host:8000`); a
+    /// full channel URL is accepted too, and then names the channel itself.
+    pub fn connect_to(url: &str, channel_id: &str, token: Option<&str>) -> Result<Self, Error> {
+        let (server, id) = split_url(url)?;
+        Self::build(server, id.unwrap_or_else(|| channel_id.to_owned()), token)
+    }
+
+    fn build(server: Url, channel_id: String, token: Option<&str>) -> Result<Self, Error> {
+        sssn::channel::validate_id(&channel_id)?;
+        let mut url = server;
+        let path = format!(
+            "{}/channels/{}",
+            url.path().trim_end_matches('/'),
+            encode_segment(&channel_id)
+        );
+        url.set_path(&path);
+        let auth = match token.map(|t| t.strip_prefix("Bearer ").unwrap_or(t).trim()) {
+            None | Some("") => None,
+            Some(t) => Some(bearer(t)?),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http: shared_client(),
+                channel_id,
+                url,
+                auth,
+                timeout: Duration::from_secs(30),
+                backoff_max: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(60),
+                subscriptions: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::get_mut(&mut self.inner).expect("configure a RemoteChannel before cloning it")
+    }
+
+    /// Uses `client` instead of the shared one (e.g. for TLS settings). Call before cloning.
+    #[must_use]
+    pub fn with_client(mut self, client: reqwest::Client) -> Self {
+        self.inner_mut().http = client;
+        self
+    }
+
+    /// Per-request timeout (default 30 s; the event stream has none).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.inner_mut().timeout = timeout;
+        self
+    }
+
+    /// An event stream silent for this long is reconnected (default 60 s; the server sends
+    /// keep-alives every 15 s by default).
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.inner_mut().idle_timeout = timeout;
+        self
+    }
+
+    /// Longest pause between reconnection attempts of an event stream (default 5 s).
+    #[must_use]
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.inner_mut().backoff_max = max.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The channel id on the server.
+    pub fn channel_id(&self) -> &str {
+        &self.inner.channel_id
+    }
+
+    /// The channel's URL (`…/channels/<id>`).
+    pub fn url(&self) -> &str {
+        self.inner.url.as_str()
+    }
+
+    /// Dead letters, oldest first (needs admin rights).
+    pub async fn dead_letters(
+        &self,
+        caller: &Principal,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        let url = self
+            .inner
+            .url_for("/dead-letters", &[("limit", &limit.to_string())]);
+        let r: wire::DeadLettersResponse = self
+            .inner
+            .call(Method::GET, url, caller, None, "dead-letters")
+            .await?;
+        Ok(r.dead_letters)
+    }
+
+    /// Puts dead letters back into the channel (needs admin rights).
+    pub async fn redrive(&self, caller: &Principal, ids: &[String]) -> Result<usize, Error> {
+        self.inner
+            .settle("/redrive", caller, ids_body(ids, None, None)?, "redrive")
+            .await
+    }
+}
+
+fn bearer(token: &str) -> Result<HeaderValue, Error> {
+    HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| invalid("the token contains characters not allowed in a header"))
+}
+
+fn ids_body(
+    ids: &[String],
+    delay: Option<Duration>,
+    reason: Option<&str>,
+) -> Result<Vec<u8>, Error> {
+    let body = IdsRequest {
+        message_ids: ids.to_vec(),
+        delay_ms: delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        reason: reason.map(str::to_owned),
+    };
+    serde_json::to_vec(&body).map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))
+}
+
+fn transport_error(op: &str, e: &reqwest::Error) -> Error {
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Remote
+    };
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::new(kind, format!("HTTP request '{op}' failed: {text}"))
+}
+
+/// The error a non-success response stands for.
+async fn error_of(op: &str, response: reqwest::Response) -> Error {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => {
+            let kind = body
+                .kind
+                .as_deref()
+                .and_then(parse_kind)
+                .unwrap_or_else(|| kind_for_status(status));
+            Error::new(kind, body.detail)
+        }
+        Err(_) => Error::new(
+            kind_for_status(status),
+            format!("HTTP {} during '{op}': {text}", status.as_u16()),
+        ),
+    }
+}
+
+impl Inner {
+    fn url_for(&self, suffix: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = self.url.clone();
+        if !suffix.is_empty() {
+            let path = format!("{}{suffix}", url.path());
+            url.set_path(&path);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    fn auth(&self, caller: &Principal) -> Result<HeaderValue, Error> {
+        match &self.auth {
+            Some(h) => Ok(h.clone()),
+            None => bearer(&caller.id),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        caller: &Principal,
+        body: Option<Vec<u8>>,
+        op: &str,
+    ) -> Result<reqwest::Response, Error> {
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(AUTHORIZATION, self.auth(caller)?)
+            .timeout(self.timeout);
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body);
+        }
+        let response = request.send().await.map_err(|e| transport_error(op, &e))?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(error_of(op, response).await)
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        caller: &Principal,
+        body: Option<Vec<u8>>,
+        op: &str,
+    ) -> Result<T, Error> {
+        let response = self.send(method, url, caller, body, op).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(op, &e))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::Remote,
+                format!("unexpected response to '{op}': {e}"),
+            )
+        })
+    }
+
+    async fn settle(
+        &self,
+        suffix: &str,
+        caller: &Principal,
+        body: Vec<u8>,
+        op: &str,
+    ) -> Result<usize, Error> {
+        let url = self.url_for(suffix, &[]);
+        let r: wire::SettledResponse = self.call(Method::POST, url, caller, Some(body), op).await?;
+        Ok(r.count())
+    }
+
+    async fn open_events(
+        &self,
+        auth: &HeaderValue,
+        after: Option<Seq>,
+    ) -> Result<reqwest::Response, Error> {
+        let mut request = self
+            .http
+            .get(self.url_for("/events", &[]))
+            .header(AUTHORIZATION, auth.clone())
+            .header("accept", "text/event-stream");
+        if let Some(seq) = after {
+            request = request.header("last-event-id", seq.to_string());
+        }
+        let response = tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| Error::new(ErrorKind::Timeout, "opening the event stream timed out"))?
+            .map_err(|e| transport_error("events", &e))?;
+        if response.status() == StatusCode::OK {
+            Ok(response)
+        } else {
+            Err(error_of("events", response).await)
+        }
+    }
+}
+
+/// A payload as it goes on the wire, by batch kind.
+struct WireItem<'a>(&'a Payload, PayloadKind);
+
+impl Serialize for WireItem<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let inner = |s: S| match self.0 {
+            Payload::Data(v) => v.serialize(s),
+            Payload::Content(c) => c.serialize(s),
+            Payload::Message(m) => m.serialize(s),
+        };
+        if self.1 != PayloadKind::Mixed {
+            return inner(s);
+        }
+        let mut map = s.serialize_map(Some(1))?;
+        match self.0 {
+            Payload::Data(v) => map.serialize_entry("data", v)?,
+            Payload::Content(c) => map.serialize_entry("content", c)?,
+            Payload::Message(m) => map.serialize_entry("message", m)?,
+        }
+        map.end()
+    }
+}
+
+fn kind_of(p: &Payload) -> PayloadKind {
+    match p {
+        Payload::Data(_) => PayloadKind::Data,
+        Payload::Content(_) => PayloadKind::Content,
+        Payload::Message(_) => PayloadKind::Message,
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(|e| Error::new(ErrorKind::InvalidMessage, e.to_string()))
+}
+
+/// Hands the first payload back on the errors where a local channel does.
+fn with_rejected(e: Error, payloads: Vec<Payload>) -> Error {
+    if matches!(e.kind(), ErrorKind::Backpressure | ErrorKind::ShuttingDown)
+        && let Some(first) = payloads.into_iter().next()
+    {
+        return e.with_rejected(first);
+    }
+    e
+}
+
+fn state_of(name: Option<&str>) -> ChannelState {
+    match name {
+        Some("running") => ChannelState::Running,
+        Some("draining") => ChannelState::Draining,
+        Some("stopped") => ChannelState::Stopped,
+        _ => ChannelState::Created,
+    }
+}
+
+#[async_trait]
+impl ChannelEndpoint for RemoteChannel {
+    fn is_remote(&self) -> bool {
+        true
+    }
+
+    async fn info(&self, caller: &Principal) -> Result<ChannelInfo, Error> {
+        let url = self.inner.url_for("/info", &[]);
+        self.inner
+            .call(Method::GET, url, caller, None, "info")
+            .await
+    }
+
+    async fn write_batch(
+        &self,
+        caller: &Principal,
+        payloads: Vec<Payload>,
+    ) -> Result<Vec<String>, Error> {
+        let Some(first) = payloads.first() else {
+            return Ok(Vec::new());
+        };
+        let kind = if payloads.iter().all(|p| kind_of(p) == kind_of(first)) {
+            kind_of(first)
+        } else {
+            PayloadKind::Mixed
+        };
+        let outcome = if payloads.len() == 1 {
+            // v1's PUT, so a single write works against any v1-shaped server.
+            let query: &[(&str, &str)] = match kind {
+                PayloadKind::Message => &[("direct", "true")],
+                PayloadKind::Content => &[("kind", "content")],
+                _ => &[],
+            };
+            let url = self.inner.url_for("", query);
+            let body = encode(&WireItem(first, kind))?;
+            self.inner
+                .call::<wire::WriteResponse>(Method::PUT, url, caller, Some(body), "write")
+                .await
+                .map(|r| vec![r.item_id])
+        } else {
+            let url = self.inner.url_for("/batch", &[("kind", kind.as_str())]);
+            let items: Vec<WireItem<'_>> = payloads.iter().map(|p| WireItem(p, kind)).collect();
+            let body = encode(&items)?;
+            self.inner
+                .call::<wire::BatchResponse>(Method::POST, url, caller, Some(body), "write")
+                .await
+                .map(|r| r.item_ids)
+        };
+        outcome.map_err(|e| with_rejected(e, payloads))
+    }
+
+    async fn read(
+        &self,
+        caller: &Principal,
+        options: ReadOptions,
+    ) -> Result<Vec<Arc<ChannelMessage>>, Error> {
+        let limit = options.limit.to_string();
+        let mut query = vec![
+            ("limit", limit.as_str()),
+            (
+                "exclusive",
+                if options.exclusive { "true" } else { "false" },
+            ),
+        ];
+        if let Some(after) = &options.after {
+            query.push(("after", after));
+        }
+        let url = self.inner.url_for("", &query);
+        let r: wire::MessagesResponse = self
+            .inner
+            .call(Method::GET, url, caller, None, "read")
+            .await?;
+        Ok(r.messages.into_iter().map(Arc::new).collect())
+    }
+
+    async fn claim(&self, caller: &Principal, limit: usize) -> Result<Vec<Claimed>, Error> {
+        let url = self
+            .inner
+            .url_for("/claim", &[("limit", &limit.to_string())]);
+        let r: wire::ClaimResponse = self
+            .inner
+            .call(Method::POST, url, caller, None, "claim")
+            .await?;
+        Ok(r.claims
+            .into_iter()
+            .map(|c| Claimed {
+                seq: c.seq,
+                message: Arc::new(c.message),
+                attempt: c.attempt,
+                lease_until_ms: c.lease_until_ms,
+            })
+            .collect())
+    }
+
+    async fn ack(&self, caller: &Principal, ids: &[String]) -> Result<usize, Error> {
+        self.inner
+            .settle(
+                "/acknowledge",
+                caller,
+                ids_body(ids, None, None)?,
+                "acknowledge",
+            )
+            .await
+    }
+
+    async fn nack(
+        &self,
+        caller: &Principal,
+        ids: &[String],
+        delay: Option<Duration>,
+    ) -> Result<usize, Error> {
+        self.inner
+            .settle("/nack", caller, ids_body(ids, delay, None)?, "nack")
+            .await
+    }
+
+    async fn reject(
+        &self,
+        caller: &Principal,
+        ids: &[String],
+        reason: &str,
+    ) -> Result<usize, Error> {
+        self.inner
+            .settle(
+                "/reject",
+                caller,
+                ids_body(ids, None, Some(reason))?,
+                "reject",
+            )
+            .await
+    }
+
+    async fn extend(&self, caller: &Principal, ids: &[String]) -> Result<usize, Error> {
+        self.inner
+            .settle("/extend", caller, ids_body(ids, None, None)?, "extend")
+            .await
+    }
+
+    async fn subscribe(
+        &self,
+        caller: &Principal,
+        after: Option<Seq>,
+    ) -> Result<Subscription, Error> {
+        let auth = self.inner.auth(caller)?;
+        let response = self.inner.open_events(&auth, after).await?;
+        let (tx, rx) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        {
+            let mut subs = self
+                .inner
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let list = subs.entry(caller.id.clone()).or_default();
+            list.retain(|c| !c.is_cancelled());
+            list.push(cancel.clone());
+        }
+        let pump = Pump {
+            inner: self.inner.clone(),
+            auth,
+            last: after,
+            tx,
+            cancel: cancel.clone(),
+        };
+        tokio::spawn(pump.run(response));
+        Ok(Subscription::from_remote(
+            self.inner.channel_id.clone(),
+            caller.id.clone(),
+            rx,
+            cancel,
+        ))
+    }
+
+    async fn unsubscribe(&self, caller: &Principal) {
+        let list = self
+            .inner
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&caller.id);
+        for cancel in list.into_iter().flatten() {
+            cancel.cancel();
+        }
+    }
+
+    async fn stats(&self, caller: &Principal) -> Result<ChannelStats, Error> {
+        let url = self.inner.url_for("/stats", &[]);
+        let value: serde_json::Value = self
+            .inner
+            .call(Method::GET, url, caller, None, "stats")
+            .await?;
+        let state = state_of(value.get("state").and_then(|s| s.as_str()));
+        let mut stats: ChannelStats = serde_json::from_value(value).map_err(|e| {
+            Error::new(
+                ErrorKind::Remote,
+                format!("unexpected response to 'stats': {e}"),
+            )
+        })?;
+        stats.state = state;
+        Ok(stats)
+    }
+}
+
+/// The background task behind a remote subscription.
+struct Pump {
+    inner: Arc<Inner>,
+    auth: HeaderValue,
+    /// The last sequence delivered (or the one delivery starts after).
+    last: Option<Seq>,
+    tx: mpsc::Sender<Result<Entry, RecvError>>,
+    cancel: CancellationToken,
+}
+
+/// Why one connection's stream ended.
+enum Ended {
+    /// The subscriber is gone: stop.
+    Stop,
+    /// The connection ended or went silent: reconnect.
+    Reconnect,
+}
+
+impl Pump {
+    async fn run(mut self, mut response: reqwest::Response) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            if let Ended::Stop = self.stream(response).await {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(self.inner.backoff_max);
+                match self.inner.open_events(&self.auth, self.last).await {
+                    Ok(r) => {
+                        response = r;
+                        backoff = Duration::from_millis(50);
+                        break;
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            ErrorKind::Unauthenticated
+                                | ErrorKind::PermissionDenied
+                                | ErrorKind::NotFound
+                                | ErrorKind::InvalidArgument
+                                | ErrorKind::UnsupportedOperation
+                        ) =>
+                    {
+                        tracing::warn!(channel = %self.inner.channel_id, error = %e, "event stream refused; subscription closed");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(channel = %self.inner.channel_id, error = %e, "event stream reconnect failed; retrying");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn stream(&mut self, response: reqwest::Response) -> Ended {
+        let mut parser = SseParser::new();
+        let mut body = response.bytes_stream();
+        loop {
+            let next = tokio::select! {
+                () = self.cancel.cancelled() => return Ended::Stop,
+                () = self.tx.closed() => return Ended::Stop,
+                r = tokio::time::timeout(self.inner.idle_timeout, body.next()) => r,
+            };
+            let bytes = match next {
+                Ok(Some(Ok(bytes))) => bytes,
+                Ok(Some(Err(e))) => {
+                    tracing::debug!(channel = %self.inner.channel_id, error = %e, "event stream broke; reconnecting");
+                    return Ended::Reconnect;
+                }
+                Ok(None) | Err(_) => return Ended::Reconnect,
+            };
+            for event in parser.push(&bytes) {
+                let Some(seq) = event.id.as_deref().and_then(|id| id.parse::<Seq>().ok()) else {
+                    continue;
+                };
+                match event.event.as_deref() {
+                    Some("ready") => self.last = Some(seq),
+                    None | Some("message") => {
+                        if self.last.is_some_and(|last| seq <= last) {
+                            continue; // already delivered before a reconnect
+                        }
+                        self.last = Some(seq);
+                        let message = match ChannelMessage::from_json(&event.data) {
+                            Ok(m) => m,
+                            Err(e) => {
+                                tracing::warn!(channel = %self.inner.channel_id, seq, error = %e, "undecodable event skipped");
+                                continue;
+                            }
+                        };
+                        let entry = Entry {
+                            seq,
+                            message: Arc::new(message),
+                        };
+                        let sent = tokio::select! {
+                            () = self.cancel.cancelled() => return Ended::Stop,
+                            r = self.tx.send(Ok(entry)) => r,
+                        };
+                        if sent.is_err() {
+                            return Ended::Stop;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Connects remote channels into a [`ChannelClient`], as v1's
+/// `client.connect_remote(channel_id, url, token)` did.
+pub trait ConnectRemote {
+    /// Connects the remote channel at `url` under `id`. `url` is a full channel URL
+    /// (`http://host:8000/channels/<channel>`) or a server URL (`http://host:8000`, the
+    /// channel id is then `id`). `token`: the bearer token; `None` sends the client's
+    /// system id as the token (open and ACL servers).
+    fn connect_remote(
+        &self,
+        id: &str,
+        url: &str,
+        token: Option<&str>,
+    ) -> Result<RemoteChannel, Error>;
+}
+
+impl ConnectRemote for ChannelClient {
+    fn connect_remote(
+        &self,
+        id: &str,
+        url: &str,
+        token: Option<&str>,
+    ) -> Result<RemoteChannel, Error> {
+        let remote = RemoteChannel::connect_to(url, id, token)?;
+        self.connect_endpoint(id, Arc::new(remote.clone()));
+        Ok(remote)
+    }
+}
+
+/// Free-function form of [`ConnectRemote::connect_remote`].
+pub fn connect_remote(
+    client: &ChannelClient,
+    id: &str,
+    url: &str,
+    token: Option<&str>,
+) -> Result<RemoteChannel, Error> {
+    client.connect_remote(id, url, token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_channel_urls_and_server_urls() {
+        let r = RemoteChannel::connect("http://h:8000/channels/my-channel/", None).unwrap();
+        assert_eq!(r.channel_id(), "my-channel");
+        assert_eq!(r.url(), "http://h:8000/channels/my-channel");
+        let r = RemoteChannel::connect("http://h/api/channels/a%20b", Some("Bearer t")).unwrap();
+        assert_eq!(r.channel_id(), "a b");
+        assert_eq!(r.url(), "http://h/api/channels/a%20b");
+        assert_eq!(r.inner.auth.as_ref().unwrap(), "Bearer t");
+        let r = RemoteChannel::connect_to("http://h:8000", "jobs", Some("")).unwrap();
+        assert_eq!(r.url(), "http://h:8000/channels/jobs");
+        assert!(r.inner.auth.is_none());
+        assert!(RemoteChannel::connect("http://h:8000", None).is_err());
+        assert!(RemoteChannel::connect("ftp://h/channels/x", None).is_err());
+        assert!(RemoteChannel::connect("http://h/channels/%zz", None).is_err());
+    }
+
+    #[test]
+    fn wire_items_by_kind() {
+        let data = Payload::Data(serde_json::json!([1]));
+        assert_eq!(
+            serde_json::to_string(&WireItem(&data, PayloadKind::Data)).unwrap(),
+            "[1]"
+        );
+        assert_eq!(
+            serde_json::to_string(&WireItem(&data, PayloadKind::Mixed)).unwrap(),
+            r#"{"data":[1]}"#
+        );
+        let bytes = serde_json::to_vec(&vec![WireItem(&data, PayloadKind::Mixed)]).unwrap();
+        assert_eq!(
+            wire::parse_batch(&bytes, PayloadKind::Mixed).unwrap(),
+            vec![data]
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! The JSON shapes of the HTTP API and the parsers of request bodies and parameters.
+//!
+//! Server and remote client share these types, so both ends agree by construction. The
+//! parsers are what the server runs on untrusted input (and what the fuzz targets drive);
+//! each failure is a typed [`sssn::Error`] the server answers with 400.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use sssn::channel::ChannelStats;
+use sssn::store::{DeadLetter, Seq};
+use sssn::{ChannelInfo, ChannelMessage, Content, Error, ErrorKind, Payload};
+
+/// How a write body is to be understood (query `kind`, or v1's `direct`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// Raw data: stored as `{"data": <body>}` by the default conversion (v1 `direct=false`).
+    #[default]
+    Data,
+    /// Content: a JSON object stored as is.
+    Content,
+    /// A complete message (v1 `direct=true`); its `sender_id` must be the caller.
+    Message,
+    /// Batch only: each item is `{"data": …}`, `{"content": …}` or `{"message": …}`.
+    Mixed,
+}
+
+impl PayloadKind {
+    /// The query value (`data`, `content`, `message`, `mixed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Data => "data",
+            Self::Content => "content",
+            Self::Message => "message",
+            Self::Mixed => "mixed",
+        }
+    }
+
+    /// From the query parameters `kind` and `direct` (`direct=true` means `message`).
+    pub fn from_query(kind: Option<&str>, direct: Option<&str>) -> Result<Self, Error> {
+        let direct = direct.map(parse_bool).transpose()?.unwrap_or(false);
+        let kind = match kind {
+            None | Some("") => None,
+            Some("data") => Some(Self::Data),
+            Some("content") => Some(Self::Content),
+            Some("message") => Some(Self::Message),
+            Some("mixed") => Some(Self::Mixed),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "unknown payload kind '{other}' (expected data, content, message or mixed)"
+                )));
+            }
+        };
+        match (kind, direct) {
+            (None, true) | (Some(Self::Message), _) => Ok(Self::Message),
+            (Some(k), true) => Err(invalid(format!(
+                "'direct=true' contradicts 'kind={}'",
+                k.as_str()
+            ))),
+            (Some(k), false) => Ok(k),
+            (None, false) => Ok(Self::Data),
+        }
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidArgument, detail)
+}
+
+fn bad_json(e: &serde_json::Error) -> Error {
+    Error::new(
+        ErrorKind::InvalidMessage,
+        format!("Invalid JSON body: {e}."),
+    )
+}
+
+/// A boolean query value, as v1 accepted it: true/false, 1/0, yes/no, on/off (any case).
+pub fn parse_bool(text: &str) -> Result<bool, Error> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Ok(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Ok(false),
+        _ => Err(invalid(format!("'{text}' is not a boolean"))),
+    }
+}
+
+/// A non-negative integer query value.
+pub fn parse_count(name: &str, text: &str) -> Result<usize, Error> {
+    text.trim().parse::<usize>().map_err(|_| {
+        invalid(format!(
+            "'{name}' must be a non-negative integer, got '{text}'"
+        ))
+    })
+}
+
+/// A sequence number: the `Last-Event-ID` header or the `after` parameter of the event
+/// stream.
+pub fn parse_seq(text: &str) -> Result<Seq, Error> {
+    text.trim().parse::<Seq>().map_err(|_| {
+        invalid(format!(
+            "event id must be a sequence number (a non-negative integer), got '{text}'"
+        ))
+    })
+}
+
+fn payload_of(kind: PayloadKind, raw: &RawValue) -> Result<Payload, Error> {
+    match kind {
+        PayloadKind::Data => serde_json::from_str::<Value>(raw.get())
+            .map(Payload::Data)
+            .map_err(|e| bad_json(&e)),
+        PayloadKind::Content => Content::from_json(raw.get()).map(Payload::Content),
+        PayloadKind::Message => ChannelMessage::from_json(raw.get()).map(Payload::Message),
+        PayloadKind::Mixed => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "lowercase")]
+            enum Tagged<'a> {
+                #[serde(borrow)]
+                Data(&'a RawValue),
+                #[serde(borrow)]
+                Content(&'a RawValue),
+                #[serde(borrow)]
+                Message(&'a RawValue),
+            }
+            let tagged: Tagged<'_> = serde_json::from_str(raw.get()).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidMessage,
+                    format!(
+                        "a mixed batch item must be {{\"data\": …}}, {{\"content\": …}} or {{\"message\": …}}: {e}"
+                    ),
+                )
+            })?;
+            match tagged {
+                Tagged::Data(r) => payload_of(PayloadKind::Data, r),
+                Tagged::Content(r) => payload_of(PayloadKind::Content, r),
+                Tagged::Message(r) => payload_of(PayloadKind::Message, r),
+            }
+        }
+    }
+}
+
+/// The body of `PUT /channels/{id}`: one payload of `kind` (`mixed` is for batches only).
+pub fn parse_write(body: &[u8], kind: PayloadKind) -> Result<Payload, Error> {
+    if kind == PayloadKind::Mixed {
+        return Err(invalid("'kind=mixed' is for batch writes"));
+    }
+    let raw: &RawValue = serde_json::from_slice(body).map_err(|e| bad_json(&e))?;
+    payload_of(kind, raw)
+}
+
+/// The body of `POST /channels/{id}/batch`: a JSON array of payloads of `kind`.
+pub fn parse_batch(body: &[u8], kind: PayloadKind) -> Result<Vec<Payload>, Error> {
+    let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            invalid("A batch body must be a JSON array.")
+        } else {
+            bad_json(&e)
+        }
+    })?;
+    items.into_iter().map(|raw| payload_of(kind, raw)).collect()
+}
+
+/// The body of acknowledge, nack, extend, reject and redrive.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdsRequest {
+    /// Message ids (a missing key means none, as in v1).
+    #[serde(default)]
+    pub message_ids: Vec<String>,
+    /// Nack only: claimable again after this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Reject only: why the messages are dead-lettered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Parses an [`IdsRequest`] body with v1's error texts (`'message_ids' must be a list.`).
+pub fn parse_ids(body: &[u8]) -> Result<IdsRequest, Error> {
+    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad_json_text("empty body"));
+    } else {
+        serde_json::from_slice(body).map_err(|e| bad_json(&e))?
+    };
+    let Value::Object(mut map) = value else {
+        return Err(invalid("The body must be a JSON object."));
+    };
+    let message_ids = match map.remove("message_ids") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(invalid("'message_ids' must be a list of strings.")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(invalid("'message_ids' must be a list.")),
+    };
+    let delay_ms = match map.remove("delay_ms") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| invalid("'delay_ms' must be a non-negative integer."))?,
+        ),
+    };
+    let reason = match map.remove("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err(invalid("'reason' must be a string.")),
+    };
+    Ok(IdsRequest {
+        message_ids,
+        delay_ms,
+        reason,
+    })
+}
+
+fn bad_json_text(why: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidMessage,
+        format!("Invalid JSON body: {why}."),
+    )
+}
+
+/// `GET /channels/{id}` response: `{"messages": [...]}` with full content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessagesResponse<M = ChannelMessage> {
+    /// The messages, in sequence order.
+    pub messages: Vec<M>,
+}
+
+/// `PUT /channels/{id}` response: `{"status": "accepted", "item_id": "…"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteResponse {
+    /// Always `accepted`.
+    pub status: String,
+    /// The new message id (on a periodic channel: the buffered item's id; `""` when the
+    /// channel's conversion dropped the item).
+    pub item_id: String,
+}
+
+/// `POST /channels/{id}/batch` response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Always `accepted`.
+    pub status: String,
+    /// One id per item, in order.
+    pub item_ids: Vec<String>,
+}
+
+/// Response of acknowledge / nack / extend / reject / redrive: `{"status": "ok", "<verb>": n}`
+/// with the number actually settled.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettledResponse {
+    /// Always `ok`.
+    pub status: String,
+    /// Acknowledge: how many were acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<usize>,
+    /// Nack: how many were released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nacked: Option<usize>,
+    /// Extend: how many leases were renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended: Option<usize>,
+    /// Reject: how many were dead-lettered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<usize>,
+    /// Redrive: how many dead letters went back into the channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redriven: Option<usize>,
+}
+
+impl SettledResponse {
+    /// The count, whichever verb carries it.
+    pub fn count(&self) -> usize {
+        self.acknowledged
+            .or(self.nacked)
+            .or(self.extended)
+            .or(self.rejected)
+            .or(self.redriven)
+            .unwrap_or(0)
+    }
+}
+
+/// One claimed message in `POST /channels/{id}/claim`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClaimedMessage<M = ChannelMessage> {
+    /// Sequence number in the channel.
+    pub seq: Seq,
+    /// Delivery attempt, 1 for the first claim.
+    pub attempt: u32,
+    /// When the lease runs out, Unix epoch milliseconds.
+    pub lease_until_ms: u64,
+    /// The message.
+    pub message: M,
+}
+
+/// `POST /channels/{id}/claim` response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClaimResponse<M = ChannelMessage> {
+    /// The claims, oldest message first.
+    pub claims: Vec<ClaimedMessage<M>>,
+}
+
+/// `GET /channels/{id}/dead-letters` response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLettersResponse {
+    /// Dead letters, oldest first.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// `GET /channels` response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelsResponse {
+    /// The channels the caller may read, by id.
+    pub channels: Vec<ChannelInfo>,
+}
+
+/// `GET /channels/{id}/stats` response: [`ChannelStats`] (its `state` included).
+pub type StatsResponse = ChannelStats;
+
+/// The data of the `ready` event that opens every event stream: the sequence delivery
+/// starts after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyEvent {
+    /// Events follow with sequences greater than this.
+    pub after: Seq,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_kind_from_query() {
+        assert_eq!(
+            PayloadKind::from_query(None, None).unwrap(),
+            PayloadKind::Data
+        );
+        assert_eq!(
+            PayloadKind::from_query(None, Some("yes")).unwrap(),
+            PayloadKind::Message
+        );
+        assert_eq!(
+            PayloadKind::from_query(Some("content"), Some("false")).unwrap(),
+            PayloadKind::Content
+        );
+        assert!(PayloadKind::from_query(Some("content"), Some("true")).is_err());
+        assert!(PayloadKind::from_query(Some("blob"), None).is_err());
+        assert!(PayloadKind::from_query(None, Some("maybe")).is_err());
+    }
+
+    #[test]
+    fn write_bodies() {
+        assert_eq!(
+            parse_write(b"[1,2]", PayloadKind::Data).unwrap(),
+            Payload::Data(serde_json::json!([1, 2]))
+        );
+        let Payload::Content(c) = parse_write(br#"{"a": 1}"#, PayloadKind::Content).unwrap() else {
+            panic!("content expected")
+        };
+        assert_eq!(c.json(), r#"{"a": 1}"#);
+        assert!(parse_write(b"1", PayloadKind::Content).is_err());
+        assert!(parse_write(b"{", PayloadKind::Data).is_err());
+        assert!(parse_write(br#"{"id": 1}"#, PayloadKind::Message).is_err());
+        let msg = ChannelMessage::with_data("me", &1).unwrap();
+        assert_eq!(
+            parse_write(msg.to_json().as_bytes(), PayloadKind::Message).unwrap(),
+            Payload::Message(msg)
+        );
+    }
+
+    #[test]
+    fn batch_bodies() {
+        let items = parse_batch(br#"[1, "two", {"x": 3}]"#, PayloadKind::Data).unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(
+            parse_batch(br#"{"x": 1}"#, PayloadKind::Data)
+                .unwrap_err()
+                .message(),
+            "A batch body must be a JSON array."
+        );
+        let mixed = parse_batch(
+            br#"[{"data": 1}, {"content": {"c": true}}]"#,
+            PayloadKind::Mixed,
+        )
+        .unwrap();
+        assert!(matches!(mixed[0], Payload::Data(_)));
+        assert!(matches!(mixed[1], Payload::Content(_)));
+        assert!(parse_batch(br#"[{"other": 1}]"#, PayloadKind::Mixed).is_err());
+        assert!(parse_batch(br#"[{"data": 1, "content": {}}]"#, PayloadKind::Mixed).is_err());
+    }
+
+    #[test]
+    fn ids_bodies_follow_v1() {
+        assert_eq!(parse_ids(b"{}").unwrap().message_ids, Vec::<String>::new());
+        assert_eq!(
+            parse_ids(br#"{"message_ids": "a"}"#).unwrap_err().message(),
+            "'message_ids' must be a list."
+        );
+        assert_eq!(
+            parse_ids(b"[]").unwrap_err().message(),
+            "The body must be a JSON object."
+        );
+        assert!(parse_ids(b"").is_err());
+        assert!(parse_ids(br#"{"message_ids": [1]}"#).is_err());
+        let r = parse_ids(br#"{"message_ids": ["a"], "delay_ms": 50, "reason": "bad"}"#).unwrap();
+        assert_eq!(r.delay_ms, Some(50));
+        assert_eq!(r.reason.as_deref(), Some("bad"));
+        assert!(parse_ids(br#"{"delay_ms": -1}"#).is_err());
+    }
+
+    #[test]
+    fn scalars() {
+        assert!(parse_bool("ON").unwrap());
+        assert!(!parse_bool("0").unwrap());
+        assert_eq!(parse_seq(" 42 ").unwrap(), 42);
+        assert!(parse_seq("-1").is_err());
+        assert!(parse_count("limit", "ten").is_err());
+    }
+}
