@@ -9,8 +9,11 @@ pub mod conformance;
 pub mod descriptor;
 pub mod error;
 pub mod message;
+pub mod network;
+pub mod request;
 pub mod security;
 pub mod store;
+pub mod system;
 
 pub use channel::{Channel, ChannelBuilder, Subscription};
 pub use client::{ChannelClient, ChannelEndpoint};
@@ -19,3 +22,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use message::{
     ChannelInfo, ChannelKind, ChannelMessage, Content, GenericContent, Payload, Visibility,
 };
+pub use network::Network;
+pub use system::{System, SystemContext, SystemSpec};

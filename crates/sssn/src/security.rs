@@ -570,7 +570,7 @@ mod tests {
         // No exp: refused by default.
         let no_exp = TokenClaims {
             exp: None,
-            ..expired.clone()
+            ..expired
         };
         let t =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &no_exp, &jwt.encoding).unwrap();

@@ -1,0 +1,74 @@
+//! Every example runs and prints what its docs show. The examples' own code is compiled
+//! in here so the tests drive exactly what `cargo run --example …` runs.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+#[path = "../examples/data_pipeline.rs"]
+mod data_pipeline;
+
+use std::collections::HashSet;
+
+fn pipeline_args(duration: f64, period: f64, store: &str) -> data_pipeline::Args {
+    data_pipeline::Args {
+        duration,
+        period,
+        store: store.to_owned(),
+    }
+}
+
+fn assert_each_once(ids: &[String], expected: usize) {
+    assert_eq!(ids.len(), expected, "records received");
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), expected, "each record processed exactly once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pipeline_defaults_process_30_records_exactly_once() {
+    let report = data_pipeline::run(pipeline_args(30.0, 5.0, "memory"))
+        .await
+        .unwrap();
+    assert_each_once(&report.record_ids, 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pipeline_short_run_processes_30_records() {
+    let report = data_pipeline::run(pipeline_args(12.0, 2.0, "memory"))
+        .await
+        .unwrap();
+    assert_each_once(&report.record_ids, 30);
+}
+
+#[path = "../examples/request_response.rs"]
+mod request_response;
+
+#[tokio::test(start_paused = true)]
+async fn request_response_answers_42_and_all_concurrent_requests() {
+    let (answer, concurrent) = request_response::run().await.unwrap();
+    assert_eq!(answer, 42);
+    assert_eq!(concurrent, 10);
+}
+
+#[path = "../examples/discovery.rs"]
+mod discovery;
+
+#[tokio::test(start_paused = true)]
+async fn discovery_consumer_finds_the_feed_and_reads_it() {
+    let readings = discovery::run(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        readings >= 5,
+        "the consumer printed {readings} temperatures"
+    );
+}
+
+#[path = "../examples/quick_start.rs"]
+mod quick_start;
+
+#[tokio::test(start_paused = true)]
+async fn quick_start_monitor_prints_each_reading() {
+    let seen = quick_start::run(std::time::Duration::from_millis(2600))
+        .await
+        .unwrap();
+    assert_eq!(seen, 6, "readings at 0, 0.5, … 2.5 s");
+}

@@ -1,0 +1,515 @@
+//! [`Network`]: v1's "umbrella" — owns channels and systems, wires them, runs them.
+//!
+//! ```
+//! # async fn demo() -> sssn::Result<()> {
+//! use std::time::Duration;
+//! use sssn::channel::BroadcastChannel;
+//! use sssn::network::Network;
+//! use sssn::system::{System, SystemContext, SystemSpec};
+//!
+//! struct Sensor;
+//! #[async_trait::async_trait]
+//! impl System for Sensor {
+//!     async fn step(&mut self, ctx: &mut SystemContext) -> sssn::Result<()> {
+//!         ctx.write("readings", &22.4).await.map(drop)
+//!     }
+//! }
+//!
+//! let mut net = Network::new("demo");
+//! net.add_channel(BroadcastChannel::new("readings").build())?;
+//! net.add_system(SystemSpec::new("sensor").tick_rate(10.0).writes(["readings"]), Sensor)?;
+//! net.run_for(Duration::from_millis(250)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Wiring is explicit and checked when it is declared: a system (or a sub-network) gets
+//! only the channels it names, and naming a channel the network does not have is an error
+//! (v1 ignored it silently, defect D32). Starting a network starts every channel in the
+//! tree, runs every system's `setup` exactly once (before any step), then runs all systems.
+//! Stopping stops the systems first, then drains the channels.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::channel::Channel;
+use crate::client::ChannelClient;
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::Visibility;
+use crate::store::Store;
+use crate::system::{
+    Runner, RunnerParts, System, SystemContext, SystemHandle, SystemSpec, SystemState,
+};
+
+/// What the network reports about its systems.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkEvent {
+    /// A system failed (panic, or its error policy).
+    SystemFailed {
+        /// System id.
+        system: String,
+        /// What happened.
+        error: String,
+    },
+    /// A failed system was restarted.
+    SystemRestarted {
+        /// System id.
+        system: String,
+        /// Restarts so far.
+        restarts: u64,
+    },
+    /// A failed system used up its restart budget and stays in `Error`.
+    SystemGaveUp {
+        /// System id.
+        system: String,
+        /// The last failure.
+        error: String,
+    },
+    /// A system finished.
+    SystemStopped {
+        /// System id.
+        system: String,
+        /// Its final state.
+        state: SystemState,
+    },
+}
+
+struct PendingSystem {
+    spec: SystemSpec,
+    system: Box<dyn System>,
+    handle: SystemHandle,
+    channels: BTreeMap<String, Channel>,
+}
+
+/// A tree of channels and systems. Build it, then [`start`](Network::start) or
+/// [`run_for`](Network::run_for).
+pub struct Network {
+    id: String,
+    store: Option<Arc<dyn Store>>,
+    owned: Vec<Channel>,
+    available: BTreeMap<String, Channel>,
+    systems: Vec<PendingSystem>,
+    children: Vec<Network>,
+    discovery: Option<(String, Duration)>,
+    events: broadcast::Sender<NetworkEvent>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("id", &self.id)
+            .field("channels", &self.available.keys().collect::<Vec<_>>())
+            .field(
+                "systems",
+                &self.systems.iter().map(|s| s.spec.id()).collect::<Vec<_>>(),
+            )
+            .field("children", &self.children)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    /// An empty network.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            store: None,
+            owned: Vec::new(),
+            available: BTreeMap::new(),
+            systems: Vec::new(),
+            children: Vec::new(),
+            discovery: None,
+            events: broadcast::channel(256).0,
+        }
+    }
+
+    /// The network id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The store for channels that were built without one (default: memory).
+    #[must_use]
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Registers every public channel of the tree in the discovery channel `discovery_id`
+    /// at start, and refreshes the registrations every `ttl / 2` while running (v1
+    /// registered once and let them expire, defect D10).
+    #[must_use]
+    pub fn register_public_channels(
+        mut self,
+        discovery_id: impl Into<String>,
+        ttl: Duration,
+    ) -> Self {
+        self.discovery = Some((discovery_id.into(), ttl));
+        self
+    }
+
+    /// Adds a channel owned by this network. Ids are unique within what the network sees.
+    pub fn add_channel(&mut self, channel: impl Into<Channel>) -> Result<Channel> {
+        let channel = channel.into();
+        if self.available.contains_key(channel.id()) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "network '{}' already has a channel '{}'",
+                    self.id,
+                    channel.id()
+                ),
+            ));
+        }
+        self.available
+            .insert(channel.id().to_owned(), channel.clone());
+        self.owned.push(channel.clone());
+        Ok(channel)
+    }
+
+    /// A channel this network owns or was wired.
+    pub fn channel(&self, id: &str) -> Option<Channel> {
+        self.available.get(id).cloned()
+    }
+
+    fn wire(&self, what: &str, ids: &[String]) -> Result<BTreeMap<String, Channel>> {
+        let mut out = BTreeMap::new();
+        for id in ids {
+            let channel = self.available.get(id).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotConnected,
+                    format!(
+                        "cannot wire channel '{id}' to {what}: network '{}' has no such channel (add it with add_channel first)",
+                        self.id
+                    ),
+                )
+            })?;
+            out.insert(id.clone(), channel.clone());
+        }
+        Ok(out)
+    }
+
+    /// Adds a system, wired to exactly the channels its spec names.
+    pub fn add_system(&mut self, spec: SystemSpec, system: impl System) -> Result<SystemHandle> {
+        if self.systems.iter().any(|s| s.spec.id() == spec.id()) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("network '{}' already has a system '{}'", self.id, spec.id()),
+            ));
+        }
+        let channels = self.wire(&format!("system '{}'", spec.id()), &spec.wired())?;
+        let handle = SystemHandle {
+            id: spec.id().to_owned(),
+            control: Arc::new(new_control()),
+        };
+        self.systems.push(PendingSystem {
+            spec,
+            system: Box::new(system),
+            handle: handle.clone(),
+            channels,
+        });
+        Ok(handle)
+    }
+
+    /// A sub-network wired to `channels` of this one; add systems and channels to it, then
+    /// [`add_network`](Self::add_network) it.
+    pub fn subnetwork<S: AsRef<str>>(
+        &self,
+        id: impl Into<String>,
+        channels: &[S],
+    ) -> Result<Network> {
+        let id = id.into();
+        let ids: Vec<String> = channels.iter().map(|c| c.as_ref().to_owned()).collect();
+        let mut child = Network::new(id.clone());
+        child.available = self.wire(&format!("sub-network '{id}'"), &ids)?;
+        Ok(child)
+    }
+
+    /// Adds a sub-network (built with [`subnetwork`](Self::subnetwork)).
+    pub fn add_network(&mut self, child: Network) -> Result<()> {
+        for (id, ch) in &child.available {
+            let owned_by_child = child.owned.iter().any(|c| c.same_channel(ch));
+            if !owned_by_child
+                && !self
+                    .available
+                    .get(id)
+                    .is_some_and(|mine| mine.same_channel(ch))
+            {
+                return Err(Error::new(
+                    ErrorKind::NotConnected,
+                    format!(
+                        "sub-network '{}' uses channel '{id}' that network '{}' did not wire to it",
+                        child.id, self.id
+                    ),
+                ));
+            }
+        }
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Handles of every system in the tree, in add order (depth first).
+    pub fn systems(&self) -> Vec<SystemHandle> {
+        let mut out: Vec<SystemHandle> = self.systems.iter().map(|s| s.handle.clone()).collect();
+        for c in &self.children {
+            out.extend(c.systems());
+        }
+        out
+    }
+
+    /// Receives the events of every system in the tree.
+    pub fn events(&self) -> broadcast::Receiver<NetworkEvent> {
+        self.events.subscribe()
+    }
+
+    /// Every owned channel in the tree, parents first.
+    fn all_channels(&self) -> Vec<Channel> {
+        let mut out = self.owned.clone();
+        for c in &self.children {
+            out.extend(c.all_channels());
+        }
+        out
+    }
+
+    fn take_systems(&mut self) -> Vec<PendingSystem> {
+        let mut out = std::mem::take(&mut self.systems);
+        for c in &mut self.children {
+            out.extend(c.take_systems());
+        }
+        out
+    }
+
+    fn apply_store(&self, inherited: Option<&Arc<dyn Store>>) -> Result<()> {
+        let store = self.store.as_ref().or(inherited);
+        if let Some(store) = store {
+            for ch in &self.owned {
+                ch.set_store_if_unset(store.clone())?;
+            }
+        }
+        for c in &self.children {
+            c.apply_store(store)?;
+        }
+        Ok(())
+    }
+
+    /// Starts every channel, runs every `setup` once, then starts every system.
+    pub async fn start(mut self) -> Result<RunningNetwork> {
+        self.apply_store(None)?;
+        let channels = self.all_channels();
+        for (i, ch) in channels.iter().enumerate() {
+            if let Err(e) = ch.start().await {
+                for started in channels[..i].iter().rev() {
+                    started.stop().await;
+                }
+                return Err(e);
+            }
+        }
+        let cancel = CancellationToken::new();
+        let mut runners = Vec::new();
+        let mut handles = Vec::new();
+        for pending in self.take_systems() {
+            let PendingSystem {
+                spec,
+                system,
+                handle,
+                channels: wired,
+            } = pending;
+            let client = ChannelClient::new(spec.id());
+            for (id, ch) in &wired {
+                client.connect(id.clone(), ch.clone());
+            }
+            let (tx, rx) = mpsc::channel(spec.mailbox);
+            // A system stops when asked through its handle, or when the network stops.
+            let stop = handle.control.stop.clone();
+            let network_stop = cancel.clone();
+            let linked = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = network_stop.cancelled() => linked.cancel(),
+                    () = linked.cancelled() => {}
+                }
+            });
+            let ctx = SystemContext {
+                name: spec.name.clone().unwrap_or_else(|| spec.id().to_owned()),
+                description: spec.description.clone(),
+                client,
+                local: wired,
+                reads: spec.reads.clone(),
+                writes: spec.writes.clone(),
+                services: system.services(),
+                deliveries: tx,
+                stop,
+                forwarders: TaskTracker::new(),
+                step: 0,
+            };
+            let mut runner = Runner::new(RunnerParts {
+                system,
+                ctx,
+                deliveries: rx,
+                control: handle.control.clone(),
+                tick_rate: spec.tick_rate,
+                restart: spec.restart.clone(),
+                max_consecutive_errors: spec.max_consecutive_errors,
+                events: self.events.clone(),
+            });
+            if let Err(e) = runner.setup().await {
+                cancel.cancel();
+                for ch in channels.iter().rev() {
+                    ch.stop().await;
+                }
+                return Err(Error::new(
+                    e.kind(),
+                    format!("setup of system '{}' failed: {}", handle.id(), e.message()),
+                ));
+            }
+            runners.push(runner);
+            handles.push(handle);
+        }
+        let tasks = TaskTracker::new();
+        for runner in runners {
+            tasks.spawn(runner.run());
+        }
+        if let Some((discovery_id, ttl)) = self.discovery.clone() {
+            let registry = channels
+                .iter()
+                .find(|c| c.id() == discovery_id)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotConnected,
+                        format!("no discovery channel '{discovery_id}' in the network"),
+                    )
+                })?;
+            let public: Vec<Channel> = channels
+                .iter()
+                .filter(|c| c.info().visibility == Visibility::Public)
+                .cloned()
+                .collect();
+            let registry = registry.discovery()?;
+            for ch in &public {
+                registry.register_channel(&ch.info(), Some(ttl)).await?;
+            }
+            let token = cancel.clone();
+            tasks.spawn(async move {
+                let mut every = tokio::time::interval((ttl / 2).max(Duration::from_millis(10)));
+                every.tick().await;
+                loop {
+                    tokio::select! {
+                        () = token.cancelled() => return SystemState::Stopped,
+                        _ = every.tick() => {}
+                    }
+                    for ch in &public {
+                        if let Err(e) = registry.register_channel(&ch.info(), Some(ttl)).await {
+                            tracing::warn!(channel = ch.id(), error = %e, "refreshing discovery registration failed");
+                        }
+                    }
+                }
+            });
+        }
+        tasks.close();
+        Ok(RunningNetwork {
+            id: self.id,
+            channels,
+            systems: handles,
+            cancel,
+            tasks,
+            events: self.events,
+        })
+    }
+
+    /// Starts, runs for `duration`, then stops (systems first, channels drained last).
+    pub async fn run_for(self, duration: Duration) -> Result<()> {
+        let running = self.start().await?;
+        tokio::time::sleep(duration).await;
+        running.stop().await
+    }
+
+    /// Starts, runs until `signal` completes, then stops.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<()> {
+        let running = self.start().await?;
+        signal.await;
+        running.stop().await
+    }
+}
+
+/// A started network.
+pub struct RunningNetwork {
+    id: String,
+    channels: Vec<Channel>,
+    systems: Vec<SystemHandle>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+    events: broadcast::Sender<NetworkEvent>,
+}
+
+impl std::fmt::Debug for RunningNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNetwork")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningNetwork {
+    /// The handle of system `id`.
+    pub fn system(&self, id: &str) -> Option<SystemHandle> {
+        self.systems.iter().find(|s| s.id() == id).cloned()
+    }
+
+    /// Every system handle.
+    pub fn systems(&self) -> &[SystemHandle] {
+        &self.systems
+    }
+
+    /// The channel `id` (anywhere in the tree).
+    pub fn channel(&self, id: &str) -> Option<Channel> {
+        self.channels.iter().find(|c| c.id() == id).cloned()
+    }
+
+    /// Every channel in the tree.
+    pub fn channels(&self) -> &[Channel] {
+        &self.channels
+    }
+
+    /// Receives system events from now on.
+    pub fn events(&self) -> broadcast::Receiver<NetworkEvent> {
+        self.events.subscribe()
+    }
+
+    /// Waits until every system has finished by itself (stopped or failed for good).
+    pub async fn wait_systems(&self) {
+        for s in &self.systems {
+            s.finished().await;
+        }
+    }
+
+    /// Stops every system (after its current step), then drains every channel.
+    pub async fn stop(self) -> Result<()> {
+        self.cancel.cancel();
+        self.tasks.wait().await;
+        let mut first_error = None;
+        for ch in self.channels.iter().rev() {
+            if let Err(e) = ch.drain(Some(Duration::from_secs(10))).await {
+                tracing::warn!(channel = ch.id(), error = %e, "drain failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+pub(crate) fn new_control() -> crate::system::Control {
+    crate::system::Control {
+        state: watch::channel(SystemState::Init).0,
+        paused: watch::channel(false).0,
+        stop: CancellationToken::new(),
+        steps: AtomicU64::new(0),
+        restarts: AtomicU64::new(0),
+    }
+}

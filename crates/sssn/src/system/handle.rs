@@ -1,0 +1,76 @@
+//! [`SystemHandle`]: observe and control a running system from outside.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::SystemState;
+
+/// Shared between a system's runner and its handles.
+#[derive(Debug)]
+pub(crate) struct Control {
+    pub(crate) state: watch::Sender<SystemState>,
+    pub(crate) paused: watch::Sender<bool>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) steps: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+}
+
+/// A handle to one system: its state, and pause / resume / stop. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SystemHandle {
+    pub(crate) id: String,
+    pub(crate) control: Arc<Control>,
+}
+
+impl SystemHandle {
+    /// The system id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Current state.
+    pub fn state(&self) -> SystemState {
+        *self.control.state.borrow()
+    }
+
+    /// Completed steps.
+    pub fn steps(&self) -> u64 {
+        self.control.steps.load(Ordering::Relaxed)
+    }
+
+    /// Restarts after failures so far.
+    pub fn restarts(&self) -> u64 {
+        self.control.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Stops stepping (and delivering messages) until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.control.paused.send_replace(true);
+    }
+
+    /// Resumes after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.control.paused.send_replace(false);
+    }
+
+    /// Stops the system after its current step.
+    pub fn stop(&self) {
+        self.control.stop.cancel();
+    }
+
+    /// Waits until the state satisfies `pred`; returns the state.
+    pub async fn wait_for(&self, pred: impl Fn(SystemState) -> bool) -> SystemState {
+        let mut rx = self.control.state.subscribe();
+        let state = rx.wait_for(|s| pred(*s)).await.map(|s| *s);
+        state.unwrap_or_else(|_| self.state())
+    }
+
+    /// Waits until the system has finished (stopped or failed for good).
+    pub async fn finished(&self) -> SystemState {
+        self.wait_for(|s| matches!(s, SystemState::Stopped | SystemState::Error))
+            .await
+    }
+}
