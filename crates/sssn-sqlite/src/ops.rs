@@ -1,0 +1,722 @@
+//! The SQL of every channel operation, run by the writer thread inside a batch
+//! transaction ([`Txn`]) or, for pure reads, on a read-only connection.
+//!
+//! Each function mirrors the method of the same name on the memory store
+//! (`sssn::store::MemoryStore`) so that both behave the same; the comments point out
+//! where the mapping is not obvious. Every statement is a lookup or a range walk on an
+//! index (see `schema`), never a scan of the channel's history. The outer `Result` is the
+//! database's (a failure rolls the batch back); the inner one is the caller's outcome.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, Row};
+use sssn::message::{ChannelMessage, Content};
+use sssn::store::{Claimed, DeadLetter, Entry, ReadFilter, ReadFrom, Seq, Settled, StoreStats};
+use sssn::{Error, ErrorKind, Result};
+
+use crate::channel::{ChanShared, Counts};
+use crate::writer::{Txn, int};
+
+/// `messages.state` of a message waiting to be claimed.
+pub(crate) const READY: i64 = 0;
+/// `messages.state` of a message nacked with a delay (claimable from `due`).
+pub(crate) const DELAYED: i64 = 1;
+/// `messages.state` of a claimed message (lease runs out at `due`).
+pub(crate) const IN_FLIGHT: i64 = 2;
+
+/// The message columns, in the order [`message_at`] decodes them.
+macro_rules! msg_cols {
+    () => {
+        "id, timestamp, sender_id, content, metadata, correlation_id, reply_to, recipient_id"
+    };
+}
+
+type Db<T> = rusqlite::Result<T>;
+
+fn decode_failure(col: usize, e: Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
+}
+
+/// Decodes the message whose columns ([`msg_cols`]) start at column `at`.
+fn message_at(row: &Row<'_>, at: usize) -> Db<ChannelMessage> {
+    let content: String = row.get(at + 3)?;
+    let content = Content::from_json(content).map_err(|e| decode_failure(at + 3, e))?;
+    let metadata = match row.get_ref(at + 4)?.as_str_or_null()? {
+        None => serde_json::Map::new(),
+        Some(text) => serde_json::from_str(text).map_err(|e| {
+            decode_failure(
+                at + 4,
+                Error::new(ErrorKind::Store, format!("stored metadata: {e}")),
+            )
+        })?,
+    };
+    Ok(ChannelMessage {
+        id: row.get(at)?,
+        timestamp: row.get(at + 1)?,
+        sender_id: row.get(at + 2)?,
+        content,
+        metadata,
+        correlation_id: row.get(at + 5)?,
+        reply_to: row.get(at + 6)?,
+        recipient_id: row.get(at + 7)?,
+    })
+}
+
+fn entry_row(row: &Row<'_>) -> Db<Entry> {
+    Ok(Entry {
+        seq: row.get(0)?,
+        message: Arc::new(message_at(row, 1)?),
+    })
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Adjusts the counters for a message leaving the log from `state`.
+fn removed(c: &mut Counts, state: Option<i64>) {
+    dec(&mut c.stored, 1);
+    match state {
+        Some(READY) => dec(&mut c.ready, 1),
+        Some(DELAYED) => dec(&mut c.delayed, 1),
+        Some(IN_FLIGHT) => dec(&mut c.in_flight, 1),
+        _ => {}
+    }
+}
+
+/// Counters never go below zero; in tests a miscount is a bug worth stopping for.
+fn dec(counter: &mut u64, n: u64) {
+    debug_assert!(*counter >= n, "counter {counter} < {n}");
+    *counter = counter.saturating_sub(n);
+}
+
+// ----- opening ------------------------------------------------------------------------
+
+/// What `channels` knows about a channel.
+pub(crate) struct ChannelRow {
+    pub(crate) chan: i64,
+    pub(crate) kind: String,
+    pub(crate) claims: bool,
+    pub(crate) head: u64,
+    pub(crate) counts: Counts,
+}
+
+/// Finds the channel `name`, creating it with `kind` if it does not exist.
+pub(crate) fn open_channel(
+    conn: &Connection,
+    name: &str,
+    kind: &str,
+    claims: bool,
+) -> Db<ChannelRow> {
+    let found = conn
+        .prepare_cached(
+            "SELECT chan, kind, claims, head, stored, ready, delayed, in_flight, acknowledged, \
+             dead FROM channels WHERE name = ?1",
+        )?
+        .query_row([name], |r| {
+            Ok(ChannelRow {
+                chan: r.get(0)?,
+                kind: r.get(1)?,
+                claims: r.get(2)?,
+                head: r.get(3)?,
+                counts: Counts {
+                    stored: r.get(4)?,
+                    ready: r.get(5)?,
+                    delayed: r.get(6)?,
+                    in_flight: r.get(7)?,
+                    acknowledged: r.get(8)?,
+                    dead: r.get(9)?,
+                },
+            })
+        })
+        .optional()?;
+    if let Some(row) = found {
+        return Ok(row);
+    }
+    conn.prepare_cached("INSERT INTO channels (name, kind, claims) VALUES (?1, ?2, ?3)")?
+        .execute((name, kind, claims))?;
+    Ok(ChannelRow {
+        chan: conn.last_insert_rowid(),
+        kind: kind.to_owned(),
+        claims,
+        head: 0,
+        counts: Counts::default(),
+    })
+}
+
+// ----- appends ------------------------------------------------------------------------
+
+/// Appends `messages` in order; a message whose id is stored returns the stored entry.
+pub(crate) fn append(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    messages: &[Arc<ChannelMessage>],
+    now: u64,
+) -> Db<Vec<Entry>> {
+    let mut out = Vec::with_capacity(messages.len());
+    let state = ch.claims.then_some(READY);
+    for message in messages {
+        let seq = txn.head(ch) + 1;
+        let metadata = if message.metadata.is_empty() {
+            None
+        } else {
+            Some(serde_json::Value::Object(message.metadata.clone()).to_string())
+        };
+        let inserted = txn
+            .conn
+            .prepare_cached(
+                "INSERT INTO messages (chan, seq, id, timestamp, sender_id, content, metadata, \
+                 correlation_id, reply_to, recipient_id, stored_at, state) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+                 ON CONFLICT (chan, id) DO NOTHING",
+            )?
+            .execute((
+                ch.chan,
+                int(seq),
+                &message.id,
+                message.timestamp,
+                &message.sender_id,
+                message.content.json(),
+                metadata,
+                &message.correlation_id,
+                &message.reply_to,
+                &message.recipient_id,
+                int(now),
+                state,
+            ))?;
+        if inserted == 1 {
+            let c = txn.counts(ch);
+            c.stored += 1;
+            if ch.claims {
+                c.ready += 1;
+            }
+            let entry = Entry {
+                seq,
+                message: message.clone(),
+            };
+            txn.appended(ch, entry.clone());
+            out.push(entry);
+        } else {
+            // A retried write: hand back what is stored under that id.
+            let existing = txn
+                .conn
+                .prepare_cached(concat!(
+                    "SELECT seq, ",
+                    msg_cols!(),
+                    " FROM messages WHERE chan = ?1 AND id = ?2"
+                ))?
+                .query_row((ch.chan, &message.id), entry_row)?;
+            out.push(existing);
+        }
+    }
+    Ok(out)
+}
+
+// ----- shared reads -------------------------------------------------------------------
+
+/// Shared read from `from`; stores the reader's cursor at the last sequence examined.
+pub(crate) fn read(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    reader: &str,
+    from: &ReadFrom,
+    max: usize,
+    filter: &ReadFilter,
+) -> Db<Result<Vec<Entry>>> {
+    let conn = txn.conn;
+    let old: Option<u64> = conn
+        .prepare_cached("SELECT seq FROM cursors WHERE chan = ?1 AND reader = ?2")?
+        .query_row((ch.chan, reader), |r| r.get(0))
+        .optional()?;
+    let start = match from {
+        ReadFrom::Cursor => old.unwrap_or(0),
+        ReadFrom::AfterSeq(seq) => *seq,
+        ReadFrom::AfterId(id) => {
+            let seq: Option<u64> = conn
+                .prepare_cached("SELECT seq FROM messages WHERE chan = ?1 AND id = ?2")?
+                .query_row((ch.chan, id), |r| r.get(0))
+                .optional()?;
+            match seq {
+                Some(seq) => seq,
+                None => {
+                    return Ok(Err(Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!("'after' names message '{id}', which is not in the channel"),
+                    )));
+                }
+            }
+        }
+    };
+    let mut out = Vec::new();
+    let mut cursor = start;
+    if max > 0 {
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT seq, ",
+            msg_cols!(),
+            " FROM messages WHERE chan = ?1 AND seq > ?2 ORDER BY seq"
+        ))?;
+        let mut rows = stmt.query((ch.chan, int(start)))?;
+        while let Some(row) = rows.next()? {
+            let entry = entry_row(row)?;
+            cursor = entry.seq;
+            if filter.matches(&entry.message) {
+                out.push(entry);
+                if out.len() == max {
+                    break;
+                }
+            }
+        }
+        // Like the memory store, a read that runs out of messages has examined every
+        // sequence up to the head (removed ones included), unless nothing is stored.
+        let head = txn.head(ch);
+        if out.len() < max && start < head && txn.counts(ch).stored > 0 {
+            cursor = head;
+        }
+    }
+    if old != Some(cursor) {
+        conn.prepare_cached(
+            "INSERT INTO cursors (chan, reader, seq) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (chan, reader) DO UPDATE SET seq = excluded.seq",
+        )?
+        .execute((ch.chan, reader, int(cursor)))?;
+    }
+    Ok(Ok(out))
+}
+
+/// Up to `max` stored messages after `after`, touching no cursor (read connection).
+pub(crate) fn range(conn: &Connection, chan: i64, after: Seq, max: usize) -> Db<Vec<Entry>> {
+    conn.prepare_cached(concat!(
+        "SELECT seq, ",
+        msg_cols!(),
+        " FROM messages WHERE chan = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+    ))?
+    .query_map((chan, int(after), limit(max)), entry_row)?
+    .collect()
+}
+
+// ----- claims -------------------------------------------------------------------------
+
+/// Delayed messages that are due become ready; expired leases are released (or dead
+/// lettered). Returns how many leases were released.
+pub(crate) fn maintain(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, now: u64) -> Db<usize> {
+    if !ch.claims {
+        return Ok(0);
+    }
+    let due = txn
+        .conn
+        .prepare_cached(
+            "UPDATE messages SET state = 0, due = 0 \
+             WHERE chan = ?1 AND state = 1 AND due <= ?2",
+        )?
+        .execute((ch.chan, int(now)))? as u64;
+    if due > 0 {
+        let c = txn.counts(ch);
+        dec(&mut c.delayed, due);
+        c.ready += due;
+    }
+    // Oldest deadline first, as the memory store's lease heap.
+    let expired: Vec<(i64, u32)> = txn
+        .conn
+        .prepare_cached(
+            "SELECT rowid, attempts FROM messages \
+             WHERE chan = ?1 AND state = 2 AND due <= ?2 ORDER BY due, seq",
+        )?
+        .query_map((ch.chan, int(now)), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Db<_>>()?;
+    for &(rowid, attempts) in &expired {
+        release(txn, ch, rowid, attempts, None, "lease expired", now)?;
+    }
+    Ok(expired.len())
+}
+
+/// Puts a claimed message back in line, or dead-letters it when it used up its deliveries.
+fn release(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    rowid: i64,
+    attempts: u32,
+    due: Option<u64>,
+    why: &str,
+    now: u64,
+) -> Db<()> {
+    if let Some(max) = ch.max_deliveries
+        && attempts >= max
+    {
+        let reason = format!("max_deliveries ({max}) exceeded; last: {why}");
+        return dead_letter(txn, ch, rowid, &reason, now);
+    }
+    let (state, due) = match due {
+        Some(due) if due > now => (DELAYED, due),
+        _ => (READY, 0),
+    };
+    txn.conn
+        .prepare_cached(
+            "UPDATE messages SET state = ?2, due = ?3, claimer = NULL WHERE rowid = ?1",
+        )?
+        .execute((rowid, state, int(due)))?;
+    let c = txn.counts(ch);
+    dec(&mut c.in_flight, 1);
+    if state == DELAYED {
+        c.delayed += 1;
+    } else {
+        c.ready += 1;
+    }
+    Ok(())
+}
+
+/// Moves a message to the dead letters.
+fn dead_letter(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    rowid: i64,
+    reason: &str,
+    now: u64,
+) -> Db<()> {
+    txn.conn
+        .prepare_cached(concat!(
+            "INSERT INTO dead_letters (chan, seq, ",
+            msg_cols!(),
+            ", attempts, reason, dead_at) SELECT chan, seq, ",
+            msg_cols!(),
+            ", attempts, ?2, ?3 FROM messages WHERE rowid = ?1"
+        ))?
+        .execute((rowid, reason, int(now)))?;
+    let state: Option<i64> = txn
+        .conn
+        .prepare_cached("DELETE FROM messages WHERE rowid = ?1 RETURNING state")?
+        .query_row([rowid], |r| r.get(0))?;
+    let c = txn.counts(ch);
+    removed(c, state);
+    c.dead += 1;
+    Ok(())
+}
+
+/// Claims up to `max` of the oldest claimable messages for `claimer`.
+pub(crate) fn claim(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    claimer: &str,
+    max: usize,
+    now: u64,
+) -> Db<Vec<Claimed>> {
+    maintain(txn, ch, now)?;
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    let deadline = now.saturating_add(ch.lease_ms);
+    let mut claimed = txn
+        .conn
+        .prepare_cached(concat!(
+            "UPDATE messages SET state = 2, attempts = attempts + 1, due = ?3, claimer = ?4 \
+             WHERE rowid IN (SELECT rowid FROM messages WHERE chan = ?1 AND state = 0 \
+             ORDER BY due, seq LIMIT ?2) RETURNING seq, attempts, ",
+            msg_cols!()
+        ))?
+        .query_map((ch.chan, limit(max), int(deadline), claimer), |r| {
+            Ok(Claimed {
+                seq: r.get(0)?,
+                attempt: r.get(1)?,
+                message: Arc::new(message_at(r, 2)?),
+                lease_until_ms: deadline,
+            })
+        })?
+        .collect::<Db<Vec<_>>>()?;
+    // RETURNING gives no order.
+    claimed.sort_unstable_by_key(|c| c.seq);
+    let c = txn.counts(ch);
+    dec(&mut c.ready, claimed.len() as u64);
+    c.in_flight += claimed.len() as u64;
+    Ok(claimed)
+}
+
+/// The row and attempts of `id` if `claimer` holds a live claim on it.
+fn live_claim(
+    txn: &Txn<'_>,
+    ch: &ChanShared,
+    claimer: &str,
+    id: &str,
+    now: u64,
+) -> Db<Option<(i64, u32)>> {
+    txn.conn
+        .prepare_cached(
+            "SELECT rowid, attempts FROM messages \
+             WHERE chan = ?1 AND id = ?2 AND state = 2 AND claimer = ?3 AND due > ?4",
+        )?
+        .query_row((ch.chan, id, claimer, int(now)), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+}
+
+/// Consumes messages `claimer` holds live claims on.
+pub(crate) fn ack(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    claimer: &str,
+    ids: &[String],
+    now: u64,
+) -> Db<Settled> {
+    let mut out = Settled::default();
+    for id in ids {
+        let gone = txn
+            .conn
+            .prepare_cached(
+                "DELETE FROM messages \
+                 WHERE chan = ?1 AND id = ?2 AND state = 2 AND claimer = ?3 AND due > ?4",
+            )?
+            .execute((ch.chan, id, claimer, int(now)))?;
+        if gone == 1 {
+            let c = txn.counts(ch);
+            removed(c, Some(IN_FLIGHT));
+            c.acknowledged += 1;
+            out.done.push(id.clone());
+        } else {
+            out.stale.push(id.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Releases messages `claimer` holds, claimable again at once or from `due`.
+pub(crate) fn nack(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    claimer: &str,
+    ids: &[String],
+    due: Option<u64>,
+    now: u64,
+) -> Db<Settled> {
+    let mut out = Settled::default();
+    for id in ids {
+        match live_claim(txn, ch, claimer, id, now)? {
+            Some((rowid, attempts)) => {
+                release(txn, ch, rowid, attempts, due, "nack", now)?;
+                out.done.push(id.clone());
+            }
+            None => out.stale.push(id.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// Dead-letters messages `claimer` holds, with `reason`.
+pub(crate) fn reject(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    claimer: &str,
+    ids: &[String],
+    reason: &str,
+    now: u64,
+) -> Db<Settled> {
+    let mut out = Settled::default();
+    for id in ids {
+        match live_claim(txn, ch, claimer, id, now)? {
+            Some((rowid, _)) => {
+                dead_letter(txn, ch, rowid, reason, now)?;
+                out.done.push(id.clone());
+            }
+            None => out.stale.push(id.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// Renews the leases `claimer` holds until `now + lease`.
+pub(crate) fn extend(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    claimer: &str,
+    ids: &[String],
+    now: u64,
+) -> Db<Settled> {
+    let deadline = now.saturating_add(ch.lease_ms);
+    let mut out = Settled::default();
+    for id in ids {
+        let renewed = txn
+            .conn
+            .prepare_cached(
+                "UPDATE messages SET due = ?5 \
+                 WHERE chan = ?1 AND id = ?2 AND state = 2 AND claimer = ?3 AND due > ?4",
+            )?
+            .execute((ch.chan, id, claimer, int(now), int(deadline)))?;
+        if renewed == 1 {
+            out.done.push(id.clone());
+        } else {
+            out.stale.push(id.clone());
+        }
+    }
+    Ok(out)
+}
+
+// ----- dead letters -------------------------------------------------------------------
+
+/// Up to `max` dead letters, oldest first (read connection).
+pub(crate) fn dead_letters(conn: &Connection, chan: i64, max: usize) -> Db<Vec<DeadLetter>> {
+    conn.prepare_cached(concat!(
+        "SELECT seq, ",
+        msg_cols!(),
+        ", attempts, reason, dead_at FROM dead_letters WHERE chan = ?1 ORDER BY n LIMIT ?2"
+    ))?
+    .query_map((chan, limit(max)), |r| {
+        Ok(DeadLetter {
+            seq: r.get(0)?,
+            message: message_at(r, 1)?,
+            attempts: r.get(9)?,
+            reason: r.get(10)?,
+            dead_at_ms: r.get(11)?,
+        })
+    })?
+    .collect()
+}
+
+/// Appends the dead letters with these ids back as new messages; returns how many.
+pub(crate) fn redrive(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    ids: &[String],
+    now: u64,
+) -> Db<usize> {
+    let wanted: HashSet<&String> = ids.iter().collect();
+    let mut found: Vec<(i64, ChannelMessage)> = Vec::new();
+    for id in wanted {
+        let mut stmt = txn.conn.prepare_cached(concat!(
+            "SELECT n, ",
+            msg_cols!(),
+            " FROM dead_letters WHERE chan = ?1 AND id = ?2"
+        ))?;
+        for row in stmt.query_map((ch.chan, id), |r| Ok((r.get(0)?, message_at(r, 1)?)))? {
+            found.push(row?);
+        }
+    }
+    // In dead-letter order, as the memory store.
+    found.sort_unstable_by_key(|(n, _)| *n);
+    for (n, _) in &found {
+        txn.conn
+            .prepare_cached("DELETE FROM dead_letters WHERE n = ?1")?
+            .execute([n])?;
+    }
+    dec(&mut txn.counts(ch).dead, found.len() as u64);
+    let moved = found.len();
+    let messages: Vec<Arc<ChannelMessage>> = found.into_iter().map(|(_, m)| Arc::new(m)).collect();
+    append(txn, ch, &messages, now)?;
+    Ok(moved)
+}
+
+// ----- removal ------------------------------------------------------------------------
+
+/// Deletes rows by rowid; returns how many.
+fn delete_rows(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, rowids: &[i64]) -> Db<usize> {
+    for rowid in rowids {
+        let state: Option<i64> = txn
+            .conn
+            .prepare_cached("DELETE FROM messages WHERE rowid = ?1 RETURNING state")?
+            .query_row([rowid], |r| r.get(0))?;
+        removed(txn.counts(ch), state);
+    }
+    Ok(rowids.len())
+}
+
+/// Removes messages that arrived before `before` (epoch s), then all but the newest
+/// `max_count`.
+pub(crate) fn evict(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    before: Option<f64>,
+    max_count: Option<usize>,
+) -> Db<usize> {
+    let mut removed_total = 0;
+    if let Some(before) = before {
+        let before_ms = (before * 1000.0) as u64;
+        // From the oldest, up to the first message that is not old enough.
+        let mut old = Vec::new();
+        {
+            let mut stmt = txn.conn.prepare_cached(
+                "SELECT rowid, stored_at FROM messages WHERE chan = ?1 ORDER BY seq",
+            )?;
+            let mut rows = stmt.query([ch.chan])?;
+            while let Some(row) = rows.next()? {
+                let stored_at: u64 = row.get(1)?;
+                if stored_at >= before_ms {
+                    break;
+                }
+                old.push(row.get::<_, i64>(0)?);
+            }
+        }
+        removed_total += delete_rows(txn, ch, &old)?;
+    }
+    if let Some(max) = max_count {
+        let stored = txn.counts(ch).stored;
+        let excess = stored.saturating_sub(max as u64);
+        if excess > 0 {
+            let oldest: Vec<i64> = txn
+                .conn
+                .prepare_cached("SELECT rowid FROM messages WHERE chan = ?1 ORDER BY seq LIMIT ?2")?
+                .query_map((ch.chan, int(excess)), |r| r.get(0))?
+                .collect::<Db<_>>()?;
+            removed_total += delete_rows(txn, ch, &oldest)?;
+        }
+    }
+    Ok(removed_total)
+}
+
+/// Removes messages by id; returns how many were stored.
+pub(crate) fn remove(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, ids: &[String]) -> Db<usize> {
+    let mut n = 0;
+    for id in ids {
+        let state: Option<Option<i64>> = txn
+            .conn
+            .prepare_cached("DELETE FROM messages WHERE chan = ?1 AND id = ?2 RETURNING state")?
+            .query_row((ch.chan, id), |r| r.get(0))
+            .optional()?;
+        if let Some(state) = state {
+            removed(txn.counts(ch), state);
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Removes every message; cursors, head, dead letters and the ack count stay.
+pub(crate) fn clear(txn: &mut Txn<'_>, ch: &Arc<ChanShared>) -> Db<usize> {
+    let n = txn
+        .conn
+        .prepare_cached("DELETE FROM messages WHERE chan = ?1")?
+        .execute([ch.chan])?;
+    let c = txn.counts(ch);
+    c.stored = 0;
+    c.ready = 0;
+    c.delayed = 0;
+    c.in_flight = 0;
+    Ok(n)
+}
+
+// ----- stats --------------------------------------------------------------------------
+
+/// A snapshot of the channel, after due delays and expired leases are applied.
+pub(crate) fn stats(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, now: u64) -> Db<StoreStats> {
+    maintain(txn, ch, now)?;
+    let conn = txn.conn;
+    let oldest_unacked: Option<f64> = conn
+        .prepare_cached("SELECT timestamp FROM messages WHERE chan = ?1 ORDER BY seq LIMIT 1")?
+        .query_row([ch.chan], |r| r.get(0))
+        .optional()?;
+    let mut cursors: Vec<(String, Seq)> = conn
+        .prepare_cached("SELECT reader, seq FROM cursors WHERE chan = ?1")?
+        .query_map([ch.chan], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Db<_>>()?;
+    cursors.sort();
+    let head = txn.head(ch);
+    let c = *txn.counts(ch);
+    Ok(StoreStats {
+        stored: c.stored,
+        backlog: if ch.claims { c.ready + c.delayed } else { 0 },
+        delayed: c.delayed,
+        in_flight: c.in_flight,
+        acknowledged: c.acknowledged,
+        dead_lettered: c.dead,
+        oldest_unacked,
+        head_seq: head,
+        cursors,
+    })
+}

@@ -1,0 +1,328 @@
+//! [`SqliteStore`]: opening the file, the writer thread, the read connections, and the
+//! channels opened on it.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use sssn::store::{ChannelSpec, ChannelStore, Store};
+use sssn::{Error, ErrorKind, Result};
+
+use crate::channel::{ChanShared, SqliteChannel};
+use crate::error::db_error;
+use crate::options::SqliteOptions;
+use crate::writer::Writer;
+use crate::{ops, schema};
+
+/// A durable store: every channel's messages, cursors, claims, delayed nacks, dead
+/// letters and counters in one SQLite file (WAL mode).
+///
+/// Writes are acknowledged only once committed (with [`Synchronous::Full`], the default,
+/// once flushed to the disk); concurrent writes share commits (group commit). Opening the
+/// file again, in this process or after a crash, restores every channel exactly: readers
+/// resume from their cursors, claims whose lease ran out are claimable, delayed messages
+/// come due at their time.
+///
+/// One `SqliteStore` at a time may have a file open: it holds an exclusive lock on
+/// `PATH.lock` until it is dropped, and a second open (from any process) fails with a
+/// [`ErrorKind::Store`] error. Clones share the same store; dropping the last one waits
+/// for queued writes and closes the file.
+///
+/// [`Synchronous::Full`]: crate::Synchronous::Full
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<StoreInner>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared by the store handle and every channel handle.
+pub(crate) struct StoreInner {
+    path: PathBuf,
+    // Dropped in this order: read connections, then the writer (which closes the file and
+    // releases the lock).
+    readers: Mutex<Vec<Connection>>,
+    max_idle_readers: usize,
+    busy_timeout: std::time::Duration,
+    channels: tokio::sync::Mutex<HashMap<String, Arc<ChanShared>>>,
+    pub(crate) writer: Writer,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` with the default options
+    /// (`synchronous = FULL`).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens a store from a URL of the form `sqlite:PATH` (`sqlite://PATH` also works).
+    pub fn open_url(url: &str) -> Result<Self> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("'{url}' is not a SQLite store URL (expected sqlite:PATH)"),
+                )
+            })?;
+        Self::open(path)
+    }
+
+    /// Opens (creating if needed) the database at `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        check_directory(&path)?;
+        let lock = lock(&path)?;
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_error(&path, "open", e))?;
+        configure_writer(&conn, &path, &options)?;
+        let writer = Writer::start(&path, conn, lock, options.max_batch)?;
+        Ok(Self {
+            inner: Arc::new(StoreInner {
+                path,
+                readers: Mutex::new(Vec::new()),
+                max_idle_readers: options.read_connections,
+                busy_timeout: options.busy_timeout,
+                channels: tokio::sync::Mutex::new(HashMap::new()),
+                writer,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+fn check_directory(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::new(
+            ErrorKind::Store,
+            format!(
+                "open on SQLite store {}: the directory {} does not exist",
+                path.display(),
+                dir.display()
+            ),
+        ));
+    }
+    if path.is_dir() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "open on SQLite store {}: the path is a directory, not a database file",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Takes the exclusive lock that keeps a second store off the file.
+fn lock(path: &Path) -> Result<File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            let cause = if e.kind() == std::io::ErrorKind::PermissionDenied
+                || e.raw_os_error() == Some(30)
+            {
+                "the directory is read-only or not writable (SQLite needs to create its \
+                 -wal and -shm files next to the database)"
+                    .to_owned()
+            } else {
+                format!("cannot create the lock file {}", lock_path.display())
+            };
+            Error::store(
+                format!("open on SQLite store {}: {cause}", path.display()),
+                e,
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::new(
+            ErrorKind::Store,
+            format!(
+                "open on SQLite store {}: the database is already open in another SqliteStore \
+                 (in this or another process, which holds {})",
+                path.display(),
+                lock_path.display()
+            ),
+        )),
+        Err(TryLockError::Error(e)) => Err(Error::store(
+            format!(
+                "open on SQLite store {}: cannot lock {}",
+                path.display(),
+                lock_path.display()
+            ),
+            e,
+        )),
+    }
+}
+
+fn configure_writer(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<()> {
+    let fail = |e| db_error(path, "open", e);
+    conn.busy_timeout(options.busy_timeout).map_err(fail)?;
+    if conn.is_readonly("main").map_err(fail)? {
+        return Err(Error::new(
+            ErrorKind::Store,
+            format!(
+                "open on SQLite store {}: the file is read-only (check its permissions and \
+                 its file system)",
+                path.display()
+            ),
+        ));
+    }
+    schema::prepare(conn, path)?;
+    conn.pragma_update(None, "synchronous", options.synchronous.pragma())
+        .map_err(fail)?;
+    // 32 MiB of page cache for the writer; WAL files over 64 MiB are truncated after a
+    // checkpoint so a burst does not leave a huge log behind.
+    conn.pragma_update(None, "cache_size", -32_768)
+        .map_err(fail)?;
+    conn.pragma_update(None, "journal_size_limit", 64 << 20)
+        .map_err(fail)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(fail)?;
+    if let Some(bytes) = options.max_size {
+        let page: i64 = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .map_err(fail)?;
+        let pages = (i64::try_from(bytes).unwrap_or(i64::MAX) / page).max(1);
+        conn.pragma_update(None, "max_page_count", pages)
+            .map_err(fail)?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl StoreInner {
+    /// Runs a read-only query on a pooled read connection, off the async threads.
+    pub(crate) async fn query<T, F>(self: &Arc<Self>, action: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = this.reader()?;
+            let out = f(&conn).map_err(|e| db_error(&this.path, action, e));
+            this.give_back(conn);
+            out
+        })
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("{action} on SQLite store {}: {e}", self.path.display()),
+            )
+        })?
+    }
+
+    fn reader(&self) -> Result<Connection> {
+        if let Some(conn) = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let fail = |e| db_error(&self.path, "open a read connection", e);
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(fail)?;
+        conn.busy_timeout(self.busy_timeout).map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(16);
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle_readers {
+            idle.push(conn);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn open_channel(&self, spec: &ChannelSpec) -> Result<Arc<dyn ChannelStore>> {
+        let mut channels = self.inner.channels.lock().await;
+        let shared = match channels.get(&spec.id) {
+            Some(shared) if shared.claims != spec.kind.claims() => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "channel '{}' in SQLite store {} is open with claims {}, and cannot \
+                         be opened as a {} channel",
+                        spec.id,
+                        self.inner.path.display(),
+                        if shared.claims { "on" } else { "off" },
+                        spec.kind.as_str()
+                    ),
+                ));
+            }
+            Some(shared) => shared.clone(),
+            None => {
+                let name = spec.id.clone();
+                let kind = spec.kind.as_str();
+                let claims = spec.kind.claims();
+                let path = self.inner.path.clone();
+                let row = self
+                    .inner
+                    .writer
+                    .call("open channel", move |txn| {
+                        let row = ops::open_channel(txn.conn, &name, kind, claims)?;
+                        if row.claims != claims {
+                            return Ok(Err(Error::new(
+                                ErrorKind::InvalidArgument,
+                                format!(
+                                    "channel '{name}' in SQLite store {} was created as a \
+                                     {} channel and cannot be opened as a {kind} channel \
+                                     (one has claims, the other not)",
+                                    path.display(),
+                                    row.kind
+                                ),
+                            )));
+                        }
+                        Ok(Ok(row))
+                    })
+                    .await?;
+                let shared = Arc::new(ChanShared::new(&row, spec));
+                channels.insert(spec.id.clone(), shared.clone());
+                shared
+            }
+        };
+        Ok(Arc::new(SqliteChannel {
+            store: self.inner.clone(),
+            shared,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.inner.path.display())
+    }
+}
