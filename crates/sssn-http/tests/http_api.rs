@@ -25,7 +25,13 @@ async fn passthrough_server() -> (Harness, sssn::Channel) {
 #[tokio::test]
 async fn v1_write_then_read_returns_full_content_and_moves_the_cursor() {
     let (h, _) = passthrough_server().await;
-    let r = h.put("/channels/open", "writer-1", r#"{"kind": "event", "value": 42}"#).await;
+    let r = h
+        .put(
+            "/channels/open",
+            "writer-1",
+            r#"{"kind": "event", "value": 42}"#,
+        )
+        .await;
     let body = r.ok();
     assert_eq!(body["status"], "accepted");
     let id = body["item_id"].as_str().unwrap().to_owned();
@@ -34,27 +40,60 @@ async fn v1_write_then_read_returns_full_content_and_moves_the_cursor() {
     let m = &msgs["messages"][0];
     assert_eq!(m["id"], id.as_str());
     assert_eq!(m["sender_id"], "writer-1", "the token is the sender");
-    assert_eq!(m["content"], json!({"data": {"kind": "event", "value": 42}}));
-    for key in ["timestamp", "metadata", "correlation_id", "reply_to", "recipient_id"] {
+    assert_eq!(
+        m["content"],
+        json!({"data": {"kind": "event", "value": 42}})
+    );
+    for key in [
+        "timestamp",
+        "metadata",
+        "correlation_id",
+        "reply_to",
+        "recipient_id",
+    ] {
         assert!(m.get(key).is_some(), "v1 field {key} present");
     }
     // The cursor moved; another reader has its own.
-    assert_eq!(h.get("/channels/open", "reader-1").await.ok()["messages"], json!([]));
-    assert_eq!(h.get("/channels/open", "reader-2").await.ok()["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        h.get("/channels/open", "reader-1").await.ok()["messages"],
+        json!([])
+    );
+    assert_eq!(
+        h.get("/channels/open", "reader-2").await.ok()["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // `after` moves the cursor to just after that message.
-    let id2 = h.put("/channels/open", "writer-1", "2").await.ok()["item_id"].as_str().unwrap().to_owned();
-    let after = h.get(&format!("/channels/open?after={id}"), "reader-3").await.ok();
+    let id2 = h.put("/channels/open", "writer-1", "2").await.ok()["item_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let after = h
+        .get(&format!("/channels/open?after={id}"), "reader-3")
+        .await
+        .ok();
     assert_eq!(after["messages"][0]["id"], id2.as_str());
     assert_eq!(after["messages"].as_array().unwrap().len(), 1);
     // An unknown `after` is an error, not a replay from the start (v1 D16).
-    h.get("/channels/open?after=nope", "reader-3").await.expect_error(400);
+    h.get("/channels/open?after=nope", "reader-3")
+        .await
+        .expect_error(400);
     // v1 bool spellings and limit.
     h.put("/channels/open", "w", "3").await.ok();
-    let one = h.get("/channels/open?limit=1&exclusive=off", "reader-4").await.ok();
+    let one = h
+        .get("/channels/open?limit=1&exclusive=off", "reader-4")
+        .await
+        .ok();
     assert_eq!(one["messages"].as_array().unwrap().len(), 1);
-    h.get("/channels/open?limit=ten", "reader-4").await.expect_error(400);
-    h.get("/channels/open?exclusive=maybe", "reader-4").await.expect_error(400);
+    h.get("/channels/open?limit=ten", "reader-4")
+        .await
+        .expect_error(400);
+    h.get("/channels/open?exclusive=maybe", "reader-4")
+        .await
+        .expect_error(400);
 }
 
 #[tokio::test]
@@ -68,7 +107,10 @@ async fn v1_info_and_exclusive_read_with_ack_and_nack_counts() {
     for i in 0..3 {
         h.put("/channels/open", "w", &i.to_string()).await.ok();
     }
-    let claimed = h.get("/channels/open?exclusive=true&limit=2", "worker").await.ok();
+    let claimed = h
+        .get("/channels/open?exclusive=true&limit=2", "worker")
+        .await
+        .ok();
     let ids: Vec<String> = claimed["messages"]
         .as_array()
         .unwrap()
@@ -77,32 +119,53 @@ async fn v1_info_and_exclusive_read_with_ack_and_nack_counts() {
         .collect();
     assert_eq!(ids.len(), 2);
     let ack = h
-        .post("/channels/open/acknowledge", "worker", &json!({"message_ids": [ids[0]]}).to_string())
+        .post(
+            "/channels/open/acknowledge",
+            "worker",
+            &json!({"message_ids": [ids[0]]}).to_string(),
+        )
         .await
         .ok();
     assert_eq!(ack, json!({"status": "ok", "acknowledged": 1}));
     let nack = h
-        .post("/channels/open/nack", "worker", &json!({"message_ids": [ids[1]]}).to_string())
+        .post(
+            "/channels/open/nack",
+            "worker",
+            &json!({"message_ids": [ids[1]]}).to_string(),
+        )
         .await
         .ok();
     assert_eq!(nack, json!({"status": "ok", "nacked": 1}));
     // A missing key means no ids (v1).
     assert_eq!(
-        h.post("/channels/open/acknowledge", "worker", "{}").await.ok(),
+        h.post("/channels/open/acknowledge", "worker", "{}")
+            .await
+            .ok(),
         json!({"status": "ok", "acknowledged": 0})
     );
     // Acking again, or someone else's claim: 409, the claim is stale.
     let r = h
-        .post("/channels/open/acknowledge", "worker", &json!({"message_ids": [ids[0]]}).to_string())
+        .post(
+            "/channels/open/acknowledge",
+            "worker",
+            &json!({"message_ids": [ids[0]]}).to_string(),
+        )
         .await;
     r.expect_error(409);
     assert_eq!(r.kind(), "stale_claim");
     let again = h.get("/channels/open?exclusive=1", "other").await.ok();
     let nacked_id = again["messages"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(nacked_id, ids[1], "the nacked message is claimable again, oldest first");
-    h.post("/channels/open/acknowledge", "worker", &json!({"message_ids": [nacked_id]}).to_string())
-        .await
-        .expect_error(409);
+    assert_eq!(
+        nacked_id, ids[1],
+        "the nacked message is claimable again, oldest first"
+    );
+    h.post(
+        "/channels/open/acknowledge",
+        "worker",
+        &json!({"message_ids": [nacked_id]}).to_string(),
+    )
+    .await
+    .expect_error(409);
 }
 
 #[tokio::test]
@@ -147,7 +210,9 @@ async fn unknown_channels_routes_and_methods_are_json_404_and_405() {
     let r = h.get("/no/such/route", "t").await;
     r.expect_error(404);
     assert_eq!(r.detail(), "Not Found");
-    let r = h.call(Method::DELETE, "/channels/open", Some("t"), None).await;
+    let r = h
+        .call(Method::DELETE, "/channels/open", Some("t"), None)
+        .await;
     r.expect_error(405);
 }
 
@@ -158,23 +223,43 @@ async fn malformed_and_wrong_shape_bodies_are_400() {
         (Method::PUT, "/channels/open", "{"),
         (Method::PUT, "/channels/open", ""),
         (Method::PUT, "/channels/open?direct=true", r#"{"id": 1}"#),
-        (Method::PUT, "/channels/open?direct=true", r#"{"id": "x", "timestamp": 1, "sender_id": "w", "content": [1]}"#),
+        (
+            Method::PUT,
+            "/channels/open?direct=true",
+            r#"{"id": "x", "timestamp": 1, "sender_id": "w", "content": [1]}"#,
+        ),
         (Method::PUT, "/channels/open?kind=content", "42"),
         (Method::PUT, "/channels/open?kind=blob", "42"),
         (Method::PUT, "/channels/open?kind=mixed", "42"),
         (Method::POST, "/channels/open/batch", r#"{"not": "a list"}"#),
-        (Method::POST, "/channels/open/batch?kind=mixed", r#"[{"nope": 1}]"#),
+        (
+            Method::POST,
+            "/channels/open/batch?kind=mixed",
+            r#"[{"nope": 1}]"#,
+        ),
         (Method::POST, "/channels/open/acknowledge", "[1, 2]"),
         (Method::POST, "/channels/open/acknowledge", "not json"),
-        (Method::POST, "/channels/open/nack", r#"{"message_ids": [1]}"#),
-        (Method::POST, "/channels/open/nack", r#"{"message_ids": ["a"], "delay_ms": "soon"}"#),
+        (
+            Method::POST,
+            "/channels/open/nack",
+            r#"{"message_ids": [1]}"#,
+        ),
+        (
+            Method::POST,
+            "/channels/open/nack",
+            r#"{"message_ids": ["a"], "delay_ms": "soon"}"#,
+        ),
     ] {
         let r = h.call(method.clone(), path, Some("w"), Some(body)).await;
         assert_eq!(r.status, 400, "{method} {path} {body}: {}", r.text);
         r.expect_error(400);
     }
     let r = h
-        .post("/channels/open/acknowledge", "w", r#"{"message_ids": "abc"}"#)
+        .post(
+            "/channels/open/acknowledge",
+            "w",
+            r#"{"message_ids": "abc"}"#,
+        )
         .await;
     assert_eq!(r.detail(), "'message_ids' must be a list.");
     // Invalid UTF-8 in the body.
@@ -203,7 +288,11 @@ async fn oversize_bodies_are_413() {
             .await
             .expect_error(413);
     }
-    assert_eq!(ch.stats().await.unwrap().stored, 1, "nothing oversize was stored");
+    assert_eq!(
+        ch.stats().await.unwrap().stored,
+        1,
+        "nothing oversize was stored"
+    );
 }
 
 #[tokio::test]
@@ -227,15 +316,26 @@ async fn direct_writes_keep_the_message_but_not_a_foreign_sender() {
     let (h, ch) = passthrough_server().await;
     let mut msg = ChannelMessage::with_data("alice", &json!({"x": 1})).unwrap();
     msg = msg.correlation_id("c-1").meta("k", "v");
-    let r = h.put("/channels/open?direct=true", "mallory", &msg.to_json()).await;
+    let r = h
+        .put("/channels/open?direct=true", "mallory", &msg.to_json())
+        .await;
     r.expect_error(403);
     assert_eq!(r.kind(), "permission_denied");
-    let r = h.put("/channels/open?direct=true", "alice", &msg.to_json()).await.ok();
+    let r = h
+        .put("/channels/open?direct=true", "alice", &msg.to_json())
+        .await
+        .ok();
     assert_eq!(r["item_id"], msg.id.as_str());
     let stored = ch.entries_after("x", 0, 10).await.unwrap();
     assert_eq!(*stored[0].message, msg, "a direct write is stored as sent");
     // Content writes keep the object as is.
-    h.put("/channels/open?kind=content", "alice", r#"{"celsius": 2.5}"#).await.ok();
+    h.put(
+        "/channels/open?kind=content",
+        "alice",
+        r#"{"celsius": 2.5}"#,
+    )
+    .await
+    .ok();
     let stored = ch.entries_after("x", 0, 10).await.unwrap();
     assert_eq!(stored[1].message.content.json(), r#"{"celsius": 2.5}"#);
 }
@@ -248,13 +348,21 @@ async fn acl_rights_are_403_per_operation() {
     let r = h.put("/channels/q", "reader", "1").await;
     r.expect_error(403);
     assert_eq!(r.detail(), "Token does not permit 'write' on channel 'q'.");
-    h.put("/channels/q", "stranger", "1").await.expect_error(403);
+    h.put("/channels/q", "stranger", "1")
+        .await
+        .expect_error(403);
     h.put("/channels/q", "writer", "1").await.ok();
-    h.post("/channels/q/claim", "reader", "").await.expect_error(403);
+    h.post("/channels/q/claim", "reader", "")
+        .await
+        .expect_error(403);
     h.get("/channels/q/info", "reader").await.ok();
-    h.get("/channels/q/dead-letters", "writer").await.expect_error(403);
+    h.get("/channels/q/dead-letters", "writer")
+        .await
+        .expect_error(403);
     h.get("/channels/q/dead-letters", "boss").await.ok();
-    h.post("/channels/q/redrive", "writer", "{}").await.expect_error(403);
+    h.post("/channels/q/redrive", "writer", "{}")
+        .await
+        .expect_error(403);
 }
 
 #[tokio::test]
@@ -270,13 +378,21 @@ async fn backpressure_is_429_and_stopped_channels_are_503() {
     let h = serve(vec![ingest, stopped.clone()]).await;
     // Let the first pull (at start) pass so the buffer holds only our writes.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let id = h.put("/channels/ingest", "w", "1").await.ok()["item_id"].as_str().unwrap().to_owned();
-    assert!(id.contains('_'), "a buffered write returns an item id: {id}");
+    let id = h.put("/channels/ingest", "w", "1").await.ok()["item_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        id.contains('_'),
+        "a buffered write returns an item id: {id}"
+    );
     h.put("/channels/ingest", "w", "2").await.ok();
     let r = h.put("/channels/ingest", "w", "3").await;
     r.expect_error(429);
     assert_eq!(r.kind(), "backpressure");
-    h.post("/channels/ingest/batch", "w", "[4, 5]").await.expect_error(429);
+    h.post("/channels/ingest/batch", "w", "[4, 5]")
+        .await
+        .expect_error(429);
 
     stopped.stop().await;
     let r = h.put("/channels/stopped", "w", "1").await;
@@ -296,16 +412,27 @@ async fn batch_write_and_batch_claim_with_attempts_and_leases() {
     )
     .await;
     let h = serve(vec![q]).await;
-    let r = h.post("/channels/jobs/batch", "producer", "[1, 2, 3, {\"n\": 4}]").await.ok();
+    let r = h
+        .post("/channels/jobs/batch", "producer", "[1, 2, 3, {\"n\": 4}]")
+        .await
+        .ok();
     assert_eq!(r["status"], "accepted");
-    let ids: Vec<String> = r["item_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = r["item_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids.len(), 4);
 
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let c = h.post("/channels/jobs/claim?limit=3", "worker", "").await.ok();
+    let c = h
+        .post("/channels/jobs/claim?limit=3", "worker", "")
+        .await
+        .ok();
     let claims = c["claims"].as_array().unwrap();
     assert_eq!(claims.len(), 3);
     assert_eq!(claims[0]["seq"], 1);
@@ -319,19 +446,35 @@ async fn batch_write_and_batch_claim_with_attempts_and_leases() {
     assert_eq!(one["claims"].as_array().unwrap().len(), 1);
 
     let body = |ids: &[&String]| json!({"message_ids": ids}).to_string();
-    let ext = h.post("/channels/jobs/extend", "worker", &body(&[&ids[0]])).await.ok();
+    let ext = h
+        .post("/channels/jobs/extend", "worker", &body(&[&ids[0]]))
+        .await
+        .ok();
     assert_eq!(ext, json!({"status": "ok", "extended": 1}));
     // Someone else cannot extend, ack or nack my claim.
-    h.post("/channels/jobs/extend", "worker-2", &body(&[&ids[0]])).await.expect_error(409);
-    h.post("/channels/jobs/acknowledge", "worker-2", &body(&[&ids[0]])).await.expect_error(409);
+    h.post("/channels/jobs/extend", "worker-2", &body(&[&ids[0]]))
+        .await
+        .expect_error(409);
+    h.post("/channels/jobs/acknowledge", "worker-2", &body(&[&ids[0]]))
+        .await
+        .expect_error(409);
 
     // Nack with a delay: not claimable before it is over.
     let n = h
-        .post("/channels/jobs/nack", "worker", &json!({"message_ids": [ids[1]], "delay_ms": 60_000}).to_string())
+        .post(
+            "/channels/jobs/nack",
+            "worker",
+            &json!({"message_ids": [ids[1]], "delay_ms": 60_000}).to_string(),
+        )
         .await
         .ok();
     assert_eq!(n, json!({"status": "ok", "nacked": 1}));
-    assert_eq!(h.post("/channels/jobs/claim?limit=10", "worker-3", "").await.ok()["claims"], json!([]));
+    assert_eq!(
+        h.post("/channels/jobs/claim?limit=10", "worker-3", "")
+            .await
+            .ok()["claims"],
+        json!([])
+    );
     let stats = h.get("/channels/jobs/stats", "x").await.ok();
     assert_eq!(stats["delayed"], 1);
     assert_eq!(stats["in_flight"], 3);
@@ -339,7 +482,11 @@ async fn batch_write_and_batch_claim_with_attempts_and_leases() {
 
     // Reject → dead letter; list it, redrive it (admin; open security allows).
     let rej = h
-        .post("/channels/jobs/reject", "worker", &json!({"message_ids": [ids[2]], "reason": "bad input"}).to_string())
+        .post(
+            "/channels/jobs/reject",
+            "worker",
+            &json!({"message_ids": [ids[2]], "reason": "bad input"}).to_string(),
+        )
         .await
         .ok();
     assert_eq!(rej, json!({"status": "ok", "rejected": 1}));
@@ -348,15 +495,29 @@ async fn batch_write_and_batch_claim_with_attempts_and_leases() {
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0]["reason"], "bad input");
     assert_eq!(letters[0]["message"]["id"], ids[2].as_str());
-    let rd = h.post("/channels/jobs/redrive", "admin", &body(&[&ids[2]])).await.ok();
+    let rd = h
+        .post("/channels/jobs/redrive", "admin", &body(&[&ids[2]]))
+        .await
+        .ok();
     assert_eq!(rd, json!({"status": "ok", "redriven": 1}));
-    let again = h.post("/channels/jobs/claim?limit=10", "worker-3", "").await.ok();
+    let again = h
+        .post("/channels/jobs/claim?limit=10", "worker-3", "")
+        .await
+        .ok();
     assert_eq!(again["claims"][0]["message"]["id"], ids[2].as_str());
-    assert_eq!(again["claims"][0]["attempt"], 1, "redriven letters start over");
+    assert_eq!(
+        again["claims"][0]["attempt"], 1,
+        "redriven letters start over"
+    );
 
-    let ack = h.post("/channels/jobs/acknowledge", "worker", &body(&[&ids[0]])).await.ok();
+    let ack = h
+        .post("/channels/jobs/acknowledge", "worker", &body(&[&ids[0]]))
+        .await
+        .ok();
     assert_eq!(ack["acknowledged"], 1);
-    h.post("/channels/jobs/claim?limit=nope", "w", "").await.expect_error(400);
+    h.post("/channels/jobs/claim?limit=nope", "w", "")
+        .await
+        .expect_error(400);
 }
 
 #[tokio::test]
@@ -369,9 +530,16 @@ async fn only_public_channels_are_served_unless_opted_in() {
     let list = h.get("/channels", "r").await.ok();
     assert_eq!(list["channels"].as_array().unwrap().len(), 1);
     assert_eq!(list["channels"][0]["id"], "feed");
-    h.call(Method::GET, "/channels", None, None).await.expect_error(401);
+    h.call(Method::GET, "/channels", None, None)
+        .await
+        .expect_error(401);
 
-    let h2 = serve_with(Server::builder().channels([public, private]).serve_private(true)).await;
+    let h2 = serve_with(
+        Server::builder()
+            .channels([public, private])
+            .serve_private(true),
+    )
+    .await;
     assert_eq!(h2.server.channel_ids().len(), 2);
     h2.get("/channels/secret", "r").await.ok();
 }
@@ -416,7 +584,9 @@ async fn health_stats_and_metrics() {
     assert_eq!(stats["kind"], "broadcast");
     assert_eq!(stats["head_seq"], 3);
 
-    h.call(Method::GET, "/metrics", None, None).await.expect_error(401);
+    h.call(Method::GET, "/metrics", None, None)
+        .await
+        .expect_error(401);
     let r = h.get("/metrics", "x").await;
     assert_eq!(r.status, 200);
     assert!(r.content_type.starts_with("text/plain"));
@@ -432,7 +602,10 @@ async fn health_stats_and_metrics() {
         "sssn_channel_reader_lag{channel=\"feed\",reader=\"dash\\\"board\"} 2",
         "sssn_http_event_streams 0",
     ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
     }
     let public = serve_with(
         Server::builder()
@@ -499,12 +672,21 @@ async fn mailbox_reads_only_what_is_addressed_to_the_token_subject() {
     let mb = started(MailboxChannel::new("mail").public()).await;
     let h = serve(vec![mb]).await;
     for to in ["alice", "bob"] {
-        let msg = ChannelMessage::with_data("sender", &to).unwrap().recipient(to);
-        h.put("/channels/mail?direct=true", "sender", &msg.to_json()).await.ok();
+        let msg = ChannelMessage::with_data("sender", &to)
+            .unwrap()
+            .recipient(to);
+        h.put("/channels/mail?direct=true", "sender", &msg.to_json())
+            .await
+            .ok();
     }
     h.put("/channels/mail", "sender", "\"all\"").await.ok();
     let got = h.get("/channels/mail", "alice").await.ok();
-    let data: Vec<Value> = got["messages"].as_array().unwrap().iter().map(|m| m["content"]["data"].clone()).collect();
+    let data: Vec<Value> = got["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"]["data"].clone())
+        .collect();
     assert_eq!(data, vec![json!("alice"), json!("all")]);
 }
 
@@ -551,7 +733,10 @@ async fn event_stream_delivers_in_order_and_resumes_without_gaps_or_duplicates()
         let mut stream = futures::StreamExt::boxed(resp.bytes_stream());
         let mut seqs = Vec::new();
         while seqs.len() < 2 {
-            let chunk = futures::StreamExt::next(&mut stream).await.unwrap().unwrap();
+            let chunk = futures::StreamExt::next(&mut stream)
+                .await
+                .unwrap()
+                .unwrap();
             for e in p.push(&chunk) {
                 if e.event.is_none() {
                     seqs.push(e.id.unwrap());
@@ -580,7 +765,12 @@ async fn event_stream_delivers_in_order_and_resumes_without_gaps_or_duplicates()
 
 #[tokio::test]
 async fn event_stream_sends_keep_alives_and_survives_a_lagging_subscriber() {
-    let feed = started(BroadcastChannel::new("feed").public().subscriber_capacity(4)).await;
+    let feed = started(
+        BroadcastChannel::new("feed")
+            .public()
+            .subscriber_capacity(4),
+    )
+    .await;
     let h = serve_with(
         Server::builder()
             .channel(feed.clone())
@@ -597,11 +787,14 @@ async fn event_stream_sends_keep_alives_and_survives_a_lagging_subscriber() {
     let mut stream = futures::StreamExt::boxed(resp.bytes_stream());
     let mut text = String::new();
     while !text.contains(": keep-alive") {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut stream))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let chunk = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures::StreamExt::next(&mut stream),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     // Far more than the subscriber's queue holds, written while nobody reads the stream.
@@ -611,11 +804,14 @@ async fn event_stream_sends_keep_alives_and_survives_a_lagging_subscriber() {
     let mut parser = sssn_http::sse::SseParser::new();
     let mut seqs = Vec::new();
     while seqs.len() < 500 {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut stream))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let chunk = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures::StreamExt::next(&mut stream),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
         for e in parser.push(&chunk) {
             if e.event.is_none() {
@@ -624,7 +820,11 @@ async fn event_stream_sends_keep_alives_and_survives_a_lagging_subscriber() {
         }
     }
     assert!(text.contains(": lagged "), "the subscriber did lag");
-    assert_eq!(seqs, (1..=500).collect::<Vec<_>>(), "lag caught up from the store");
+    assert_eq!(
+        seqs,
+        (1..=500).collect::<Vec<_>>(),
+        "lag caught up from the store"
+    );
 }
 
 #[tokio::test]

@@ -20,13 +20,19 @@ const DAY: Duration = Duration::from_secs(86_400);
 async fn jwt_server() -> (Harness, Arc<JwtSecurity>) {
     let jwt = Arc::new(JwtSecurity::new(SECRET).unwrap());
     let jobs = started(WorkQueueChannel::new("jobs").public().security(jwt.clone())).await;
-    let other = started(WorkQueueChannel::new("other").public().security(jwt.clone())).await;
+    let other = started(
+        WorkQueueChannel::new("other")
+            .public()
+            .security(jwt.clone()),
+    )
+    .await;
     (serve(vec![jobs, other]).await, jwt)
 }
 
 fn token(jwt: &JwtSecurity, sub: &str, role: Role, channels: Option<&[&str]>) -> String {
     let channels: Option<Vec<String>> = channels.map(|c| c.iter().map(|s| s.to_string()).collect());
-    jwt.generate_token(sub, role, channels.as_deref(), DAY).unwrap()
+    jwt.generate_token(sub, role, channels.as_deref(), DAY)
+        .unwrap()
 }
 
 fn sign(claims: &Value, secret: &str) -> String {
@@ -61,7 +67,11 @@ async fn missing_none_forged_expired_tampered_and_revoked_tokens_are_401() {
     let none = format!(
         "{}.{}.",
         b64url(br#"{"alg":"none","typ":"JWT"}"#),
-        b64url(json!({"sub": "x", "role": "admin", "exp": far_future()}).to_string().as_bytes())
+        b64url(
+            json!({"sub": "x", "role": "admin", "exp": far_future()})
+                .to_string()
+                .as_bytes()
+        )
     );
     expect_401(&h, &none, "alg none").await;
 
@@ -71,12 +81,17 @@ async fn missing_none_forged_expired_tampered_and_revoked_tokens_are_401() {
     );
     expect_401(&h, &wrong_key, "wrong key").await;
 
-    let expired = sign(&json!({"sub": "x", "role": "admin", "exp": 1_000.5}), SECRET);
+    let expired = sign(
+        &json!({"sub": "x", "role": "admin", "exp": 1_000.5}),
+        SECRET,
+    );
     let r = h.put("/channels/jobs", &expired, "1").await;
     assert_eq!(r.status, 401);
     assert!(r.detail().contains("expired"), "{}", r.detail());
     // A token issued with no lifetime is expired at once (no leeway).
-    let instant = jwt.generate_token("x", Role::Admin, None, Duration::ZERO).unwrap();
+    let instant = jwt
+        .generate_token("x", Role::Admin, None, Duration::ZERO)
+        .unwrap();
     expect_401(&h, &instant, "zero lifetime").await;
 
     let no_exp = sign(&json!({"sub": "x", "role": "admin"}), SECRET);
@@ -95,7 +110,10 @@ async fn missing_none_forged_expired_tampered_and_revoked_tokens_are_401() {
     );
     let decoded: Value =
         serde_json::from_slice(&b64url_decode(tampered.split('.').nth(1).unwrap())).unwrap();
-    assert_eq!(decoded["role"], "admin", "the tampered token is well formed");
+    assert_eq!(
+        decoded["role"], "admin",
+        "the tampered token is well formed"
+    );
     assert_eq!(decoded["sub"], "reader");
     expect_401(&h, &tampered, "tampered payload").await;
 
@@ -129,9 +147,14 @@ async fn valid_tokens_without_the_right_are_403() {
     h.put("/channels/jobs", &scoped, "1").await.ok();
     let r = h.put("/channels/other", &scoped, "1").await;
     r.expect_error(403);
-    assert_eq!(r.detail(), "Token does not permit 'write' on channel 'other'.");
+    assert_eq!(
+        r.detail(),
+        "Token does not permit 'write' on channel 'other'."
+    );
     let empty_scope = token(&jwt, "w", Role::Admin, Some(&[]));
-    h.get("/channels/jobs/info", &empty_scope).await.expect_error(403);
+    h.get("/channels/jobs/info", &empty_scope)
+        .await
+        .expect_error(403);
 
     let read = token(&jwt, "r", Role::Read, None);
     h.get("/channels/jobs/info", &read).await.ok();
@@ -150,12 +173,19 @@ async fn valid_tokens_without_the_right_are_403() {
         assert_eq!(r.status, 403, "read role on {method} {path}: {}", r.text);
     }
     let write = token(&jwt, "w", Role::Write, None);
-    h.get("/channels/jobs/dead-letters", &write).await.expect_error(403);
-    h.post("/channels/jobs/redrive", &write, "{}").await.expect_error(403);
+    h.get("/channels/jobs/dead-letters", &write)
+        .await
+        .expect_error(403);
+    h.post("/channels/jobs/redrive", &write, "{}")
+        .await
+        .expect_error(403);
     let admin = token(&jwt, "boss", Role::Admin, Some(&["jobs"]));
     h.get("/channels/jobs/dead-letters", &admin).await.ok();
     // An unknown role authenticates but grants nothing.
-    let odd = sign(&json!({"sub": "x", "role": "superuser", "exp": far_future()}), SECRET);
+    let odd = sign(
+        &json!({"sub": "x", "role": "superuser", "exp": far_future()}),
+        SECRET,
+    );
     h.get("/channels/jobs/info", &odd).await.expect_error(403);
 }
 
@@ -166,10 +196,14 @@ async fn the_subject_is_the_sender_and_claimer() {
     let bob = token(&jwt, "bob", Role::Write, None);
     h.put("/channels/jobs", &alice, "{\"n\": 1}").await.ok();
     let forged = ChannelMessage::with_data("bob", &1).unwrap();
-    let r = h.put("/channels/jobs?direct=true", &alice, &forged.to_json()).await;
+    let r = h
+        .put("/channels/jobs?direct=true", &alice, &forged.to_json())
+        .await;
     r.expect_error(403);
     let own = ChannelMessage::with_data("alice", &2).unwrap();
-    h.put("/channels/jobs?direct=true", &alice, &own.to_json()).await.ok();
+    h.put("/channels/jobs?direct=true", &alice, &own.to_json())
+        .await
+        .ok();
 
     let claims = h.post("/channels/jobs/claim?limit=2", &bob, "").await.ok();
     let claims = claims["claims"].as_array().unwrap();
@@ -177,12 +211,20 @@ async fn the_subject_is_the_sender_and_claimer() {
     assert_eq!(claims[1]["message"]["sender_id"], "alice");
     let id = claims[0]["message"]["id"].as_str().unwrap();
     // Bob claimed it, so Alice cannot settle it.
-    h.post("/channels/jobs/acknowledge", &alice, &json!({"message_ids": [id]}).to_string())
-        .await
-        .expect_error(409);
-    h.post("/channels/jobs/acknowledge", &bob, &json!({"message_ids": [id]}).to_string())
-        .await
-        .ok();
+    h.post(
+        "/channels/jobs/acknowledge",
+        &alice,
+        &json!({"message_ids": [id]}).to_string(),
+    )
+    .await
+    .expect_error(409);
+    h.post(
+        "/channels/jobs/acknowledge",
+        &bob,
+        &json!({"message_ids": [id]}).to_string(),
+    )
+    .await
+    .ok();
 }
 
 #[tokio::test]
@@ -190,10 +232,21 @@ async fn listing_shows_only_channels_in_the_token_scope() {
     let (h, jwt) = jwt_server().await;
     let scoped = token(&jwt, "r", Role::Read, Some(&["other"]));
     let list = h.get("/channels", &scoped).await.ok();
-    let ids: Vec<&str> = list["channels"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["other"]);
     let all = token(&jwt, "r", Role::Read, None);
-    assert_eq!(h.get("/channels", &all).await.ok()["channels"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        h.get("/channels", &all).await.ok()["channels"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     h.get("/channels", "forged").await.expect_error(401);
     let metrics = h.get("/metrics", &scoped).await;
     assert_eq!(metrics.status, 200);

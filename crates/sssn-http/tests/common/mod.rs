@@ -51,7 +51,10 @@ impl Reply {
     }
 
     pub fn detail(&self) -> String {
-        self.json()["detail"].as_str().unwrap_or_default().to_owned()
+        self.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub fn kind(&self) -> String {
@@ -66,7 +69,11 @@ impl Reply {
             "error bodies are JSON: {:?}",
             self.content_type
         );
-        assert!(!self.detail().is_empty(), "error has a detail: {}", self.text);
+        assert!(
+            !self.detail().is_empty(),
+            "error has a detail: {}",
+            self.text
+        );
         self
     }
 
