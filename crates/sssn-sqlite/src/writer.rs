@@ -34,6 +34,9 @@ pub(crate) trait Job: Send {
 
     /// Replies to the caller: with the outcome of the last `run`, or with `failure`.
     fn finish(self: Box<Self>, failure: Option<Error>);
+
+    /// The operation's name, for errors.
+    fn action(&self) -> &'static str;
 }
 
 struct Call<T, F> {
@@ -65,6 +68,10 @@ where
         };
         // The caller may have given up waiting; the write is committed regardless.
         let _ = self.reply.send(outcome);
+    }
+
+    fn action(&self) -> &'static str {
+        self.action
     }
 }
 
@@ -283,7 +290,8 @@ fn run(path: &Path, conn: &Connection, rx: &mpsc::Receiver<Box<dyn Job>>, max_ba
             }
             Err(e) if batch.len() == 1 => {
                 let job = batch.pop().expect("one job");
-                job.finish(Some(db_error(path, "write", e)));
+                let action = job.action();
+                job.finish(Some(db_error(path, action, e)));
             }
             Err(_) => {
                 // Find out which jobs fail on their own; the others still commit.
@@ -293,7 +301,10 @@ fn run(path: &Path, conn: &Connection, rx: &mpsc::Receiver<Box<dyn Job>>, max_ba
                             txn.publish();
                             job.finish(None);
                         }
-                        Err(e) => job.finish(Some(db_error(path, "write", e))),
+                        Err(e) => {
+                            let action = job.action();
+                            job.finish(Some(db_error(path, action, e)));
+                        }
                     }
                 }
             }
