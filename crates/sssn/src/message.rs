@@ -42,9 +42,10 @@ impl Eq for Content {}
 impl Content {
     /// Content from a serde value that serialises to a JSON object.
     pub fn new<T: Serialize + ?Sized>(content: &T) -> Result<Self, Error> {
-        let text = serde_json::to_string(content)
+        // Serialised text is valid JSON already: no second parse.
+        let raw = serde_json::value::to_raw_value(content)
             .map_err(|e| Error::new(ErrorKind::InvalidMessage, format!("content: {e}")))?;
-        Self::from_json(text)
+        Self::from_raw(raw)
     }
 
     /// v1's `GenericContent`: `{"data": data}`.

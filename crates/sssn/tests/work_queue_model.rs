@@ -19,10 +19,22 @@ const MAX_DELIVERIES: u32 = 3;
 #[derive(Clone, Debug)]
 enum Op {
     Write,
-    Claim { worker: usize, limit: usize },
-    Ack { worker: usize, pick: usize },
-    Nack { worker: usize, pick: usize, delay_ms: Option<u64> },
-    Advance { ms: u64 },
+    Claim {
+        worker: usize,
+        limit: usize,
+    },
+    Ack {
+        worker: usize,
+        pick: usize,
+    },
+    Nack {
+        worker: usize,
+        pick: usize,
+        delay_ms: Option<u64>,
+    },
+    Advance {
+        ms: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -63,7 +75,11 @@ impl Model {
             if let Fate::Held { deadline, .. } = m.fate
                 && deadline <= self.now
             {
-                m.fate = if m.attempts >= MAX_DELIVERIES { Fate::Dead } else { Fate::Waiting { due: 0 } };
+                m.fate = if m.attempts >= MAX_DELIVERIES {
+                    Fate::Dead
+                } else {
+                    Fate::Waiting { due: 0 }
+                };
             }
         }
     }
@@ -78,7 +94,10 @@ impl Model {
             }
             if matches!(m.fate, Fate::Waiting { due } if due <= now) {
                 m.attempts += 1;
-                m.fate = Fate::Held { worker, deadline: now + LEASE_MS };
+                m.fate = Fate::Held {
+                    worker,
+                    deadline: now + LEASE_MS,
+                };
                 out.push((m.id.clone(), m.attempts));
             }
         }
@@ -100,12 +119,19 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .max_deliveries(MAX_DELIVERIES)
         .build();
     ch.start().await.unwrap();
-    let mut model = Model { now: 0, msgs: Vec::new() };
+    let mut model = Model {
+        now: 0,
+        msgs: Vec::new(),
+    };
     for op in ops {
         match op {
             Op::Write => {
                 let id = ch.write("producer", &model.msgs.len()).await.unwrap();
-                model.msgs.push(Msg { id, attempts: 0, fate: Fate::Waiting { due: 0 } });
+                model.msgs.push(Msg {
+                    id,
+                    attempts: 0,
+                    fate: Fate::Waiting { due: 0 },
+                });
             }
             Op::Claim { worker, limit } => {
                 let got: Vec<(String, u32)> = ch
@@ -122,7 +148,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Ack { worker, pick } => {
                 let i = pick % model.msgs.len();
-                let result = ch.ack(name(worker), std::slice::from_ref(&model.msgs[i].id)).await;
+                let result = ch
+                    .ack(name(worker), std::slice::from_ref(&model.msgs[i].id))
+                    .await;
                 if model.holds_live(i, worker) {
                     prop_assert_eq!(result.unwrap(), 1);
                     model.msgs[i].fate = Fate::Acked;
@@ -130,11 +158,18 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     prop_assert_eq!(result.unwrap_err().kind(), ErrorKind::StaleClaim);
                 }
             }
-            Op::Nack { worker, pick, delay_ms } => {
+            Op::Nack {
+                worker,
+                pick,
+                delay_ms,
+            } => {
                 let i = pick % model.msgs.len();
                 let ids = std::slice::from_ref(&model.msgs[i].id);
                 let result = match delay_ms {
-                    Some(ms) => ch.nack_after(name(worker), ids, Duration::from_millis(ms)).await,
+                    Some(ms) => {
+                        ch.nack_after(name(worker), ids, Duration::from_millis(ms))
+                            .await
+                    }
                     None => ch.nack(name(worker), ids).await,
                 };
                 if model.holds_live(i, worker) {
@@ -143,7 +178,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     m.fate = if m.attempts >= MAX_DELIVERIES {
                         Fate::Dead
                     } else {
-                        Fate::Waiting { due: model.now + delay_ms.unwrap_or(0) }
+                        Fate::Waiting {
+                            due: model.now + delay_ms.unwrap_or(0),
+                        }
                     };
                 } else {
                     prop_assert_eq!(result.unwrap_err().kind(), ErrorKind::StaleClaim);
@@ -174,14 +211,24 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
     }
     let dead = model.msgs.iter().filter(|m| m.fate == Fate::Dead).count();
-    prop_assert!(model.msgs.iter().all(|m| matches!(m.fate, Fate::Acked | Fate::Dead)), "nothing lost");
+    prop_assert!(
+        model
+            .msgs
+            .iter()
+            .all(|m| matches!(m.fate, Fate::Acked | Fate::Dead)),
+        "nothing lost"
+    );
     let stats = ch.stats().await.unwrap();
     prop_assert_eq!(stats.stored, 0);
     prop_assert_eq!(stats.dead_lettered as usize, dead);
     prop_assert_eq!(stats.acknowledged as usize, model.msgs.len() - dead);
     let letters = ch.dead_letters("admin", 1000).await.unwrap();
     for letter in letters {
-        let m = model.msgs.iter().find(|m| m.id == letter.message.id).unwrap();
+        let m = model
+            .msgs
+            .iter()
+            .find(|m| m.id == letter.message.id)
+            .unwrap();
         prop_assert_eq!(&m.fate, &Fate::Dead);
         prop_assert_eq!(letter.attempts, MAX_DELIVERIES);
     }

@@ -398,9 +398,19 @@ impl Channel {
         caller: impl Caller,
         data: &T,
     ) -> Result<String> {
-        let value = serde_json::to_value(data)
-            .map_err(|e| Error::new(ErrorKind::InvalidMessage, format!("data: {e}")))?;
-        self.write_payload(caller, Payload::Data(value)).await
+        let to_value = || {
+            serde_json::to_value(data)
+                .map_err(|e| Error::new(ErrorKind::InvalidMessage, format!("data: {e}")))
+        };
+        if self.inner.hooks.convert.is_some()
+            || self.inner.raw.is_some()
+            || !self.is_accepting_writes()
+        {
+            return self.write_payload(caller, Payload::Data(to_value()?)).await;
+        }
+        // Fast path (default conversion): serialise straight into `{"data": …}`.
+        self.write_payload(caller, Payload::Content(Content::data(data)?))
+            .await
     }
 
     /// Writes content as is (typed content).

@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use super::id_index::IdIndex;
 use super::{
     ChannelSpec, ChannelStore, Claimed, DeadLetter, Entry, ReadFilter, ReadFrom, Seq, Settled,
     Store, StoreStats,
@@ -63,8 +64,8 @@ impl Store for MemoryStore {
 enum SlotState {
     /// Readable; claimable when the channel kind has claims.
     Ready,
-    /// Nacked with a delay; claimable from this time (epoch ms).
-    Delayed(u64),
+    /// Nacked with a delay; claimable once its entry in the delay heap is due.
+    Delayed,
     /// Held by a claim.
     InFlight,
 }
@@ -86,9 +87,14 @@ struct State {
     base: Seq,
     slots: VecDeque<Option<Slot>>,
     live: usize,
-    ids: HashMap<Box<str>, Seq>,
+    ids: IdIndex,
     cursors: HashMap<String, Seq>,
+    /// Claimable messages that were claimed before (nacked or lease expired).
     ready: BTreeSet<Seq>,
+    /// Messages never claimed are claimable from here on, in order, without an entry each.
+    next_fresh: Seq,
+    fresh: usize,
+    claims: bool,
     delayed: BinaryHeap<Reverse<(u64, Seq)>>,
     delayed_count: usize,
     in_flight: HashMap<Seq, Lease>,
@@ -118,9 +124,12 @@ impl MemoryChannel {
                 base: 1,
                 slots: VecDeque::new(),
                 live: 0,
-                ids: HashMap::new(),
+                ids: IdIndex::default(),
                 cursors: HashMap::new(),
                 ready: BTreeSet::new(),
+                next_fresh: 1,
+                fresh: 0,
+                claims: spec.kind.claims(),
                 delayed: BinaryHeap::new(),
                 delayed_count: 0,
                 in_flight: HashMap::new(),
@@ -140,6 +149,14 @@ impl MemoryChannel {
     }
 }
 
+fn slot_id(slots: &VecDeque<Option<Slot>>, base: Seq, seq: Seq) -> Option<&str> {
+    let i = seq.checked_sub(base)?;
+    slots
+        .get(i as usize)?
+        .as_ref()
+        .map(|s| s.message.id.as_str())
+}
+
 impl State {
     fn slot(&self, seq: Seq) -> Option<&Slot> {
         if seq < self.base {
@@ -155,6 +172,16 @@ impl State {
         self.slots.get_mut((seq - self.base) as usize)?.as_mut()
     }
 
+    fn seq_of(&self, id: &str) -> Option<Seq> {
+        let (slots, base) = (&self.slots, self.base);
+        self.ids.get(id, |seq| slot_id(slots, base, seq))
+    }
+
+    fn index_id(&mut self, id: &str, seq: Seq) {
+        let (slots, base) = (&self.slots, self.base);
+        self.ids.insert(id, seq, |s| slot_id(slots, base, s));
+    }
+
     /// Takes a message out of the log and every index; returns it.
     fn take(&mut self, seq: Seq) -> Option<Slot> {
         if seq < self.base {
@@ -162,12 +189,14 @@ impl State {
         }
         let slot = self.slots.get_mut((seq - self.base) as usize)?.take()?;
         self.live -= 1;
-        self.ids.remove(slot.message.id.as_str());
+        self.ids.remove(&slot.message.id, seq);
         match slot.state {
             SlotState::Ready => {
-                self.ready.remove(&seq);
+                if !self.ready.remove(&seq) && self.claims && slot.attempts == 0 {
+                    self.fresh -= 1;
+                }
             }
-            SlotState::Delayed(_) => self.delayed_count -= 1,
+            SlotState::Delayed => self.delayed_count -= 1,
             SlotState::InFlight => {
                 self.in_flight.remove(&seq);
             }
@@ -220,7 +249,7 @@ impl State {
             Some(due) if due > now => {
                 self.delayed.push(Reverse((due, seq)));
                 self.delayed_count += 1;
-                SlotState::Delayed(due)
+                SlotState::Delayed
             }
             _ => {
                 self.ready.insert(seq);
@@ -232,6 +261,28 @@ impl State {
         }
     }
 
+    /// The oldest claimable message, taken out of line.
+    fn next_claimable(&mut self) -> Option<Seq> {
+        let mut fresh = self.next_fresh.max(self.base);
+        while fresh <= self.head
+            && !self
+                .slot(fresh)
+                .is_some_and(|s| s.attempts == 0 && s.state == SlotState::Ready)
+        {
+            fresh += 1;
+        }
+        self.next_fresh = fresh;
+        match self.ready.first() {
+            Some(&returned) if returned < fresh || fresh > self.head => self.ready.pop_first(),
+            _ if fresh <= self.head => {
+                self.next_fresh = fresh + 1;
+                self.fresh -= 1;
+                Some(fresh)
+            }
+            _ => None,
+        }
+    }
+
     /// Moves due delayed messages to ready and expired leases back in line.
     fn maintain(&mut self, now: u64, max: Option<u32>) -> usize {
         while let Some(&Reverse((due, seq))) = self.delayed.peek() {
@@ -240,7 +291,7 @@ impl State {
             }
             self.delayed.pop();
             if let Some(slot) = self.slot_mut(seq)
-                && slot.state == SlotState::Delayed(due)
+                && slot.state == SlotState::Delayed
             {
                 slot.state = SlotState::Ready;
                 self.delayed_count -= 1;
@@ -268,7 +319,7 @@ impl State {
 
     /// The live claim on `id` if `claimer` holds it.
     fn live_claim(&self, claimer: &str, id: &str, now: u64) -> Option<Seq> {
-        let seq = *self.ids.get(id)?;
+        let seq = self.seq_of(id)?;
         let lease = self.in_flight.get(&seq)?;
         (&*lease.claimer == claimer && lease.deadline_ms > now).then_some(seq)
     }
@@ -316,7 +367,7 @@ impl ChannelStore for MemoryChannel {
         let mut st = self.lock();
         let mut out = Vec::with_capacity(messages.len());
         for message in messages {
-            if let Some(&seq) = st.ids.get(message.id.as_str())
+            if let Some(seq) = st.seq_of(&message.id)
                 && let Some(slot) = st.slot(seq)
             {
                 out.push(Entry {
@@ -328,7 +379,6 @@ impl ChannelStore for MemoryChannel {
             st.head += 1;
             let seq = st.head;
             let message = Arc::new(message);
-            st.ids.insert(message.id.as_str().into(), seq);
             if st.slots.is_empty() {
                 st.base = seq;
             }
@@ -339,8 +389,9 @@ impl ChannelStore for MemoryChannel {
                 state: SlotState::Ready,
             }));
             st.live += 1;
+            st.index_id(&message.id, seq);
             if self.claims {
-                st.ready.insert(seq);
+                st.fresh += 1;
             }
             let entry = Entry { seq, message };
             // Sent under the lock so the feed order is the sequence order.
@@ -361,7 +412,7 @@ impl ChannelStore for MemoryChannel {
         let start = match from {
             ReadFrom::Cursor => st.cursors.get(reader).copied().unwrap_or(0),
             ReadFrom::AfterSeq(seq) => seq,
-            ReadFrom::AfterId(id) => *st.ids.get(id.as_str()).ok_or_else(|| {
+            ReadFrom::AfterId(id) => st.seq_of(&id).ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidArgument,
                     format!("'after' names message '{id}', which is not in the channel"),
@@ -419,7 +470,7 @@ impl ChannelStore for MemoryChannel {
         st.maintain(now, self.max_deliveries);
         let mut out = Vec::with_capacity(limit.min(st.ready.len()));
         while out.len() < limit {
-            let Some(seq) = st.ready.pop_first() else {
+            let Some(seq) = st.next_claimable() else {
                 break;
             };
             let Some(slot) = st.slot_mut(seq) else {
@@ -537,7 +588,7 @@ impl ChannelStore for MemoryChannel {
         let mut st = self.lock();
         let mut removed = 0;
         for id in ids {
-            if let Some(&seq) = st.ids.get(id.as_str())
+            if let Some(seq) = st.seq_of(id)
                 && st.take(seq).is_some()
             {
                 removed += 1;
@@ -554,6 +605,8 @@ impl ChannelStore for MemoryChannel {
         st.live = 0;
         st.ids.clear();
         st.ready.clear();
+        st.next_fresh = st.base;
+        st.fresh = 0;
         st.delayed.clear();
         st.delayed_count = 0;
         st.in_flight.clear();
@@ -573,7 +626,7 @@ impl ChannelStore for MemoryChannel {
         Ok(StoreStats {
             stored: st.live as u64,
             backlog: if self.claims {
-                (st.ready.len() + st.delayed_count) as u64
+                (st.ready.len() + st.fresh + st.delayed_count) as u64
             } else {
                 0
             },

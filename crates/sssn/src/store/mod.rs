@@ -20,6 +20,7 @@
 //!
 //! Channel kinds decide which operations they allow; a store implements all of them.
 
+mod id_index;
 mod memory;
 
 use std::sync::Arc;
