@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+mod channel;
+mod feed;
+mod names;
+mod store;
+
+pub use names::stream_name;
+pub use store::{JetStreamOptions, JetStreamStore, StorageKind};
