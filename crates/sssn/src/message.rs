@@ -262,6 +262,15 @@ pub enum Payload {
     Message(ChannelMessage),
 }
 
+impl Eq for ChannelMessage {}
+
+impl std::hash::Hash for ChannelMessage {
+    /// By id: equal messages have equal ids (v1 promised hashable messages, defect D21).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
 /// A fresh message id: uuid v7 text (time-ordered within a process).
 pub fn new_message_id() -> String {
     uuid::Uuid::now_v7().to_string()

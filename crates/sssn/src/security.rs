@@ -186,11 +186,16 @@ impl Security for OpenSecurity {
     }
 }
 
-/// Per-identity roles. The token is the identity (no secret), as in v1, so over HTTP
-/// pair it with a network you trust, or use [`JwtSecurity`].
+/// Per-identity roles.
+///
+/// Remote callers authenticate with a bearer token. With no tokens registered the token is
+/// the identity itself, as in v1 — anyone can claim any id, so use that only on a network
+/// you trust. Once a token is registered with [`AclSecurity::add_token`], only registered
+/// tokens authenticate (v1 had no secret at all, defect D14).
 #[derive(Debug, Default)]
 pub struct AclSecurity {
     roles: RwLock<std::collections::HashMap<String, Role>>,
+    tokens: RwLock<std::collections::HashMap<String, String>>,
 }
 
 impl AclSecurity {
@@ -230,6 +235,15 @@ impl AclSecurity {
             .remove(system_id);
     }
 
+    /// Registers a secret bearer `token` for `system_id`; from then on only registered
+    /// tokens authenticate.
+    pub fn add_token(&self, token: impl Into<String>, system_id: impl Into<String>) {
+        self.tokens
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.into(), system_id.into());
+    }
+
     /// The role of `system_id`, if any.
     pub fn role_of(&self, system_id: &str) -> Option<Role> {
         self.roles
@@ -245,7 +259,14 @@ impl Security for AclSecurity {
         if token.is_empty() {
             return Err(Error::new(ErrorKind::Unauthenticated, "empty token"));
         }
-        Ok(Principal::local(token))
+        let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+        if tokens.is_empty() {
+            return Ok(Principal::local(token));
+        }
+        tokens
+            .get(token)
+            .map(|id| Principal::local(id.as_str()))
+            .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "unknown token"))
     }
 
     fn authorize(&self, principal: &Principal, _: &str, op: Operation) -> bool {
@@ -497,6 +518,22 @@ mod tests {
         let err = acl.grant_named("x", "superuser").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         assert!(err.message().contains("Unknown role: 'superuser'"));
+    }
+
+    #[test]
+    fn acl_registered_tokens_replace_identity_tokens() {
+        let acl = AclSecurity::new(&["reader"], &[], &[]);
+        assert_eq!(
+            acl.authenticate("reader").unwrap().id,
+            "reader",
+            "v1 mode: token = id"
+        );
+        acl.add_token("s3cret-for-reader", "reader");
+        assert_eq!(acl.authenticate("s3cret-for-reader").unwrap().id, "reader");
+        assert_eq!(
+            acl.authenticate("reader").unwrap_err().kind(),
+            ErrorKind::Unauthenticated
+        );
     }
 
     #[test]

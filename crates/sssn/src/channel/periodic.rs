@@ -12,7 +12,10 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
 
+use std::panic::AssertUnwindSafe;
+
 use async_trait::async_trait;
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{Channel, ChannelBuilder};
@@ -147,7 +150,16 @@ impl Channel {
         let Some(source) = source.as_mut() else {
             return;
         };
-        match source.pull().await {
+        let pulled = AssertUnwindSafe(source.pull())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::Internal,
+                    "the source's pull panicked",
+                ))
+            });
+        match pulled {
             Ok(items) if !items.is_empty() => {
                 if let Err(e) = raw.push(self.id(), self.id(), items) {
                     self.error_hook("pull", &e);
@@ -194,7 +206,17 @@ impl Channel {
                 () = cancel.cancelled() => return,
                 () = self.pull_once() => {}
             }
-            self.process_buffer().await;
+            // User conversion code runs here: a panic must not end the loop (v1 defect D25).
+            if AssertUnwindSafe(self.process_buffer())
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                self.error_hook(
+                    "process",
+                    &Error::new(ErrorKind::Internal, "conversion panicked"),
+                );
+            }
         }
     }
 }
