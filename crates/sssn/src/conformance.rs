@@ -823,6 +823,15 @@ pub async fn lifecycle_and_drain(h: &impl Harness) {
         1,
         "reads still work after drain"
     );
+    ch.start().await.unwrap();
+    ch.write("w", &3).await.unwrap();
+    assert_eq!(
+        ch.read("r", 10).await.unwrap().len(),
+        1,
+        "a drained channel can start again"
+    );
+    ch.stop().await;
+    assert_eq!(ch.state(), crate::channel::ChannelState::Stopped);
 }
 
 pub async fn reopen_keeps_contents(h: &impl Harness) {
