@@ -1,0 +1,463 @@
+//! `sssn serve` configuration: a TOML file with `[server]`, `[security]` and `[[channel]]`
+//! tables (see `sssn.example.toml` next to this crate's manifest).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Deserializer};
+use sssn::Channel;
+use sssn::channel::{ChannelBuilder, PeriodicChannel, source_fn};
+use sssn::security::{AclSecurity, JwtSecurity, OpenSecurity, Security};
+use sssn::store::{MemoryStore, Store};
+use sssn::{ChannelKind, Payload, Visibility};
+use sssn_http::ServerBuilder;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    #[serde(default)]
+    pub(crate) server: ServerConfig,
+    #[serde(default)]
+    pub(crate) security: SecurityConfig,
+    #[serde(default, rename = "channel")]
+    pub(crate) channels: Vec<ChannelConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerConfig {
+    #[serde(default = "default_bind")]
+    pub(crate) bind: String,
+    #[serde(default)]
+    max_body_bytes: Option<usize>,
+    #[serde(default)]
+    max_limit: Option<usize>,
+    #[serde(default)]
+    serve_private: bool,
+    #[serde(default)]
+    public_metrics: bool,
+    #[serde(default, deserialize_with = "opt_duration")]
+    sse_keep_alive: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    drain_timeout: Option<Duration>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: default_bind(),
+            max_body_bytes: None,
+            max_limit: None,
+            serve_private: false,
+            public_metrics: false,
+            sse_keep_alive: None,
+            drain_timeout: None,
+        }
+    }
+}
+
+fn default_bind() -> String {
+    "127.0.0.1:8000".to_owned()
+}
+
+/// `[security]`: `kind` = open | acl | jwt.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecurityConfig {
+    #[serde(default)]
+    kind: SecurityKind,
+    /// jwt: the HMAC secret (prefer `secret_env`).
+    #[serde(default)]
+    secret: Option<String>,
+    /// jwt: name of the environment variable holding the secret.
+    #[serde(default)]
+    secret_env: Option<String>,
+    /// jwt: HS256 (default), HS384 or HS512.
+    #[serde(default)]
+    algorithm: Option<String>,
+    /// jwt: accepted clock skew after `exp`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    leeway: Option<Duration>,
+    /// acl: ids per role.
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    write: Vec<String>,
+    #[serde(default)]
+    admin: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SecurityKind {
+    #[default]
+    Open,
+    Acl,
+    Jwt,
+}
+
+/// `retention = { max_age = "1h", max_count = 1000 }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Retention {
+    #[serde(default, deserialize_with = "opt_duration")]
+    max_age: Option<Duration>,
+    #[serde(default)]
+    max_count: Option<usize>,
+}
+
+/// One `[[channel]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChannelConfig {
+    pub(crate) id: String,
+    kind: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    visibility: Option<String>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    claim_timeout: Option<Duration>,
+    #[serde(default)]
+    max_deliveries: Option<u32>,
+    #[serde(default)]
+    retention: Retention,
+    #[serde(default = "default_store")]
+    store: String,
+    #[serde(default, deserialize_with = "opt_duration")]
+    period: Option<Duration>,
+    #[serde(default)]
+    max_raw_buffer_size: Option<usize>,
+    #[serde(default)]
+    subscriber_capacity: Option<usize>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    maintenance_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    registration_ttl: Option<Duration>,
+}
+
+fn default_store() -> String {
+    "memory".to_owned()
+}
+
+/// A duration: a number of seconds, or text with a unit (`250ms`, `30s`, `5m`, `2h`, `1d`).
+pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .with_context(|| format!("'{text}' is not a duration (e.g. 250ms, 30s, 5m, 2h, 1d)"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        other => bail!("unknown duration unit '{other}' in '{text}' (ms, s, m, h, d)"),
+    };
+    Duration::try_from_secs_f64(secs).with_context(|| format!("'{text}' is out of range"))
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+    Ok(match Option::<Raw>::deserialize(d)? {
+        None => None,
+        Some(Raw::Secs(s)) => Some(
+            Duration::try_from_secs_f64(s).map_err(|e| serde::de::Error::custom(e.to_string()))?,
+        ),
+        Some(Raw::Text(t)) => {
+            Some(parse_duration(&t).map_err(|e| serde::de::Error::custom(e.to_string()))?)
+        }
+    })
+}
+
+impl Config {
+    /// Parses a config file's text.
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
+        let config: Self = toml::from_str(text).context("invalid config")?;
+        let mut seen = std::collections::HashSet::new();
+        for c in &config.channels {
+            if !seen.insert(c.id.as_str()) {
+                bail!("channel '{}' is declared twice", c.id);
+            }
+        }
+        Ok(config)
+    }
+}
+
+impl SecurityConfig {
+    /// The security policy; `env` looks up environment variables.
+    pub(crate) fn build(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Arc<dyn Security>> {
+        Ok(match self.kind {
+            SecurityKind::Open => Arc::new(OpenSecurity),
+            SecurityKind::Acl => Arc::new(AclSecurity::new(&self.read, &self.write, &self.admin)),
+            SecurityKind::Jwt => Arc::new(self.jwt(env)?),
+        })
+    }
+
+    /// The JWT policy (also what `sssn token --config` signs with).
+    pub(crate) fn jwt(&self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<JwtSecurity> {
+        if self.kind != SecurityKind::Jwt {
+            bail!("[security] kind is not \"jwt\"");
+        }
+        let secret = match (&self.secret, &self.secret_env) {
+            (Some(s), None) => s.clone(),
+            (None, Some(var)) => env(var).with_context(|| {
+                format!("environment variable {var} (the JWT secret) is not set")
+            })?,
+            (Some(_), Some(_)) => bail!("[security] sets both secret and secret_env"),
+            (None, None) => bail!("[security] kind = \"jwt\" needs secret or secret_env"),
+        };
+        if secret.len() < 32 {
+            bail!("the JWT secret must be at least 32 bytes");
+        }
+        let algorithm = match self.algorithm.as_deref().unwrap_or("HS256") {
+            "HS256" => jsonwebtoken::Algorithm::HS256,
+            "HS384" => jsonwebtoken::Algorithm::HS384,
+            "HS512" => jsonwebtoken::Algorithm::HS512,
+            other => bail!("unsupported JWT algorithm '{other}' (HS256, HS384, HS512)"),
+        };
+        let mut jwt = JwtSecurity::with_algorithm(secret, algorithm)?;
+        if let Some(leeway) = self.leeway {
+            jwt = jwt.leeway(leeway);
+        }
+        Ok(jwt)
+    }
+}
+
+/// Opens each distinct store once.
+#[derive(Default)]
+pub(crate) struct Stores {
+    open: HashMap<String, Arc<dyn Store>>,
+}
+
+impl Stores {
+    async fn get(&mut self, spec: &str) -> anyhow::Result<Arc<dyn Store>> {
+        if let Some(s) = self.open.get(spec) {
+            return Ok(s.clone());
+        }
+        let store: Arc<dyn Store> = if spec == "memory" {
+            Arc::new(MemoryStore::new())
+        } else if spec.starts_with("sqlite:") {
+            open_sqlite(spec)?
+        } else if spec.starts_with("nats://") {
+            bail!("store '{spec}': this build of sssn has no NATS support")
+        } else {
+            bail!("unknown store '{spec}' (memory, sqlite:PATH or nats://HOST:PORT)")
+        };
+        self.open.insert(spec.to_owned(), store.clone());
+        Ok(store)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+fn open_sqlite(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Arc::new(
+        sssn_sqlite::SqliteStore::open_url(spec).with_context(|| format!("store '{spec}'"))?,
+    ))
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn open_sqlite(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
+    bail!("store '{spec}': this build of sssn has no SQLite support (feature `sqlite`)")
+}
+
+impl ChannelConfig {
+    async fn build(
+        &self,
+        security: &Arc<dyn Security>,
+        stores: &mut Stores,
+    ) -> anyhow::Result<Channel> {
+        let kind: ChannelKind = self.kind.parse()?;
+        let mut b = match kind {
+            // A periodic channel from a config has no source of its own: it buffers
+            // writes and converts them every period.
+            ChannelKind::Periodic => PeriodicChannel::new(
+                self.id.clone(),
+                source_fn(|| async { Ok(Vec::<Payload>::new()) }),
+            ),
+            k => ChannelBuilder::new(k, self.id.clone()),
+        };
+        if let Some(n) = &self.name {
+            b = b.name(n);
+        }
+        if let Some(d) = &self.description {
+            b = b.description(d);
+        }
+        if let Some(v) = &self.visibility {
+            b = b.visibility(v.parse::<Visibility>()?);
+        }
+        if let Some(t) = self.claim_timeout {
+            b = b.claim_timeout(t);
+        }
+        if let Some(n) = self.max_deliveries {
+            b = b.max_deliveries(n);
+        }
+        if let Some(age) = self.retention.max_age {
+            b = b.retention_max_age(age);
+        }
+        if let Some(n) = self.retention.max_count {
+            b = b.retention_max_count(n);
+        }
+        if let Some(p) = self.period {
+            b = b.period(p);
+        }
+        if let Some(n) = self.max_raw_buffer_size {
+            b = b.max_raw_buffer_size(n);
+        }
+        if let Some(n) = self.subscriber_capacity {
+            b = b.subscriber_capacity(n);
+        }
+        if let Some(i) = self.maintenance_interval {
+            b = b.maintenance_interval(i);
+        }
+        if let Some(t) = self.registration_ttl {
+            b = b.registration_ttl(t);
+        }
+        let store = stores.get(&self.store).await?;
+        Ok(b.store(store).security(security.clone()).try_build()?)
+    }
+}
+
+/// Everything `sssn serve` runs.
+pub(crate) struct Built {
+    pub(crate) channels: Vec<Channel>,
+    pub(crate) server: ServerBuilder,
+}
+
+impl Config {
+    /// Builds the channels (not started) and the server options.
+    pub(crate) async fn build(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Built> {
+        let security = self.security.build(env)?;
+        let mut stores = Stores::default();
+        let mut channels = Vec::with_capacity(self.channels.len());
+        for c in &self.channels {
+            channels.push(
+                c.build(&security, &mut stores)
+                    .await
+                    .with_context(|| format!("channel '{}'", c.id))?,
+            );
+        }
+        let s = &self.server;
+        let mut server = ServerBuilder::default()
+            .channels(channels.iter().cloned())
+            .serve_private(s.serve_private)
+            .public_metrics(s.public_metrics);
+        if let Some(n) = s.max_body_bytes {
+            server = server.max_body_bytes(n);
+        }
+        if let Some(n) = s.max_limit {
+            server = server.max_limit(n);
+        }
+        if let Some(k) = s.sse_keep_alive {
+            server = server.sse_keep_alive(k);
+        }
+        if let Some(t) = s.drain_timeout {
+            server = server.drain_timeout(Some(t));
+        }
+        Ok(Built { channels, server })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn env(var: &str) -> Option<String> {
+        (var == "SSSN_JWT_SECRET").then(|| SECRET.to_owned())
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_example_config_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = include_str!("../sssn.example.toml").replace(
+            "sqlite:sssn.db",
+            &format!("sqlite:{}", dir.path().join("x.db").display()),
+        );
+        let config = Config::parse(&text).unwrap();
+        let built = config.build(&env).await.unwrap();
+        assert!(built.channels.len() >= 3);
+        let jobs = built.channels.iter().find(|c| c.id() == "jobs").unwrap();
+        assert_eq!(jobs.kind(), ChannelKind::WorkQueue);
+        assert!(jobs.store_description().starts_with("sqlite:"));
+        assert_eq!(jobs.security().name(), "jwt");
+        // Without the secret the config does not build.
+        assert!(config.build(&|_| None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn config_errors_are_reported() {
+        for (text, why) in [
+            ("[server]\nbnid = \"x\"", "unknown key"),
+            ("[[channel]]\nid = \"a\"\nkind = \"nope\"", "unknown kind"),
+            (
+                "[[channel]]\nid = \"a\"\nkind = \"broadcast\"\nstore = \"redis://x\"",
+                "unknown store",
+            ),
+            ("[[channel]]\nid = \"a/b\"\nkind = \"broadcast\"", "bad id"),
+            (
+                "[[channel]]\nid = \"a\"\nkind = \"broadcast\"\nvisibility = \"PUBLIC\"",
+                "bad visibility",
+            ),
+            (
+                "[[channel]]\nid = \"a\"\nkind = \"broadcast\"\n[[channel]]\nid = \"a\"\nkind = \"mailbox\"",
+                "duplicate",
+            ),
+            (
+                "[security]\nkind = \"jwt\"\nsecret = \"short\"",
+                "short secret",
+            ),
+            ("[security]\nkind = \"jwt\"", "no secret"),
+            (
+                "[[channel]]\nid = \"a\"\nkind = \"broadcast\"\nclaim_timeout = \"soon\"",
+                "bad duration",
+            ),
+        ] {
+            let outcome = match Config::parse(text) {
+                Ok(c) => c.build(&env).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            assert!(outcome.is_err(), "{why} should be refused");
+        }
+        let c = Config::parse(
+            "[security]\nkind = \"acl\"\nread = [\"dash\"]\nwrite = [\"worker\"]\n[[channel]]\nid = \"q\"\nkind = \"work-queue\"\nclaim_timeout = 30\nretention = { max_count = 10 }",
+        )
+        .unwrap();
+        let built = c.build(&env).await.unwrap();
+        assert_eq!(built.channels[0].security().name(), "acl");
+        assert_eq!(built.channels[0].kind(), ChannelKind::WorkQueue);
+    }
+}
