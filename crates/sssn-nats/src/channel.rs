@@ -77,6 +77,9 @@ struct Reader {
     /// An ephemeral consumer whose next message is the one after `position`.
     consumer: Option<PullConsumer>,
     position: Seq,
+    /// Set when storing the cursor failed on the way: the server may or may not hold the
+    /// new cursor, so the next read from the cursor starts here again (at least once).
+    rewind: Option<Seq>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,8 +102,23 @@ struct AckCounter {
     state: stream::Stream,
     subject: String,
     pending: Mutex<u64>,
+    /// A batch whose publish failed: retried first, with the same id.
+    retry: Mutex<Option<(String, u64)>>,
     lock: tokio::sync::Mutex<()>,
     flushing: AtomicBool,
+}
+
+/// An id unique to this process run (for `Nats-Msg-Id` deduplication of retries).
+fn unique_id(what: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{what}-{}-{nanos:x}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl AckCounter {
@@ -108,7 +126,7 @@ impl AckCounter {
         if n == 0 {
             return;
         }
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) += n;
+        *lock(&self.pending) += n;
         if self.flushing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -119,7 +137,7 @@ impl AckCounter {
                     tracing::warn!(error = %e, "storing the acknowledged count failed; retried on the next ack or stats");
                 }
                 me.flushing.store(false, Ordering::Release);
-                let left = *me.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let left = *lock(&me.pending) + lock(&me.retry).as_ref().map_or(0, |r| r.1);
                 if left == 0 || me.flushing.swap(true, Ordering::AcqRel) {
                     return;
                 }
@@ -141,39 +159,48 @@ impl AckCounter {
         }
     }
 
+    /// Folds the local tally into the stored count. Each batch carries its own
+    /// `Nats-Msg-Id`, reused when the batch is retried, so a batch whose publish reached
+    /// the server but whose acknowledgement was lost is not counted twice.
     async fn flush(&self) -> Result<()> {
         let _guard = self.lock.lock().await;
-        let n = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if n == 0 {
-            return Ok(());
-        }
-        let outcome = async {
-            for _ in 0..50 {
-                let (rev, total) = self.stored().await?;
-                let publish = PublishMessage::build()
-                    .payload(Bytes::from((total + n).to_string()))
-                    .expected_last_subject_sequence(rev);
-                let ack = self
-                    .js
-                    .send_publish(self.subject.clone(), publish)
-                    .await
-                    .map_err(|e| Error::store("storing the acknowledged count failed", e))?;
-                match ack.await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => continue,
-                    Err(e) => return Err(Error::store("storing the acknowledged count failed", e)),
-                }
+        loop {
+            let batch = lock(&self.retry).take().or_else(|| {
+                let n = std::mem::take(&mut *lock(&self.pending));
+                (n > 0).then(|| (unique_id("acked"), n))
+            });
+            let Some((id, n)) = batch else {
+                return Ok(());
+            };
+            if let Err(e) = self.apply(&id, n).await {
+                *lock(&self.retry) = Some((id, n));
+                return Err(e);
             }
-            Err(Error::new(
-                ErrorKind::Store,
-                "storing the acknowledged count kept conflicting with other processes",
-            ))
         }
-        .await;
-        if outcome.is_err() {
-            *self.pending.lock().unwrap_or_else(|e| e.into_inner()) += n;
+    }
+
+    async fn apply(&self, id: &str, n: u64) -> Result<()> {
+        for _ in 0..50 {
+            let (rev, total) = self.stored().await?;
+            let publish = PublishMessage::build()
+                .payload(Bytes::from((total + n).to_string()))
+                .message_id(id)
+                .expected_last_subject_sequence(rev);
+            let ack = self
+                .js
+                .send_publish(self.subject.clone(), publish)
+                .await
+                .map_err(|e| Error::store("storing the acknowledged count failed", e))?;
+            match ack.await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(Error::store("storing the acknowledged count failed", e)),
+            }
         }
-        outcome
+        Err(Error::new(
+            ErrorKind::Store,
+            "storing the acknowledged count kept conflicting with other processes",
+        ))
     }
 
     async fn total(&self) -> Result<u64> {
@@ -276,6 +303,7 @@ impl JetStreamChannel {
             state: state.clone(),
             subject: names.acked(),
             pending: Mutex::new(0),
+            retry: Mutex::new(None),
             lock: tokio::sync::Mutex::new(()),
             flushing: AtomicBool::new(false),
         });
@@ -421,11 +449,14 @@ impl JetStreamChannel {
         outcome.map(|()| out)
     }
 
-    /// Deletes message `seq`; `Ok(false)` when it was already gone. No secure erase: it
-    /// would overwrite the message on disk, which costs a write per delete.
+    /// Deletes message `seq`; `Ok(false)` when it was already gone. With secure erase (the
+    /// server default): the erase overwrites the record in the block file at once, so the
+    /// delete survives a server crash; a `no_erase` delete only lives in the server's
+    /// memory until its index is written, and on 2.9.10 acknowledged messages came back
+    /// after a SIGKILL (tests/nats_restart.rs).
     async fn delete_seq(&self, stream: &stream::Stream, seq: Seq) -> Result<bool> {
         let subject = format!("STREAM.MSG.DELETE.{}", stream.cached_info().config.name);
-        let payload = serde_json::json!({ "seq": seq, "no_erase": true });
+        let payload = serde_json::json!({ "seq": seq });
         let reply: Response<DeleteReply> = self
             .store
             .js
@@ -726,7 +757,7 @@ impl JetStreamChannel {
             r.loaded = true;
         }
         let start = match from {
-            ReadFrom::Cursor => r.cursor,
+            ReadFrom::Cursor => r.rewind.map_or(r.cursor, |at| at.min(r.cursor)),
             ReadFrom::AfterSeq(seq) => *seq,
             ReadFrom::AfterId(id) => {
                 self.by_id(id)
@@ -795,13 +826,14 @@ impl JetStreamChannel {
                 }
             }
         }
-        if r.rev != 0 && last == r.cursor {
+        if r.rev != 0 && last == r.cursor && r.rewind.is_none() {
             return Ok(Some(out));
         }
         match self.store_cursor(reader, last, r.rev).await {
             Ok(Some(rev)) => {
                 r.cursor = last;
                 r.rev = rev;
+                r.rewind = None;
                 Ok(Some(out))
             }
             Ok(None) => {
@@ -811,6 +843,8 @@ impl JetStreamChannel {
             }
             Err(e) => {
                 r.consumer = None;
+                r.loaded = false;
+                r.rewind = Some(r.rewind.map_or(r.cursor, |at| at.min(r.cursor)));
                 Err(e)
             }
         }

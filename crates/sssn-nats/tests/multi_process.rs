@@ -1,0 +1,202 @@
+//! Three worker processes share one work queue; one is killed (SIGKILL) while it holds
+//! claims. Every message is processed and acknowledged exactly once; a message is
+//! processed twice only after its lease expired (the second processing is a redelivery,
+//! attempt >= 2, of a claim the killed worker never acknowledged).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sssn::Payload;
+use sssn::channel::WorkQueueChannel;
+
+const MESSAGES: usize = 120;
+const LEASE: Duration = Duration::from_secs(1);
+
+struct Worker {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    fn spawn(name: &str, prefix: &str, channel: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sssn-nats-worker"))
+            .args(["--url", common::SHARED_URL, "--prefix", prefix])
+            .args(["--channel", channel, "--name", name])
+            .args(["--lease-ms", &LEASE.as_millis().to_string()])
+            .args(["--batch", "4", "--work-ms", "30"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn worker");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    fn count(&self, kind: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(kind))
+            .count()
+    }
+
+    fn kill(&mut self) -> Vec<String> {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        if let Some(r) = self.reader.take() {
+            r.join().ok();
+        }
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// `(event, id, attempt)` of a worker's output line.
+fn parse(line: &str) -> Option<(&str, &str, u32)> {
+    let mut parts = line.split_whitespace();
+    Some((parts.next()?, parts.next()?, parts.next()?.parse().ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_one_killed_mid_claim() {
+    let Some(ts) = common::shared_store("three_workers_one_killed_mid_claim").await else {
+        return;
+    };
+    let prefix = ts.store.options().prefix.clone();
+    let jobs = WorkQueueChannel::new("jobs")
+        .claim_timeout(LEASE)
+        .store(ts.store.clone())
+        .build();
+    jobs.start().await.unwrap();
+    let ids: HashSet<String> = jobs
+        .write_batch(
+            "producer",
+            (0..MESSAGES)
+                .map(|i| Payload::Data(json!({ "n": i })))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(ids.len(), MESSAGES);
+
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::spawn(&format!("w{i}"), &prefix, "jobs"))
+        .collect();
+
+    // Kill w0 right after it reports processing its third message: it then holds claims
+    // it has not acknowledged (the rest of its batch, and the message it is working on).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while workers[0].count("PROCESSED") < 3 {
+        assert!(Instant::now() < deadline, "w0 never got to work");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let killed = workers[0].kill();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = jobs.stats().await.unwrap();
+        if s.stored == 0 && s.in_flight == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "queue not drained: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut all: Vec<(usize, String)> = killed.into_iter().map(|l| (0, l)).collect();
+    for (i, w) in workers.iter_mut().enumerate().skip(1) {
+        all.extend(w.kill().into_iter().map(|l| (i, l)));
+    }
+
+    let mut acked: HashMap<&str, usize> = HashMap::new();
+    let mut processed: HashMap<&str, Vec<(usize, u32)>> = HashMap::new();
+    let mut claimed_by_killed: HashSet<&str> = HashSet::new();
+    let mut acked_by_killed: HashSet<&str> = HashSet::new();
+    let mut stale: HashSet<(usize, &str)> = HashSet::new();
+    for (worker, line) in &all {
+        let Some((event, id, attempt)) = parse(line) else {
+            continue;
+        };
+        match event {
+            "ACKED" => {
+                *acked.entry(id).or_default() += 1;
+                if *worker == 0 {
+                    acked_by_killed.insert(id);
+                }
+            }
+            "PROCESSED" => processed.entry(id).or_default().push((*worker, attempt)),
+            "STALE" => {
+                stale.insert((*worker, id));
+            }
+            "CLAIMED" if *worker == 0 => {
+                claimed_by_killed.insert(id);
+            }
+            _ => {}
+        }
+    }
+
+    for id in &ids {
+        assert_eq!(
+            acked.get(id.as_str()).copied().unwrap_or(0),
+            1,
+            "message {id} must be acknowledged exactly once"
+        );
+    }
+    let orphaned: Vec<&&str> = claimed_by_killed.difference(&acked_by_killed).collect();
+    assert!(
+        !orphaned.is_empty(),
+        "the killed worker held unacknowledged claims"
+    );
+    for id in &orphaned {
+        let redelivered = processed[**id]
+            .iter()
+            .any(|&(worker, attempt)| worker != 0 && attempt >= 2);
+        assert!(
+            redelivered,
+            "{id}, claimed by the killed worker, was redelivered after its lease"
+        );
+    }
+    let mut duplicates = 0;
+    for (id, runs) in &processed {
+        if runs.len() > 1 {
+            duplicates += runs.len() - 1;
+            let first = runs[0];
+            assert!(
+                first.0 == 0 || stale.contains(&(first.0, id)),
+                "{id}: only work whose claim was lost (killed worker, expired lease) is redone: {runs:?}"
+            );
+            assert!(
+                runs[1..].iter().all(|&(_, attempt)| attempt >= 2),
+                "{id} was processed again without a lease expiry: {runs:?}"
+            );
+        }
+    }
+    println!(
+        "multi-process: {MESSAGES} messages, 3 workers, w0 killed holding {} unacknowledged claim(s); {duplicates} duplicate processing(s), all after a lease expiry",
+        orphaned.len()
+    );
+}
