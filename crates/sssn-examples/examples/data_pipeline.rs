@@ -196,7 +196,7 @@ pub async fn run(args: Args) -> Result<Report> {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     sssn_examples::init_logging();
-    run(Args::parse()).await.map(drop)
+    sssn_examples::exit_code(run(Args::parse()).await)
 }

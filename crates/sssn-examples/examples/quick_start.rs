@@ -67,7 +67,7 @@ pub async fn run(duration: Duration) -> Result<usize> {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     sssn_examples::init_logging();
-    run(Duration::from_millis(2600)).await.map(drop)
+    sssn_examples::exit_code(run(Duration::from_millis(2600)).await)
 }

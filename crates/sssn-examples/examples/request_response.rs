@@ -84,7 +84,7 @@ pub async fn run() -> Result<(i64, usize)> {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     sssn_examples::init_logging();
-    run().await.map(drop)
+    sssn_examples::exit_code(run().await)
 }

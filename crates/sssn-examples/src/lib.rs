@@ -4,15 +4,33 @@ use std::sync::Arc;
 
 use sssn::store::{MemoryStore, Store};
 
-/// Opens the store named by `url`: `memory` (default).
+/// Opens the store named by `url`:
+///
+/// - `memory` (the default): in process, nothing to install;
+/// - `sqlite:PATH`: durable, one file;
+/// - `nats://HOST:PORT[?prefix=NAME]`: NATS JetStream; `prefix` namespaces the streams
+///   (default `sssn`), so separate deployments can share a server.
 pub async fn open_store(url: &str) -> sssn::Result<Arc<dyn Store>> {
-    match url {
-        "memory" | "" => Ok(Arc::new(MemoryStore::new())),
-        other => Err(sssn::Error::new(
-            sssn::ErrorKind::InvalidArgument,
-            format!("unknown store '{other}' (expected memory)"),
-        )),
+    if url.is_empty() || url == "memory" {
+        return Ok(Arc::new(MemoryStore::new()));
     }
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(sssn_sqlite::SqliteStore::open_url(url)?));
+    }
+    if url.starts_with("nats://") {
+        let (server, prefix) = match url.split_once("?prefix=") {
+            Some((server, prefix)) => (server, prefix),
+            None => (url, "sssn"),
+        };
+        let options = sssn_nats::JetStreamOptions::default().prefix(prefix);
+        return Ok(Arc::new(
+            sssn_nats::JetStreamStore::connect_with(server, options).await?,
+        ));
+    }
+    Err(sssn::Error::new(
+        sssn::ErrorKind::InvalidArgument,
+        format!("unknown store '{url}' (expected memory, sqlite:PATH or nats://HOST:PORT)"),
+    ))
 }
 
 /// Logs warnings and errors to stderr (`RUST_LOG` overrides).
@@ -23,4 +41,15 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Turns a run's result into the process exit code, printing an error readably.
+pub fn exit_code<T>(result: sssn::Result<T>) -> std::process::ExitCode {
+    match result {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

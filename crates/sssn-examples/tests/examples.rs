@@ -72,3 +72,35 @@ async fn quick_start_monitor_prints_each_reading() {
         .unwrap();
     assert_eq!(seen, 6, "readings at 0, 0.5, … 2.5 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_on_sqlite_processes_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("pipeline.db").display());
+    let report = data_pipeline::run(pipeline_args(3.0, 0.5, &url))
+        .await
+        .unwrap();
+    assert_each_once(&report.record_ids, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_on_nats_processes_every_record_once() {
+    const SERVER: &str = "nats://127.0.0.1:4222";
+    if std::net::TcpStream::connect("127.0.0.1:4222").is_err() {
+        eprintln!(
+            "SKIPPED pipeline_on_nats_processes_every_record_once: NATS not reachable at 127.0.0.1:4222"
+        );
+        return;
+    }
+    let prefix = format!("pipe-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let url = format!("{SERVER}?prefix={prefix}");
+    let report = data_pipeline::run(pipeline_args(3.0, 0.5, &url)).await;
+    let cleanup = sssn_nats::JetStreamStore::connect_with(
+        SERVER,
+        sssn_nats::JetStreamOptions::default().prefix(prefix),
+    )
+    .await
+    .unwrap();
+    cleanup.delete_all().await.unwrap();
+    assert_each_once(&report.unwrap().record_ids, 30);
+}
