@@ -361,6 +361,10 @@ fn vacuum_if_sparse(path: &Path, conn: &Connection) {
             ))?;
             let mut rows = stmt.query([])?;
             while rows.next()?.is_some() {}
+            // Copy the result into the file now (it only shrinks at a checkpoint).
+            let mut stmt = conn.prepare("PRAGMA wal_checkpoint(PASSIVE)")?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
         }
         Ok(())
     })();
