@@ -96,6 +96,11 @@ impl TransformWorker {
 
 #[async_trait]
 impl System for TransformWorker {
+    async fn setup(&mut self, ctx: &mut SystemContext) -> Result<()> {
+        // Claim as soon as work arrives, not only at the next tick.
+        ctx.wake_on("raw-records").await
+    }
+
     async fn step(&mut self, ctx: &mut SystemContext) -> Result<()> {
         for claimed in ctx.claim("raw-records", 3).await? {
             let id = claimed.message.id.clone();

@@ -346,6 +346,7 @@ impl Network {
                 deliveries: tx,
                 stop,
                 forwarders: TaskTracker::new(),
+                wake: Arc::default(),
                 step: 0,
             };
             let mut runner = Runner::new(RunnerParts {

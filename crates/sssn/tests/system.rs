@@ -543,3 +543,52 @@ async fn announce_registers_the_descriptor_and_public_channels_are_listed() {
     );
     running.stop().await.unwrap();
 }
+
+struct Claimer {
+    claimed_at: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+}
+
+#[async_trait]
+impl System for Claimer {
+    async fn setup(&mut self, ctx: &mut SystemContext) -> Result<()> {
+        ctx.wake_on("jobs").await
+    }
+    async fn step(&mut self, ctx: &mut SystemContext) -> Result<()> {
+        for job in ctx.claim("jobs", 10).await? {
+            self.claimed_at
+                .lock()
+                .unwrap()
+                .push(tokio::time::Instant::now());
+            ctx.ack("jobs", &[job.message.id.clone()]).await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn wake_on_steps_as_soon_as_work_arrives() {
+    let claimed_at = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut net = Network::new("n");
+    let jobs = net
+        .add_channel(WorkQueueChannel::new("jobs").build())
+        .unwrap();
+    net.add_system(
+        SystemSpec::new("w").tick_rate(0.1).reads(["jobs"]),
+        Claimer {
+            claimed_at: claimed_at.clone(),
+        },
+    )
+    .unwrap();
+    let running = net.start().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let written_at = tokio::time::Instant::now();
+    jobs.write("producer", &1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let got = claimed_at.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "claimed without waiting for the 10 s tick");
+    assert_eq!(
+        got[0], written_at,
+        "no time passed between the write and the claim"
+    );
+    running.stop().await.unwrap();
+}

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -31,6 +33,7 @@ pub struct SystemContext {
     pub(crate) deliveries: mpsc::Sender<Delivery>,
     pub(crate) stop: CancellationToken,
     pub(crate) forwarders: TaskTracker,
+    pub(crate) wake: Arc<Notify>,
     pub(crate) step: u64,
 }
 
@@ -114,6 +117,29 @@ impl SystemContext {
                 format!("Channel '{id}' is not connected as a local channel."),
             )
         })
+    }
+
+    /// Runs `step` as soon as a message arrives on channel `channel_id`, besides the
+    /// regular ticks (arrivals while a step runs coalesce into one more step). A worker
+    /// that claims from a queue in `step` then reacts to new work at once instead of at
+    /// its next tick.
+    pub async fn wake_on(&mut self, channel_id: &str) -> Result<()> {
+        let mut sub = self.client.subscribe(channel_id).await?;
+        let wake = self.wake.clone();
+        let stop = self.stop.clone();
+        self.forwarders.spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return,
+                    r = sub.recv() => r,
+                };
+                match next {
+                    Ok(_) | Err(RecvError::Lagged(_)) => wake.notify_one(),
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(())
     }
 
     /// This system's descriptor: identity, services, and the channels it reads and writes.

@@ -47,6 +47,17 @@ fn panic_error(what: &str, payload: &(dyn std::any::Any + Send)) -> Error {
     Error::new(ErrorKind::Internal, format!("{what} panicked: {msg}"))
 }
 
+/// One step, panics caught; counts it.
+async fn step_once(p: &mut RunnerParts) -> std::result::Result<Result<()>, Error> {
+    let r = AssertUnwindSafe(p.system.step(&mut p.ctx))
+        .catch_unwind()
+        .await
+        .map_err(|panic| panic_error("step", &*panic));
+    p.ctx.step += 1;
+    p.control.steps.fetch_add(1, Ordering::Relaxed);
+    r
+}
+
 impl Runner {
     pub(crate) fn new(parts: RunnerParts) -> Self {
         Self {
@@ -191,13 +202,9 @@ impl Runner {
                         .await
                         .map_err(|panic| panic_error("on_message", &*panic))
                 }
+                () = p.ctx.wake.notified() => step_once(p).await,
                 () = tokio::time::sleep_until(next_tick), if period.is_some() => {
-                    let r = AssertUnwindSafe(p.system.step(&mut p.ctx))
-                        .catch_unwind()
-                        .await
-                        .map_err(|panic| panic_error("step", &*panic));
-                    p.ctx.step += 1;
-                    p.control.steps.fetch_add(1, Ordering::Relaxed);
+                    let r = step_once(p).await;
                     // Drift compensation without catch-up bursts.
                     next_tick += period.unwrap_or_default();
                     let now = Instant::now();
