@@ -559,7 +559,7 @@ impl System for Claimer {
                 .lock()
                 .unwrap()
                 .push(tokio::time::Instant::now());
-            ctx.ack("jobs", &[job.message.id.clone()]).await?;
+            ctx.ack("jobs", std::slice::from_ref(&job.message.id)).await?;
         }
         Ok(())
     }
