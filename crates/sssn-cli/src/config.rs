@@ -258,7 +258,7 @@ impl Stores {
         } else if spec.starts_with("sqlite:") {
             open_sqlite(spec)?
         } else if spec.starts_with("nats://") {
-            bail!("store '{spec}': this build of sssn has no NATS support")
+            open_nats(spec).await?
         } else {
             bail!("unknown store '{spec}' (memory, sqlite:PATH or nats://HOST:PORT)")
         };
@@ -272,6 +272,30 @@ fn open_sqlite(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(
         sssn_sqlite::SqliteStore::open_url(spec).with_context(|| format!("store '{spec}'"))?,
     ))
+}
+
+/// `nats://HOST:PORT[,nats://…][?prefix=NAME]`: the prefix namespaces the streams (default
+/// that of `JetStreamOptions`), so several deployments can share a server.
+#[cfg(feature = "nats")]
+async fn open_nats(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let (url, query) = spec.split_once('?').unwrap_or((spec, ""));
+    let mut options = sssn_nats::JetStreamOptions::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("prefix", prefix)) => options = options.prefix(prefix),
+            _ => bail!("store '{spec}': unknown option '{pair}' (prefix=NAME)"),
+        }
+    }
+    Ok(Arc::new(
+        sssn_nats::JetStreamStore::connect_with(url, options)
+            .await
+            .with_context(|| format!("store '{spec}'"))?,
+    ))
+}
+
+#[cfg(not(feature = "nats"))]
+async fn open_nats(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
+    bail!("store '{spec}': this build of sssn has no NATS support (feature `nats`)")
 }
 
 #[cfg(not(feature = "sqlite"))]

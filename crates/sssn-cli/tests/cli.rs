@@ -280,3 +280,71 @@ fn bad_configs_and_arguments_fail_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not name a channel"));
 }
+
+#[test]
+fn a_nats_backed_channel_keeps_its_messages_across_restarts() {
+    if std::net::TcpStream::connect("127.0.0.1:4222").is_err() {
+        eprintln!("skipped: no NATS server at 127.0.0.1:4222");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sssn.toml");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let prefix = format!("cli{}-{nanos}", std::process::id());
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+bind = "127.0.0.1:0"
+
+[[channel]]
+id = "jobs"
+kind = "work_queue"
+visibility = "public"
+store = "nats://127.0.0.1:4222?prefix={prefix}"
+"#
+        ),
+    )
+    .unwrap();
+    let server = serve(&config);
+    let jobs = format!("{}/channels/jobs", server.url);
+    let ids = ok(&[
+        "write", "--url", &jobs, "--token", "producer", "--batch", "[1, 2]",
+    ]);
+    let ids: Vec<&str> = lines(&ids);
+    assert_eq!(ids.len(), 2);
+    let stats: Value =
+        serde_json::from_str(&ok(&["stats", "--url", &jobs, "--token", "x"])).unwrap();
+    assert!(
+        stats["store"].as_str().unwrap().starts_with("nats://"),
+        "{stats}"
+    );
+    let (clean, _) = server.terminate();
+    assert!(clean);
+
+    let server = serve(&config);
+    let jobs = format!("{}/channels/jobs", server.url);
+    let claimed = ok(&[
+        "claim", "--url", &jobs, "--token", "worker", "--limit", "10",
+    ]);
+    let got: Vec<String> = lines(&claimed)
+        .into_iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["message"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(got, ids);
+    assert_eq!(
+        ok(&["ack", "--url", &jobs, "--token", "worker", &got[0], &got[1]]).trim(),
+        "2"
+    );
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
