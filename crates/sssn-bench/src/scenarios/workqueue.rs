@@ -1,0 +1,146 @@
+//! `workqueue`: a work queue on the memory store. One producer writes N small JSON
+//! messages one by one; then 3 consumers drain it, each claiming 10 at a time and acking
+//! every batch. Figures: messages/s end to end (write + drain), and writes/s alone.
+//!
+//! Baseline: the same pattern on a raw `tokio::sync::mpsc` channel (capacity N, so sends
+//! never wait, like appends to the store): the producer sends a clone of the same
+//! `serde_json::Value` per message; 3 consumers share the receiver behind a mutex and take
+//! up to 10 at a time with `recv_many`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, ensure};
+use serde_json::Value;
+use sssn::channel::WorkQueueChannel;
+use tokio::sync::{Mutex, mpsc};
+
+use super::{Config, paired, record, secs};
+use crate::report::{Better, Figure, Goal, Outcome};
+
+/// Seconds spent writing and draining.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    write: f64,
+    drain: f64,
+}
+
+const CONSUMERS: usize = 3;
+const CLAIM: usize = 10;
+
+/// Runs the scenario.
+pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
+    let n = cfg.size(20_000, 5_000);
+    let values: Arc<Vec<Value>> = Arc::new((0..n).map(record).collect());
+    let (ours, base) = paired(
+        "workqueue",
+        cfg.runs,
+        || ours(values.clone()),
+        || baseline(values.clone()),
+    )
+    .await?;
+    let e2e =
+        |t: &[Timing]| -> Vec<f64> { t.iter().map(|t| n as f64 / (t.write + t.drain)).collect() };
+    let writes = |t: &[Timing]| -> Vec<f64> { t.iter().map(|t| n as f64 / t.write).collect() };
+    let mpsc_what = "raw tokio::sync::mpsc, same pattern (3 consumers, recv_many 10)";
+    Ok(vec![
+        Figure::new("workqueue", "msgs/s", Better::Higher)
+            .ours(e2e(&ours))
+            .baseline(mpsc_what, e2e(&base))
+            .goal(Goal::RatioAtLeast(0.2))
+            .note(format!(
+                "{n} small JSON messages written one by one, then drained by {CONSUMERS} consumers claiming {CLAIM} and acking each batch (memory store)"
+            ))
+            .into(),
+        Figure::new("workqueue/writes", "msgs/s", Better::Higher)
+            .ours(writes(&ours))
+            .baseline("tokio mpsc send of the same serde_json::Value", writes(&base))
+            .note("the write phase of the figure above alone")
+            .into(),
+    ])
+}
+
+async fn ours(values: Arc<Vec<Value>>) -> anyhow::Result<Timing> {
+    let queue = WorkQueueChannel::new("bench-workqueue").build();
+    queue.start().await?;
+    let t = Instant::now();
+    for v in values.iter() {
+        queue.write("producer", v).await?;
+    }
+    let write = secs(t);
+    let t = Instant::now();
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..CONSUMERS {
+        let queue = queue.clone();
+        let acked = acked.clone();
+        tasks.spawn(async move {
+            let me = format!("worker-{k}");
+            loop {
+                let claimed = queue.claim(me.as_str(), CLAIM).await?;
+                if claimed.is_empty() {
+                    return Ok::<_, sssn::Error>(());
+                }
+                let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
+                let n = queue.ack(me.as_str(), &ids).await?;
+                acked.fetch_add(n, Ordering::Relaxed);
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.context("consumer task")??;
+    }
+    let drain = secs(t);
+    queue.stop().await;
+    let acked = acked.load(Ordering::Relaxed);
+    ensure!(
+        acked == values.len(),
+        "acked {acked} of {} messages",
+        values.len()
+    );
+    Ok(Timing { write, drain })
+}
+
+async fn baseline(values: Arc<Vec<Value>>) -> anyhow::Result<Timing> {
+    let (tx, rx) = mpsc::channel::<Value>(values.len());
+    let t = Instant::now();
+    for v in values.iter() {
+        tx.send(v.clone()).await?;
+    }
+    let write = secs(t);
+    drop(tx);
+    let t = Instant::now();
+    let rx = Arc::new(Mutex::new(rx));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONSUMERS {
+        let rx = rx.clone();
+        let taken = taken.clone();
+        tasks.spawn(async move {
+            let mut batch = Vec::with_capacity(CLAIM);
+            loop {
+                let n = rx.lock().await.recv_many(&mut batch, CLAIM).await;
+                if n == 0 {
+                    return;
+                }
+                // "Ack": the batch is consumed.
+                taken.fetch_add(
+                    std::hint::black_box(&mut batch).drain(..).count(),
+                    Ordering::Relaxed,
+                );
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.context("consumer task")?;
+    }
+    let drain = secs(t);
+    let taken = taken.load(Ordering::Relaxed);
+    ensure!(
+        taken == values.len(),
+        "took {taken} of {} messages",
+        values.len()
+    );
+    Ok(Timing { write, drain })
+}
