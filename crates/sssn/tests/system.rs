@@ -559,7 +559,8 @@ impl System for Claimer {
                 .lock()
                 .unwrap()
                 .push(tokio::time::Instant::now());
-            ctx.ack("jobs", std::slice::from_ref(&job.message.id)).await?;
+            ctx.ack("jobs", std::slice::from_ref(&job.message.id))
+                .await?;
         }
         Ok(())
     }
