@@ -282,3 +282,81 @@ fn reopen_a_channel_of_a_million_messages() {
     }
     println!("reopen median {:.1} ms", median(times));
 }
+
+/// Shared reads of 100 messages from random places for [`RUN`], through the read-only
+/// connections (`range`) or through the writer thread (`read`, which also stores a
+/// cursor), optionally while a writer appends one message at a time; rows per second.
+fn reads(via_writer: bool, under_writes: bool) -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    runtime().block_on(async {
+        let (_store, ch) = open(&path, Synchronous::Full, ChannelKind::Broadcast).await;
+        for chunk in 0..100u64 {
+            ch.append((chunk * 1000..(chunk + 1) * 1000).map(message).collect())
+                .await
+                .unwrap();
+        }
+        let rows = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        if under_writes {
+            let ch = ch.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut n = 1 << 40;
+                while start.elapsed() < RUN {
+                    ch.append(vec![message(n)]).await.unwrap();
+                    n += 1;
+                }
+            }));
+        }
+        for k in 0..4u64 {
+            let (ch, rows) = (ch.clone(), rows.clone());
+            tasks.push(tokio::spawn(async move {
+                let reader = format!("r{k}");
+                let mut x = k * 7919 + 1;
+                while start.elapsed() < RUN {
+                    x = (x * 48271) % 2_147_483_647;
+                    let after = x % 99_900;
+                    let got = if via_writer {
+                        ch.read(
+                            &reader,
+                            sssn::store::ReadFrom::AfterSeq(after),
+                            100,
+                            &Default::default(),
+                        )
+                        .await
+                        .unwrap()
+                    } else {
+                        ch.range(after, 100).await.unwrap()
+                    };
+                    rows.fetch_add(got.len() as u64, Relaxed);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        rows.load(Relaxed) as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+#[test]
+#[ignore = "measurement; run in release mode"]
+fn reads_on_read_connections_vs_through_the_writer() {
+    for under_writes in [false, true] {
+        let load = if under_writes {
+            "while a writer appends"
+        } else {
+            "idle"
+        };
+        let (pool, all) = runs(|| reads(false, under_writes));
+        println!(
+            "4 readers x range(100) on read connections, {load}: median {pool:.0} rows/s {all:.0?}"
+        );
+        let (writer, all) = runs(|| reads(true, under_writes));
+        println!(
+            "4 readers x read(100) through the writer, {load}: median {writer:.0} rows/s {all:.0?}"
+        );
+    }
+}
