@@ -293,6 +293,13 @@ fn run(path: &Path, conn: &Connection, rx: &mpsc::Receiver<Box<dyn Job>>, max_ba
                 let action = job.action();
                 job.finish(Some(db_error(path, action, e)));
             }
+            Err(e) if waits_for_others(&e) => {
+                // Another connection holds the file: every job would wait and fail again.
+                for job in batch.drain(..) {
+                    let action = job.action();
+                    job.finish(Some(db_error(path, action, clone_error(&e))));
+                }
+            }
             Err(_) => {
                 // Find out which jobs fail on their own; the others still commit.
                 for mut job in batch.drain(..) {
@@ -314,6 +321,28 @@ fn run(path: &Path, conn: &Connection, rx: &mpsc::Receiver<Box<dyn Job>>, max_ba
             since_vacuum_check = 0;
             vacuum_if_sparse(path, conn);
         }
+    }
+}
+
+/// Whether `e` is a lock held by another connection (retrying job by job would only
+/// wait out the busy timeout once per job).
+fn waits_for_others(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A copy of a SQLite failure for each caller it concerns.
+fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            rusqlite::Error::SqliteFailure(*code, msg.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
     }
 }
 

@@ -168,10 +168,19 @@ fn durable_writes_from_8_writers_vs_raw_rusqlite() {
             store / raw8
         );
     }
-    let (normal, all) = runs(|| store_writes(Synchronous::Normal, 8, 1));
-    println!(
-        "store, synchronous=NORMAL, 8 writers x append(1): median {normal:.0} msg/s {all:.0?}"
-    );
+    // Without fsync: what the layer itself costs.
+    for batch in [1, 100] {
+        let (store, all) = runs(|| store_writes(Synchronous::Normal, 8, batch));
+        println!(
+            "store, synchronous=NORMAL, 8 writers x append({batch}): median {store:.0} msg/s {all:.0?}"
+        );
+        let group = (8 * batch).min(512);
+        let (raw, all) = runs(|| raw_writes(Synchronous::Normal, group));
+        println!(
+            "raw rusqlite, synchronous=NORMAL, {group} rows/commit: median {raw:.0} rows/s {all:.0?}; store/raw {:.2}",
+            store / raw
+        );
+    }
 }
 
 /// For [`RUN`], producers append batches of `batch` (keeping the backlog under 10,000)

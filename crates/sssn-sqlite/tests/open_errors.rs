@@ -307,3 +307,43 @@ async fn a_read_only_directory_is_named_and_its_database_kept() {
     assert!(disk.remount("rw"), "remount read-write");
     assert_eq!(stored_ids(&path, "q").await, vec![id]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_locked_by_another_program_fails_writes_clearly_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.db");
+    let store = SqliteOptions::new()
+        .busy_timeout(std::time::Duration::from_millis(200))
+        .open(&path)
+        .unwrap();
+    let ch = channel(&store, "q").await;
+    let first = ch.append(vec![message(0, 10)]).await.unwrap();
+    // Another program (say the sqlite3 shell) takes the write lock and keeps it.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let attempts = (1..4).map(|n| {
+        let ch = ch.clone();
+        tokio::spawn(async move { ch.append(vec![message(n, 10)]).await })
+    });
+    for attempt in attempts {
+        let err = attempt.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Store, "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("locked by another connection"), "{msg}");
+    }
+    other.execute_batch("COMMIT").unwrap();
+    let next = ch.append(vec![message(9, 10)]).await.unwrap();
+    let stored: Vec<_> = ch
+        .range(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.message.id.clone())
+        .collect();
+    assert_eq!(
+        stored,
+        vec![first[0].message.id.clone(), next[0].message.id.clone()]
+    );
+    assert_eq!(ch.head(), 2, "failed appends used no sequence");
+}
