@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(seq) = wire::parse_seq(&text) {
         assert_eq!(wire::parse_seq(&seq.to_string()).unwrap(), seq);
     }
-    let (a, b) = text.split_at(text.len() / 2);
+    let (a, b) = text.split_at(text.floor_char_boundary(text.len() / 2));
     let _ = PayloadKind::from_query(Some(a), Some(b));
 
     // The SSE parser never panics, whatever the split; and what we encode parses back.
