@@ -168,7 +168,12 @@ fn durable_writes_from_8_writers_vs_raw_rusqlite() {
             store / raw8
         );
     }
-    // Without fsync: what the layer itself costs.
+}
+
+#[test]
+#[ignore = "measurement; run in release mode"]
+fn writes_without_fsync_vs_raw_rusqlite() {
+    // synchronous=NORMAL: what the layer itself costs when commits are cheap.
     for batch in [1, 100] {
         let (store, all) = runs(|| store_writes(Synchronous::Normal, 8, batch));
         println!(
