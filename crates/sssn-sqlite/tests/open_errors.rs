@@ -195,8 +195,16 @@ async fn a_size_limit_fails_writes_like_a_full_disk_and_keeps_committed_data() {
             .open(&path)
             .unwrap();
         let ch = channel(&store, "q").await;
+        let mut feed = ch.feed();
         let (acked, err) = fill(&ch).await;
         assert!(acked.len() > 50, "{} writes before full", acked.len());
+        // Subscribers saw exactly the committed appends, not the one that failed.
+        let mut announced = Vec::new();
+        while let Ok(e) = feed.try_recv() {
+            announced.push(e.message.id.clone());
+        }
+        assert_eq!(announced, acked);
+        assert_eq!(ch.head(), acked.len() as u64);
         assert_eq!(err.kind(), ErrorKind::Store, "{err}");
         let msg = err.to_string();
         eprintln!("error: {msg}");
