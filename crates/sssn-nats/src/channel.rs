@@ -449,14 +449,18 @@ impl JetStreamChannel {
         outcome.map(|()| out)
     }
 
-    /// Deletes message `seq`; `Ok(false)` when it was already gone. With secure erase (the
-    /// server default): the erase overwrites the record in the block file at once, so the
-    /// delete survives a server crash; a `no_erase` delete only lives in the server's
-    /// memory until its index is written, and on 2.9.10 acknowledged messages came back
-    /// after a SIGKILL (tests/nats_restart.rs).
+    /// Deletes message `seq`; `Ok(false)` when it was already gone. With `durable_acks`, a
+    /// secure erase (the server's default): it overwrites the record in the block file at
+    /// once, so the delete survives a server crash, at ~10x the cost. Otherwise
+    /// `no_erase`: the delete lives in the server's memory until its index is written, and
+    /// on 2.9.10 messages deleted in the last seconds before a SIGKILL came back.
     async fn delete_seq(&self, stream: &stream::Stream, seq: Seq) -> Result<bool> {
         let subject = format!("STREAM.MSG.DELETE.{}", stream.cached_info().config.name);
-        let payload = serde_json::json!({ "seq": seq });
+        let payload = if self.store.options.durable_acks {
+            serde_json::json!({ "seq": seq })
+        } else {
+            serde_json::json!({ "seq": seq, "no_erase": true })
+        };
         let reply: Response<DeleteReply> = self
             .store
             .js

@@ -54,6 +54,13 @@ pub struct JetStreamOptions {
     pub request_timeout: Duration,
     /// Connection name shown by the server's monitoring.
     pub connection_name: String,
+    /// Make acknowledgements (and every other delete) survive a crash of the server: a
+    /// delete is then a secure erase, written to the stream's file at once. Off by
+    /// default: a plain delete is about 10x cheaper, but on server 2.9 one made in the last
+    /// seconds before the server is killed (SIGKILL, power loss) can be undone when it
+    /// restarts, so that work is delivered again (at-least-once). Appends are durable
+    /// either way.
+    pub durable_acks: bool,
 }
 
 impl Default for JetStreamOptions {
@@ -64,6 +71,7 @@ impl Default for JetStreamOptions {
             storage: StorageKind::File,
             request_timeout: Duration::from_secs(5),
             connection_name: "sssn".to_owned(),
+            durable_acks: false,
         }
     }
 }
@@ -94,6 +102,13 @@ impl JetStreamOptions {
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets whether deletes survive a server crash (see [`JetStreamOptions::durable_acks`]).
+    #[must_use]
+    pub fn durable_acks(mut self, durable: bool) -> Self {
+        self.durable_acks = durable;
         self
     }
 

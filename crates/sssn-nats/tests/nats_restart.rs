@@ -2,8 +2,8 @@
 //! restarted on the same directory in the middle of a run. While it is down, operations
 //! fail with a clear `Store` error within the request timeout (no silent stall); after it
 //! is back, the client reconnects, the push feed resumes, and nothing that was
-//! acknowledged is lost: every written message is processed, and messages acknowledged
-//! before the crash do not come back.
+//! acknowledged is lost: every written message is processed, and (with `durable_acks`)
+//! messages acknowledged before the crash do not come back.
 
 mod common;
 
@@ -27,7 +27,9 @@ async fn server_restart_loses_nothing_acknowledged() {
     let store = Arc::new(
         JetStreamStore::connect_with(
             &server.url(),
-            JetStreamOptions::default().request_timeout(Duration::from_secs(2)),
+            JetStreamOptions::default()
+                .request_timeout(Duration::from_secs(2))
+                .durable_acks(true),
         )
         .await
         .unwrap(),
