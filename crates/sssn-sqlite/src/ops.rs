@@ -161,7 +161,10 @@ pub(crate) fn append(
         let metadata = if message.metadata.is_empty() {
             None
         } else {
-            Some(serde_json::Value::Object(message.metadata.clone()).to_string())
+            Some(
+                serde_json::to_string(&message.metadata)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
+            )
         };
         let inserted = txn
             .conn
