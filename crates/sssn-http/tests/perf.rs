@@ -25,6 +25,23 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// CPU time (user + system) this process has used, from /proc/self/stat (Linux).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line (11 and 12 after the name).
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10)) // USER_HZ = 100 on Linux
+}
+
+/// CPU microseconds per unit over the last `drive` (whole process: client and server).
+static CPU_PER_UNIT_NS: AtomicU64 = AtomicU64::new(0);
+
+fn cpu_us_per_unit() -> f64 {
+    CPU_PER_UNIT_NS.load(Ordering::Relaxed) as f64 / 1000.0
+}
+
 /// Runs `op` on `CONNECTIONS` tasks for `WINDOW`; returns units per second (op returns
 /// how many units it did).
 async fn drive<F, Fut>(op: F) -> f64
@@ -37,6 +54,7 @@ where
         op().await;
     }
     let done = Arc::new(AtomicU64::new(0));
+    let cpu_start = cpu_time();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -52,7 +70,13 @@ where
     for t in tasks {
         t.await.unwrap();
     }
-    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    let units = done.load(Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    if let (Some(a), Some(b)) = (cpu_start, cpu_time()) {
+        let ns = (b - a).as_nanos() / u128::from(units.max(1));
+        CPU_PER_UNIT_NS.store(u64::try_from(ns).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+    units as f64 / elapsed.as_secs_f64()
 }
 
 async fn bare_axum(client: reqwest::Client) -> f64 {
@@ -177,15 +201,21 @@ fn http_throughput() {
         let only = std::env::var("SSSN_PERF").unwrap_or_default();
         let on = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
         for run in 1..=3 {
+            let mut cpu = String::new();
             let b = if on("bare") { bare_axum(client.clone()).await } else { f64::NAN };
+            cpu += &format!("bare {:.1}", cpu_us_per_unit());
             let s = if on("single") { remote_writes(client.clone(), 1).await } else { f64::NAN };
+            cpu += &format!(", write {:.1}", cpu_us_per_unit());
             let m = if on("batch") { remote_writes(client.clone(), 1000).await } else { f64::NAN };
+            cpu += &format!(", batched msg {:.2}", cpu_us_per_unit());
             let l = if on("batch") { local_batches(1000).await } else { f64::NAN };
+            cpu += &format!(", local batched msg {:.2}", cpu_us_per_unit());
             let e = if on("sse") { sse_delivery(300_000).await } else { f64::NAN };
             println!(
                 "run {run}: bare axum {b:.0} req/s | remote writes {s:.0} writes/s ({:.2}x) | batch writes {m:.0} msgs/s (local batches {l:.0}) | SSE {e:.0} msgs/s",
                 s / b
             );
+            println!("       CPU µs per unit (client + server, all threads): {cpu}");
             local.push(l);
             bare.push(b);
             single.push(s);
