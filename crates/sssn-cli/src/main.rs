@@ -62,7 +62,7 @@ enum Command {
         /// The config file (see sssn.example.toml).
         #[arg(long, short)]
         config: PathBuf,
-        /// Overrides [server] bind.
+        /// Overrides the bind address of the config's server table.
         #[arg(long)]
         bind: Option<String>,
     },
@@ -80,7 +80,7 @@ enum Command {
         /// Lifetime (e.g. 3600, 30m, 1d).
         #[arg(long, default_value = "1d")]
         expires_in: String,
-        /// Take the secret and algorithm from this config's [security].
+        /// Take the secret and algorithm from this config's security table.
         #[arg(long)]
         config: Option<PathBuf>,
         /// The HMAC secret (HS256), when no --config is given.

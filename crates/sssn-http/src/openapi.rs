@@ -1,5 +1,5 @@
 //! The OpenAPI 3 document served at `/openapi.json`, written by hand next to the route
-//! table ([`ROUTES`](crate::server::ROUTES)); a test checks both list the same routes.
+//! table ([`ROUTES`]); a test checks both list the same routes.
 
 use std::sync::OnceLock;
 
