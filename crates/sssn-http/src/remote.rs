@@ -209,37 +209,48 @@ impl RemoteChannel {
         })
     }
 
-    fn inner_mut(&mut self) -> &mut Inner {
-        Arc::get_mut(&mut self.inner).expect("configure a RemoteChannel before cloning it")
+    /// A handle with changed settings. Clones made earlier keep the old settings (and their
+    /// subscriptions); the new handle starts with none.
+    fn configure(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            http: shared.http.clone(),
+            channel_id: shared.channel_id.clone(),
+            url: shared.url.clone(),
+            auth: shared.auth.clone(),
+            timeout: shared.timeout,
+            backoff_max: shared.backoff_max,
+            idle_timeout: shared.idle_timeout,
+            subscriptions: Mutex::new(HashMap::new()),
+        });
+        change(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
-    /// Uses `client` instead of the shared one (e.g. for TLS settings). Call before cloning.
+    /// Uses `client` instead of the shared one (e.g. for TLS settings).
     #[must_use]
-    pub fn with_client(mut self, client: reqwest::Client) -> Self {
-        self.inner_mut().http = client;
-        self
+    pub fn with_client(self, client: reqwest::Client) -> Self {
+        self.configure(|i| i.http = client)
     }
 
     /// Per-request timeout (default 30 s; the event stream has none).
     #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.inner_mut().timeout = timeout;
-        self
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.configure(|i| i.timeout = timeout)
     }
 
     /// An event stream silent for this long is reconnected (default 60 s; the server sends
     /// keep-alives every 15 s by default).
     #[must_use]
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.inner_mut().idle_timeout = timeout;
-        self
+    pub fn idle_timeout(self, timeout: Duration) -> Self {
+        self.configure(|i| i.idle_timeout = timeout)
     }
 
     /// Longest pause between reconnection attempts of an event stream (default 5 s).
     #[must_use]
-    pub fn max_backoff(mut self, max: Duration) -> Self {
-        self.inner_mut().backoff_max = max.max(Duration::from_millis(1));
-        self
+    pub fn max_backoff(self, max: Duration) -> Self {
+        self.configure(|i| i.backoff_max = max.max(Duration::from_millis(1)))
     }
 
     /// The channel id on the server.
@@ -712,10 +723,15 @@ enum Ended {
 
 impl Pump {
     async fn run(mut self, mut response: reqwest::Response) {
-        let mut backoff = Duration::from_millis(50);
+        const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+        let mut backoff = FIRST_BACKOFF;
         loop {
+            let before = self.last;
             if let Ended::Stop = self.stream(response).await {
                 return;
+            }
+            if self.last != before {
+                backoff = FIRST_BACKOFF; // that connection delivered: the next may too
             }
             loop {
                 tokio::select! {
@@ -726,7 +742,6 @@ impl Pump {
                 match self.inner.open_events(&self.auth, self.last).await {
                     Ok(r) => {
                         response = r;
-                        backoff = Duration::from_millis(50);
                         break;
                     }
                     Err(e)
@@ -861,6 +876,17 @@ mod tests {
         assert!(RemoteChannel::connect("http://h:8000", None).is_err());
         assert!(RemoteChannel::connect("ftp://h/channels/x", None).is_err());
         assert!(RemoteChannel::connect("http://h/channels/%zz", None).is_err());
+    }
+
+    #[test]
+    fn settings_apply_to_the_new_handle_even_after_cloning() {
+        let a = RemoteChannel::connect("http://h/channels/c", None).unwrap();
+        let b = a.clone().timeout(Duration::from_secs(1));
+        assert_eq!(a.inner.timeout, Duration::from_secs(30));
+        assert_eq!(b.inner.timeout, Duration::from_secs(1));
+        let c = b.max_backoff(Duration::ZERO);
+        assert_eq!(c.inner.backoff_max, Duration::from_millis(1));
+        assert_eq!(c.url(), a.url());
     }
 
     #[test]

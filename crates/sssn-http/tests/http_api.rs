@@ -398,8 +398,11 @@ async fn backpressure_is_429_and_stopped_channels_are_503() {
     let r = h.put("/channels/stopped", "w", "1").await;
     r.expect_error(503);
     assert_eq!(r.kind(), "shutting_down");
-    // Reads keep working after a stop.
+    // Reads keep working after a stop; an event stream would end at once: 503.
     h.get("/channels/stopped", "r").await.ok();
+    h.get("/channels/stopped/events", "r")
+        .await
+        .expect_error(503);
 }
 
 #[tokio::test]

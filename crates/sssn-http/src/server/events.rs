@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use sssn::Subscription;
-use sssn::channel::RecvError;
+use sssn::channel::{ChannelState, RecvError};
 use sssn::security::Operation;
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +51,16 @@ pub(super) async fn events(
         return Err(ApiError::new(
             sssn::ErrorKind::ShuttingDown,
             "The server is shutting down.",
+        ));
+    }
+    if matches!(
+        channel.state(),
+        ChannelState::Draining | ChannelState::Stopped
+    ) {
+        // Its subscriptions end at once: say so, rather than open a stream that closes.
+        return Err(ApiError::new(
+            sssn::ErrorKind::ShuttingDown,
+            format!("Channel '{id}' is stopped."),
         ));
     }
     let subscription = match resume {
