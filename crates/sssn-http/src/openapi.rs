@@ -97,7 +97,7 @@ fn operation(op: &str) -> Value {
         bool,
     ) = match op {
         "health" => {
-            return json!({"operationId": op, "summary": "Liveness.", "responses": {
+            return json!({"operationId": op, "summary": "Liveness.", "security": [], "responses": {
             "200": ok("Serving.", json!({"type": "object", "properties": {"status": {"type": "string"}, "channels": {"type": "integer"}}})),
             "503": err("Shutting down.")}});
         }
