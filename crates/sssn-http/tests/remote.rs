@@ -176,9 +176,17 @@ async fn refused_writes_hand_the_payload_back_like_local() {
             .public(),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(50)).await; // the first pull, at start
     let (local, remote, _h) = pair(&ingest, "w").await;
-    remote.write("ingest", &0).await.unwrap();
+    // The buffer holds 1 and is processed once, at start: within 3 writes it is full, and
+    // stays full for the hour of the period.
+    let mut filled = false;
+    for i in 0..3 {
+        if remote.write("ingest", &i).await.is_err() {
+            filled = true;
+            break;
+        }
+    }
+    assert!(filled, "the buffer filled up");
     let (l, r) = same_error!(local, remote, ErrorKind::Backpressure, |c| c
         .write("ingest", &json!({"n": 7})));
     assert_eq!(l.into_rejected(), Some(Payload::Data(json!({"n": 7}))));
