@@ -236,3 +236,35 @@ pub fn b64url_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// A started periodic channel whose buffer holds `max` raw items and whose next cycle is
+/// an hour away: its first cycle (at start) has run when this returns, so writes fill the
+/// buffer and then get backpressure, deterministically.
+pub async fn full_after(id: &str, max: usize) -> Channel {
+    use sssn::channel::{PeriodicChannel, source_fn};
+    let mut first = true;
+    let source = source_fn(move || {
+        let seed = std::mem::take(&mut first);
+        async move {
+            Ok(if seed {
+                vec![sssn::Payload::Data(serde_json::json!("seed"))]
+            } else {
+                Vec::new()
+            })
+        }
+    });
+    let ch = started(
+        PeriodicChannel::new(id, source)
+            .period(Duration::from_secs(3600))
+            .max_raw_buffer_size(max)
+            .public(),
+    )
+    .await;
+    for _ in 0..1000 {
+        if ch.stats().await.unwrap().head_seq >= 1 {
+            return ch;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the first cycle of '{id}' did not run");
+}
