@@ -189,7 +189,7 @@ async fn claim_ack_nack_fencing_and_lease_expiry() {
     let q = started(
         WorkQueueChannel::new("jobs")
             .public()
-            .claim_timeout(Duration::from_millis(300))
+            .claim_timeout(Duration::from_millis(1500))
             .max_deliveries(3),
     )
     .await;
@@ -220,9 +220,9 @@ async fn claim_ack_nack_fencing_and_lease_expiry() {
     assert_eq!(again[0].message.id, ids[1]);
     assert_eq!(again[0].attempt, 2, "a nacked message is delivered again");
 
-    // Extend keeps w2's lease; the other claims of w2 run out.
+    // Renew w2's lease, then let every lease run out.
     assert_eq!(w2.extend("jobs", &[ids[1].clone()]).await.unwrap(), 1);
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(Duration::from_millis(1800)).await;
     let reclaimed = w1.claim("jobs", 10).await.unwrap();
     let mut got: Vec<String> = reclaimed.iter().map(|c| c.message.id.clone()).collect();
     got.sort();
