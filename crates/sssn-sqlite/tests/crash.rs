@@ -99,18 +99,30 @@ fn killed_at_random_moments_nothing_acknowledged_is_lost() {
             "run {run} ended on its own ({status}) instead of being killed"
         );
     }
-    let drain = Command::new(BIN)
+    let mut drain = Command::new(BIN)
         .arg(&db)
         .arg(&logs)
         .arg(kills.to_string())
         .arg("drain")
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run drain");
-    assert!(
-        drain.status.success(),
-        "drain run failed: {}",
-        String::from_utf8_lossy(&drain.stderr)
-    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = drain.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            drain.kill().unwrap();
+            drain.wait().unwrap();
+            panic!("the drain run did not consume and read everything within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut drain.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "drain run failed: {stderr}");
     println!(
         "{kills} kills and the drain run took {:.1} s",
         started.elapsed().as_secs_f64()
