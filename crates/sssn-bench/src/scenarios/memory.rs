@@ -51,13 +51,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
         );
     }
     let vec_what = "the same serde_json::Values in a plain Vec";
+    let content = (0..n)
+        .map(|i| sssn::Content::data(&record(i)).map(|c| c.json().len()))
+        .sum::<sssn::Result<usize>>()? as f64
+        / n as f64;
     Ok(vec![
         Figure::new("memory", "bytes/msg", Better::Lower)
             .ours(samples[0].clone())
             .baseline(vec_what, samples[2].clone())
             .goal(Goal::AtMost(400.0))
             .note(format!(
-                "RSS growth per message, {n} small JSON messages in a work queue's backlog (memory store), measured in a child process"
+                "RSS growth per message, {n} small JSON messages (stored content {content:.0} bytes each) in a work queue's backlog (memory store), measured in a child process"
             ))
             .into(),
         Figure::new("memory/broadcast", "bytes/msg", Better::Lower)
