@@ -189,6 +189,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`sssn tail … | head`): nothing left to say.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sssn: error: {e:#}");
             ExitCode::FAILURE
@@ -200,6 +202,27 @@ fn main() -> ExitCode {
 /// only names the caller locally.
 fn me() -> Principal {
     Principal::local("sssn-cli")
+}
+
+/// Whether an error is stdout's reader having gone away.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind);
+        let json = cause
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind);
+        io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Prints one line to stdout, reporting a closed pipe as an error instead of panicking.
+fn print_line(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -235,7 +258,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 channels.as_deref(),
                 parse_duration(&expires_in)?,
             )?;
-            println!("{token}");
+            print_line(token)?;
             Ok(())
         }
         Command::Write {
@@ -267,7 +290,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let ids = remote.connect()?.write_batch(&me(), payloads).await?;
             for id in ids {
-                println!("{id}");
+                print_line(id)?;
             }
             Ok(())
         }
@@ -299,12 +322,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ack { remote, ids } => {
-            println!("{}", remote.connect()?.ack(&me(), &ids).await?);
+            print_line(remote.connect()?.ack(&me(), &ids).await?)?;
             Ok(())
         }
         Command::Nack { remote, delay, ids } => {
             let delay = delay.as_deref().map(parse_duration).transpose()?;
-            println!("{}", remote.connect()?.nack(&me(), &ids, delay).await?);
+            print_line(remote.connect()?.nack(&me(), &ids, delay).await?)?;
             Ok(())
         }
         Command::Tail {
@@ -328,12 +351,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Stats { remote } => {
             let stats = remote.connect()?.stats(&me()).await?;
-            println!("{}", serde_json::to_string_pretty(&stats)?);
+            print_line(serde_json::to_string_pretty(&stats)?)?;
             Ok(())
         }
         Command::Info { remote } => {
             let info = remote.connect()?.info(&me()).await?;
-            println!("{}", serde_json::to_string_pretty(&info)?);
+            print_line(serde_json::to_string_pretty(&info)?)?;
             Ok(())
         }
     }

@@ -57,7 +57,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sssn::channel::{ChannelState, ChannelStats, ReadOptions, RecvError};
+use sssn::channel::{ChannelStats, ReadOptions, RecvError};
 use sssn::security::Principal;
 use sssn::store::{Claimed, DeadLetter, Entry, Seq};
 use sssn::{
@@ -491,15 +491,6 @@ fn with_rejected(e: Error, payloads: Vec<Payload>) -> Error {
     e
 }
 
-fn state_of(name: Option<&str>) -> ChannelState {
-    match name {
-        Some("running") => ChannelState::Running,
-        Some("draining") => ChannelState::Draining,
-        Some("stopped") => ChannelState::Stopped,
-        _ => ChannelState::Created,
-    }
-}
-
 #[async_trait]
 impl ChannelEndpoint for RemoteChannel {
     fn is_remote(&self) -> bool {
@@ -691,15 +682,12 @@ impl ChannelEndpoint for RemoteChannel {
             .inner
             .call(Method::GET, url, caller, None, "stats")
             .await?;
-        let state = state_of(value.get("state").and_then(|s| s.as_str()));
-        let mut stats: ChannelStats = serde_json::from_value(value).map_err(|e| {
+        serde_json::from_value(value).map_err(|e| {
             Error::new(
                 ErrorKind::Remote,
                 format!("unexpected response to 'stats': {e}"),
             )
-        })?;
-        stats.state = state;
-        Ok(stats)
+        })
     }
 }
 

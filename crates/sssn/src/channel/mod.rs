@@ -103,7 +103,7 @@ impl<T: Caller + ?Sized> Caller for &T {
 }
 
 /// Where a channel is in its life cycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelState {
     /// Built, not started: reads work, writes are refused.

@@ -13,7 +13,6 @@ pub struct ChannelStats {
     /// Channel kind.
     pub kind: ChannelKind,
     /// Life-cycle state.
-    #[serde(skip_deserializing, default = "created")]
     pub state: ChannelState,
     /// Storage backend.
     pub store: String,
@@ -49,10 +48,6 @@ pub struct ChannelStats {
     pub readers: Vec<ReaderStats>,
     /// Per-subscriber position and queue depth.
     pub subscribers: Vec<SubscriberStats>,
-}
-
-fn created() -> ChannelState {
-    ChannelState::Created
 }
 
 /// A shared reader's cursor.
