@@ -89,6 +89,13 @@ pub(crate) struct SecurityConfig {
     write: Vec<String>,
     #[serde(default)]
     admin: Vec<String>,
+    /// acl: secret bearer token per id (`{ worker-1 = "…" }`); once any is set, only these
+    /// tokens authenticate.
+    #[serde(default)]
+    tokens: std::collections::BTreeMap<String, String>,
+    /// acl: like `tokens`, naming the environment variable that holds each id's token.
+    #[serde(default)]
+    tokens_env: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -207,7 +214,21 @@ impl SecurityConfig {
     ) -> anyhow::Result<Arc<dyn Security>> {
         Ok(match self.kind {
             SecurityKind::Open => Arc::new(OpenSecurity),
-            SecurityKind::Acl => Arc::new(AclSecurity::new(&self.read, &self.write, &self.admin)),
+            SecurityKind::Acl => {
+                let acl = AclSecurity::new(&self.read, &self.write, &self.admin);
+                for (id, token) in &self.tokens {
+                    acl.add_token(token.clone(), id.clone());
+                }
+                for (id, var) in &self.tokens_env {
+                    let token = env(var).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "environment variable {var} (the token of '{id}') is not set"
+                        )
+                    })?;
+                    acl.add_token(token, id.clone());
+                }
+                Arc::new(acl)
+            }
             SecurityKind::Jwt => Arc::new(self.jwt(env)?),
         })
     }
@@ -483,5 +504,14 @@ mod tests {
         let built = c.build(&env).await.unwrap();
         assert_eq!(built.channels[0].security().name(), "acl");
         assert_eq!(built.channels[0].kind(), ChannelKind::WorkQueue);
+        // With tokens, ids alone no longer authenticate.
+        let c = Config::parse(
+            "[security]\nkind = \"acl\"\nwrite = [\"worker\"]\ntokens = { worker = \"s3cret\" }\n[[channel]]\nid = \"q\"\nkind = \"work-queue\"",
+        )
+        .unwrap();
+        let built = c.build(&env).await.unwrap();
+        let security = built.channels[0].security();
+        assert_eq!(security.authenticate("s3cret").unwrap().id, "worker");
+        assert!(security.authenticate("worker").is_err());
     }
 }
