@@ -49,10 +49,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
         ))
     };
 
-    for (per_call, total) in [
-        (1, cfg.size(16_000, 1_600)),
-        (100, cfg.size(160_000, 16_000)),
-    ] {
+    for (per_call, total) in [(1, cfg.size(4_000, 800)), (100, cfg.size(80_000, 16_000))] {
         let rows_per_txn = WRITERS * per_call;
         let (ours, base) = paired(
             "sqlite",
@@ -82,7 +79,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
         );
     }
 
-    let n = cfg.size(16_000, 1_600);
+    let n = cfg.size(8_000, 1_600);
     let (ours, base) = paired(
         "sqlite",
         cfg.runs,
