@@ -10,7 +10,8 @@
 //!   consumers from the start.
 //!
 //! `cargo run --release -p sssn-nats --example jetstream_bench -- [URL] [N] [RUNS]`
-//! (`BENCH_PHASES=1` also prints the write and consume phases of the work queue).
+//! (`BENCH_PHASES=1` also prints the write and consume phases of the work queue;
+//! `BENCH_ONLY=wq` runs only the work queue with plain acks).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,24 +66,35 @@ async fn sssn_work_queue(url: &str, n: usize, durable_acks: bool) -> Res<f64> {
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             let name = format!("w{w}");
+            let (mut in_claim, mut in_ack) = (Duration::ZERO, Duration::ZERO);
             while done.load(std::sync::atomic::Ordering::Relaxed) < n {
+                let c0 = Instant::now();
                 let claimed = jobs.claim(name.as_str(), 10).await?;
+                in_claim += c0.elapsed();
                 if claimed.is_empty() {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }
                 let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
+                let a0 = Instant::now();
                 let acked = jobs.ack(name.as_str(), &ids).await?;
+                in_ack += a0.elapsed();
                 done.fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
             }
-            Ok::<_, sssn::Error>(())
+            Ok::<_, sssn::Error>((in_claim, in_ack))
         }));
     }
+    let (mut in_claim, mut in_ack) = (Duration::ZERO, Duration::ZERO);
     for t in tasks {
-        t.await??;
+        let (c, a) = t.await??;
+        in_claim += c;
+        in_ack += a;
     }
     if std::env::var_os("BENCH_PHASES").is_some() {
-        eprintln!("  sssn work queue: write + consume {:?}", t.elapsed());
+        eprintln!(
+            "  sssn work queue: write + consume {:?} (summed over the 3 consumers: claim {in_claim:?}, ack {in_ack:?})",
+            t.elapsed()
+        );
     }
     let rate = n as f64 / t.elapsed().as_secs_f64();
     store.delete_all().await?;
@@ -123,6 +135,9 @@ async fn raw_work_queue(url: &str, n: usize) -> Res<f64> {
             a.await?;
         }
     }
+    if std::env::var_os("BENCH_PHASES").is_some() {
+        eprintln!("  raw work queue: write {:?}", t.elapsed());
+    }
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..3 {
@@ -146,6 +161,9 @@ async fn raw_work_queue(url: &str, n: usize) -> Res<f64> {
     }
     for t in tasks {
         t.await??;
+    }
+    if std::env::var_os("BENCH_PHASES").is_some() {
+        eprintln!("  raw work queue: write + consume {:?}", t.elapsed());
     }
     let rate = n as f64 / t.elapsed().as_secs_f64();
     js.delete_stream(&name).await?;
@@ -300,10 +318,18 @@ async fn main() -> Res<()> {
         ("fan-out push, 10 subscribers", vec![], vec![]),
         ("fan-out cursor reads, 10 readers", vec![], vec![]),
     ];
+    // `BENCH_ONLY=wq`: only the work queue with plain acks (quicker to iterate on).
+    let only_wq = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "wq");
+    if only_wq {
+        rows.truncate(1);
+    }
     for _ in 0..runs {
         let raw = raw_work_queue(&url, n).await?;
         rows[0].1.push(sssn_work_queue(&url, n, false).await?);
         rows[0].2.push(raw);
+        if only_wq {
+            continue;
+        }
         rows[1].1.push(sssn_work_queue(&url, n, true).await?);
         rows[1].2.push(raw);
         rows[2].1.push(sssn_fanout_push(&url, n).await?);

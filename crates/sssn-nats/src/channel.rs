@@ -94,14 +94,23 @@ struct DeleteReply {
     success: bool,
 }
 
+/// How long acks are gathered before their count is stored: one write for a burst of
+/// acks instead of a read and a write after every ack call.
+const ACK_COUNT_DELAY: Duration = Duration::from_millis(20);
+
 /// The count of acknowledged messages, kept in the state stream. Acks add to a local
 /// tally that is folded into the stored count in the background (compare-and-set on the
-/// subject's last sequence), so acks do not wait for it; `stats` flushes first.
+/// subject's last sequence) at most every [`ACK_COUNT_DELAY`], so acks do not wait for
+/// it; `stats` flushes first.
 struct AckCounter {
     js: jetstream::Context,
     state: stream::Stream,
     subject: String,
     pending: Mutex<u64>,
+    /// The stored count as of this process's last write or read: (subject sequence,
+    /// count). The next write tries it first and reads the stored count only when another
+    /// process wrote in between (the compare-and-set fails).
+    last: Mutex<Option<(u64, u64)>>,
     /// A batch whose publish failed: retried first, with the same id.
     retry: Mutex<Option<(String, u64)>>,
     lock: tokio::sync::Mutex<()>,
@@ -133,6 +142,7 @@ impl AckCounter {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
+                tokio::time::sleep(ACK_COUNT_DELAY).await;
                 if let Err(e) = me.flush().await {
                     tracing::warn!(error = %e, "storing the acknowledged count failed; retried on the next ack or stats");
                 }
@@ -152,9 +162,13 @@ impl AckCounter {
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
+                *lock(&self.last) = Some((m.sequence, n));
                 Ok((m.sequence, n))
             }
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok((0, 0)),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                *lock(&self.last) = Some((0, 0));
+                Ok((0, 0))
+            }
             Err(e) => Err(Error::store("reading the acknowledged count failed", e)),
         }
     }
@@ -180,8 +194,12 @@ impl AckCounter {
     }
 
     async fn apply(&self, id: &str, n: u64) -> Result<()> {
+        let mut known = lock(&self.last).take();
         for _ in 0..50 {
-            let (rev, total) = self.stored().await?;
+            let (rev, total) = match known.take() {
+                Some(known) => known,
+                None => self.stored().await?,
+            };
             let publish = PublishMessage::build()
                 .payload(Bytes::from((total + n).to_string()))
                 .message_id(id)
@@ -192,7 +210,14 @@ impl AckCounter {
                 .await
                 .map_err(|e| Error::store("storing the acknowledged count failed", e))?;
             match ack.await {
-                Ok(_) => return Ok(()),
+                Ok(a) => {
+                    // A duplicate (retried batch already stored) does not say what the
+                    // count is now: read it next time.
+                    if !a.duplicate {
+                        *lock(&self.last) = Some((a.sequence, total + n));
+                    }
+                    return Ok(());
+                }
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => continue,
                 Err(e) => return Err(Error::store("storing the acknowledged count failed", e)),
             }
@@ -303,6 +328,7 @@ impl JetStreamChannel {
             state: state.clone(),
             subject: names.acked(),
             pending: Mutex::new(0),
+            last: Mutex::new(None),
             retry: Mutex::new(None),
             lock: tokio::sync::Mutex::new(()),
             flushing: AtomicBool::new(false),
