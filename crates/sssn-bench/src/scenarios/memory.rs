@@ -3,9 +3,13 @@
 //! current-thread runtime: it reads its resident set size (RSS), stores N small JSON
 //! messages, reads the RSS again, and prints the difference divided by N.
 //!
-//! Ours: N messages written (batches of 1,000) to a work queue (backlog, unclaimed) or a
-//! broadcast channel, memory store. Baseline: the same `serde_json::Value`s pushed into a
+//! Ours: N messages (200,000, and 1,000,000 for the work queue) written in batches of
+//! 1,000 to a work queue (backlog, unclaimed) or a broadcast channel, memory store. Baseline: the same `serde_json::Values` pushed into a
 //! plain `Vec` (ratio = baseline / ours; the goal is ours ≤ 400 bytes).
+//!
+//! Also: what stays in memory per message that passed through a work queue (written,
+//! claimed and acknowledged in batches of 1,000, default `claim_timeout`); acknowledged
+//! messages should leave memory, so this should be close to 0.
 
 use std::process::Command;
 
@@ -14,26 +18,43 @@ use serde_json::Value;
 use sssn::Payload;
 use sssn::channel::{BroadcastChannel, WorkQueueChannel};
 
-use super::{Config, progress, record};
+use super::{Config, label, progress, record};
 use crate::machine::rss_bytes;
 use crate::report::{Better, Figure, Goal, Outcome};
 
 /// The hidden subcommand that runs one measurement.
 pub const CHILD: &str = "__memory-child";
 
-/// What a child stores.
-const KINDS: &[&str] = &["work-queue", "broadcast", "vec"];
+/// Indexes of the measurements in the plan below.
+const WQ: usize = 0;
+const BROADCAST: usize = 1;
+const VEC: usize = 2;
+const ACKED: usize = 3;
+const WQ_LARGE: usize = 4;
+const VEC_LARGE: usize = 5;
 
 /// Runs the scenario.
 pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
     let n = cfg.size(200_000, 50_000);
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); KINDS.len()];
+    // A second, larger backlog: the per-message figure moves with where the store's
+    // growable buffers are in their doubling.
+    let large = cfg.size(1_000_000, 0);
+    let mut plan = vec![
+        ("work-queue", n),
+        ("broadcast", n),
+        ("vec", n),
+        ("acked", n),
+    ];
+    if large > 0 {
+        plan.extend([("work-queue", large), ("vec", large)]);
+    }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); plan.len()];
     for i in 0..cfg.runs {
         // Rotate the order so no kind always runs first.
-        for j in 0..KINDS.len() {
-            let k = (i + j) % KINDS.len();
-            let kind = KINDS[k];
-            let bytes = tokio::task::spawn_blocking(move || measure_in_child(kind, n))
+        for j in 0..plan.len() {
+            let k = (i + j) % plan.len();
+            let (kind, count) = plan[k];
+            let bytes = tokio::task::spawn_blocking(move || measure_in_child(kind, count))
                 .await
                 .context("child task")??;
             samples[k].push(bytes);
@@ -41,12 +62,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
         progress(
             "memory",
             format_args!(
-                "run {}/{}: work queue {:.0}, broadcast {:.0}, Vec {:.0} bytes/msg",
+                "run {}/{}: work queue {:.0}, broadcast {:.0}, Vec {:.0}, acknowledged {:.1} bytes/msg",
                 i + 1,
                 cfg.runs,
-                samples[0][i],
-                samples[1][i],
-                samples[2][i]
+                samples[WQ][i],
+                samples[BROADCAST][i],
+                samples[VEC][i],
+                samples[ACKED][i]
             ),
         );
     }
@@ -55,21 +77,42 @@ pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
         .map(|i| sssn::Content::data(&record(i)).map(|c| c.json().len()))
         .sum::<sssn::Result<usize>>()? as f64
         / n as f64;
-    Ok(vec![
+    let mut out: Vec<Outcome> = vec![
         Figure::new("memory", "bytes/msg", Better::Lower)
-            .ours(samples[0].clone())
-            .baseline(vec_what, samples[2].clone())
+            .ours(samples[WQ].clone())
+            .baseline(vec_what, samples[VEC].clone())
             .goal(Goal::AtMost(400.0))
             .note(format!(
                 "RSS growth per message, {n} small JSON messages (stored content {content:.0} bytes each) in a work queue's backlog (memory store), measured in a child process"
             ))
             .into(),
         Figure::new("memory/broadcast", "bytes/msg", Better::Lower)
-            .ours(samples[1].clone())
-            .baseline(vec_what, samples[2].clone())
+            .ours(samples[BROADCAST].clone())
+            .baseline(vec_what, samples[VEC].clone())
             .note(format!("the same {n} messages in a broadcast channel"))
             .into(),
-    ])
+        Figure::new("memory/acked", "bytes/msg", Better::Lower)
+            .ours(samples[ACKED].clone())
+            .note(format!(
+                "RSS growth per message after {n} messages passed through a work queue (written, claimed, acknowledged; default claim_timeout), i.e. what acknowledged messages leave behind"
+            ))
+            .into(),
+    ];
+    if large > 0 {
+        out.push(
+            Figure::new(
+                format!("memory/{}", label(large)),
+                "bytes/msg",
+                Better::Lower,
+            )
+            .ours(samples[WQ_LARGE].clone())
+            .baseline(vec_what, samples[VEC_LARGE].clone())
+            .goal(Goal::AtMost(400.0))
+            .note(format!("as `memory`, with {large} messages in the backlog"))
+            .into(),
+        );
+    }
+    Ok(out)
 }
 
 /// Re-executes this binary as a child that stores `n` messages of `kind`; bytes/msg.
@@ -111,7 +154,7 @@ pub fn child(args: &[String]) -> anyhow::Result<()> {
         let mut kept_vec: Vec<Value> = Vec::new();
         let before = rss_bytes().context("reading RSS")?;
         let channel = match kind.as_str() {
-            "work-queue" => Some(WorkQueueChannel::new("memory").build()),
+            "work-queue" | "acked" => Some(WorkQueueChannel::new("memory").build()),
             "broadcast" => Some(BroadcastChannel::new("memory").build()),
             "vec" => None,
             other => bail!("unknown kind '{other}'"),
@@ -124,9 +167,16 @@ pub fn child(args: &[String]) -> anyhow::Result<()> {
                         .map(|i| Payload::Data(record(i)))
                         .collect();
                     ch.write_batch("producer", batch).await?;
+                    if kind == "acked" {
+                        let claimed = ch.claim("worker", 1_000).await?;
+                        let ids: Vec<String> =
+                            claimed.iter().map(|c| c.message.id.clone()).collect();
+                        ch.ack("worker", &ids).await?;
+                    }
                 }
                 let stored = ch.stats().await?.stored;
-                ensure!(stored == n as u64, "stored {stored} of {n}");
+                let expected = if kind == "acked" { 0 } else { n as u64 };
+                ensure!(stored == expected, "stored {stored}, expected {expected}");
             }
             None => kept_vec.extend((0..n).map(record)),
         }
