@@ -1,5 +1,6 @@
 //! `nats`: channels on NATS JetStream (`sssn-nats`, file storage) against raw
-//! async-nats on the same server (127.0.0.1:4222; skipped when nothing listens there).
+//! async-nats on the same server (127.0.0.1:4222, or `host:port` from the
+//! `SSSN_BENCH_NATS` environment variable; skipped when nothing listens there).
 //!
 //! * **work queue**: one producer writes N small JSON messages one by one (each write
 //!   waits for the server's publish acknowledgement), then 3 consumers claim 10 and ack
@@ -28,7 +29,7 @@ use sssn_nats::{JetStreamOptions, JetStreamStore};
 use super::{Config, paired, record, secs};
 use crate::report::{Better, Figure, Goal, Outcome};
 
-/// Where the scenario expects NATS.
+/// Where the scenario expects NATS unless `SSSN_BENCH_NATS` says otherwise.
 pub const NATS_ADDR: &str = "127.0.0.1:4222";
 
 const CONSUMERS: usize = 3;
@@ -51,13 +52,14 @@ impl Setup {
 
 /// Runs the scenario.
 pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
-    if tokio::net::TcpStream::connect(NATS_ADDR).await.is_err() {
+    let addr = std::env::var("SSSN_BENCH_NATS").unwrap_or_else(|_| NATS_ADDR.to_owned());
+    if tokio::net::TcpStream::connect(&addr).await.is_err() {
         return Ok(vec![Outcome::skipped(
             "nats",
-            format!("NATS is not listening on {NATS_ADDR}"),
+            format!("NATS is not listening on {addr}"),
         )]);
     }
-    let url = format!("nats://{NATS_ADDR}");
+    let url = format!("nats://{addr}");
     let tag = format!("bench{}", std::process::id());
     let store = Arc::new(
         JetStreamStore::connect_with(&url, JetStreamOptions::default().prefix(tag.clone())).await?,
