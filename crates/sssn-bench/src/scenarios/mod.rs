@@ -12,7 +12,7 @@ pub mod systems;
 pub mod workqueue;
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -47,8 +47,24 @@ impl Config {
     }
 }
 
+/// Longest a scenario may take before it is reported as failed (so a hang never stalls a
+/// run, e.g. in CI). Default sizes take well under a minute each.
+pub fn deadline(cfg: Config) -> Duration {
+    Duration::from_secs(if cfg.quick { 300 } else { 900 })
+}
+
 /// Runs scenario `name`.
 pub async fn run(name: &str, cfg: Config) -> Vec<Outcome> {
+    match tokio::time::timeout(deadline(cfg), run_inner(name, cfg)).await {
+        Ok(outcomes) => outcomes,
+        Err(_) => vec![Outcome::Failed {
+            scenario: name.to_owned(),
+            error: format!("did not finish within {} s", deadline(cfg).as_secs()),
+        }],
+    }
+}
+
+async fn run_inner(name: &str, cfg: Config) -> Vec<Outcome> {
     let result = match name {
         "workqueue" => workqueue::run(cfg).await,
         "scaling" => scaling::run(cfg).await,
