@@ -201,13 +201,15 @@ fn configure_writer(conn: &Connection, path: &Path, options: &SqliteOptions) -> 
     schema::prepare(conn, path)?;
     conn.pragma_update(None, "synchronous", options.synchronous.pragma())
         .map_err(fail)?;
-    // 32 MiB of page cache for the writer; WAL files over 64 MiB are truncated after a
+    // 32 MiB of page cache for the writer; a WAL file over 64 MiB is truncated after a
     // checkpoint so a burst does not leave a huge log behind.
     conn.pragma_update(None, "cache_size", -32_768)
         .map_err(fail)?;
     conn.pragma_update(None, "journal_size_limit", 64 << 20)
         .map_err(fail)?;
     conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(fail)?;
+    conn.pragma_update(None, "wal_autocheckpoint", options.checkpoint_pages)
         .map_err(fail)?;
     if let Some(bytes) = options.max_size {
         let page: i64 = conn

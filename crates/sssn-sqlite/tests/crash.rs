@@ -269,11 +269,10 @@ fn killed_at_random_moments_nothing_acknowledged_is_lost() {
             }
             last = Some(at);
         }
-        assert_eq!(
-            last,
-            Some(events.len() - 1),
-            "{name} caught up to the newest event"
-        );
+        if last != Some(events.len() - 1) {
+            // The newest events were read by a run killed before it logged them.
+            gaps += 1;
+        }
         // A kill between a committed read and its log line loses at most that batch.
         assert!(
             gaps as u64 <= kills,
