@@ -374,3 +374,37 @@ fn reads_on_read_connections_vs_through_the_writer() {
         );
     }
 }
+
+#[test]
+#[ignore = "measurement; run in release mode"]
+fn file_size_under_a_steady_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("steady.db");
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    runtime().block_on(async {
+        let (_store, ch) = open(&path, Synchronous::Full, ChannelKind::WorkQueue).await;
+        // Keep a backlog of about 1,000: append 500, claim and ack the oldest 500.
+        ch.append((0..500).map(message).collect()).await.unwrap();
+        let mut n = 500;
+        for round in 1..=2000u64 {
+            ch.append((n..n + 500).map(message).collect())
+                .await
+                .unwrap();
+            n += 500;
+            let got = ch.claim("w", 500).await.unwrap();
+            let ids: Vec<String> = got.iter().map(|c| c.message.id.clone()).collect();
+            ch.ack("w", &ids).await.unwrap();
+            if round % 400 == 0 {
+                println!(
+                    "{:>9} messages through, backlog {}: database {:.2} MiB, WAL {:.2} MiB",
+                    round * 500,
+                    ch.stats().await.unwrap().stored,
+                    len(&path) as f64 / (1 << 20) as f64,
+                    len(Path::new(&wal)) as f64 / (1 << 20) as f64
+                );
+            }
+        }
+    });
+}
