@@ -756,11 +756,10 @@ impl Channel {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let state = Arc::new(SubscriberState {
-            reader: caller.id.clone(),
-            position: AtomicU64::new(0),
-            cancel: parent.child_token(),
-        });
+        let state = Arc::new(SubscriberState::new(
+            caller.id.clone(),
+            parent.child_token(),
+        ));
         {
             let mut subs = self
                 .inner
@@ -768,7 +767,7 @@ impl Channel {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             let list = subs.entry(caller.id.clone()).or_default();
-            list.retain(|s| !s.cancel.is_cancelled());
+            list.retain(|s| !s.is_closed());
             list.push(state.clone());
         }
         Ok(Subscription::new(
@@ -791,7 +790,7 @@ impl Channel {
             .remove(&caller.id)
         {
             for s in list {
-                s.cancel.cancel();
+                s.close();
             }
         }
     }
@@ -941,7 +940,7 @@ impl Channel {
             let mut out: Vec<SubscriberStats> = subs
                 .values()
                 .flatten()
-                .filter(|s| !s.cancel.is_cancelled())
+                .filter(|s| !s.is_closed())
                 .map(|s| {
                     let position = s.position.load(Ordering::Relaxed);
                     SubscriberStats {

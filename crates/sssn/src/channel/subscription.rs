@@ -8,8 +8,9 @@
 //! gap-free as long as retention has not removed those messages.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +42,31 @@ impl std::error::Error for RecvError {}
 pub(crate) struct SubscriberState {
     pub(crate) reader: String,
     pub(crate) position: AtomicU64,
+    /// Cancelled by `close`, or with the channel's token when the channel stops.
     pub(crate) cancel: CancellationToken,
+    /// Set by `close`: a lock-free check on every delivery (the token's check takes a lock).
+    pub(crate) closed: AtomicBool,
+}
+
+impl SubscriberState {
+    pub(crate) fn new(reader: String, cancel: CancellationToken) -> Self {
+        Self {
+            reader,
+            position: AtomicU64::new(0),
+            cancel,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Ends the subscription.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed) || self.cancel.is_cancelled()
+    }
 }
 
 /// A live push subscription, on a local channel or a remote one. Dropping it unsubscribes.
@@ -116,11 +141,7 @@ impl Subscription {
         rx: mpsc::Receiver<Result<Entry, RecvError>>,
         cancel: CancellationToken,
     ) -> Self {
-        let state = Arc::new(SubscriberState {
-            reader: reader.into(),
-            position: AtomicU64::new(0),
-            cancel,
-        });
+        let state = Arc::new(SubscriberState::new(reader.into(), cancel));
         Self {
             channel_id: channel_id.into(),
             state,
@@ -145,8 +166,13 @@ impl Subscription {
 
     /// The next message, in sequence order, without gaps or repeats.
     pub async fn recv(&mut self) -> Result<Entry, RecvError> {
-        let state = self.state.clone();
-        match &mut self.source {
+        let Self {
+            channel_id,
+            state,
+            source,
+        } = self;
+        let state: &SubscriberState = state;
+        match source {
             Source::Remote { rx } => {
                 let next = tokio::select! {
                     biased;
@@ -172,7 +198,7 @@ impl Subscription {
                 let position = || state.position.load(Ordering::Relaxed);
                 let advance = |seq: Seq| state.position.store(seq, Ordering::Relaxed);
                 loop {
-                    if state.cancel.is_cancelled() {
+                    if state.closed.load(Ordering::Relaxed) {
                         return Err(RecvError::Closed);
                     }
                     if let Some(entry) = backlog.pop_front() {
@@ -184,7 +210,7 @@ impl Subscription {
                     }
                     if *catching_up {
                         let missed = store.range(position(), 256).await.map_err(|e| {
-                            tracing::warn!(channel = %self.channel_id, error = %e, "subscriber catch-up failed");
+                            tracing::warn!(channel = %channel_id, error = %e, "subscriber catch-up failed");
                             RecvError::Closed
                         })?;
                         if missed.is_empty() {
@@ -194,10 +220,16 @@ impl Subscription {
                         }
                         continue;
                     }
-                    let received = tokio::select! {
-                        biased;
-                        () = state.cancel.cancelled() => return Err(RecvError::Closed),
-                        r = rx.recv() => r,
+                    // Deliveries already queued need no waiting (the hot path).
+                    let received = match rx.try_recv() {
+                        Ok(entry) => Ok(entry),
+                        Err(TryRecvError::Lagged(n)) => Err(broadcast::error::RecvError::Lagged(n)),
+                        Err(TryRecvError::Closed) => Err(broadcast::error::RecvError::Closed),
+                        Err(TryRecvError::Empty) => tokio::select! {
+                            biased;
+                            () = state.cancel.cancelled() => return Err(RecvError::Closed),
+                            r = rx.recv() => r,
+                        },
                     };
                     match received {
                         Ok(entry) if entry.seq <= position() => {} // already delivered from the store
@@ -239,12 +271,12 @@ impl Subscription {
 
     /// Stops this subscription.
     pub fn close(&self) {
-        self.state.cancel.cancel();
+        self.state.close();
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.state.cancel.cancel();
+        self.state.close();
     }
 }

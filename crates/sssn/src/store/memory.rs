@@ -72,8 +72,10 @@ enum SlotState {
 
 struct Slot {
     message: Arc<ChannelMessage>,
-    stored_at_ms: u64,
-    attempts: u32,
+    /// Arrival time, whole epoch seconds rounded up (retention needs no finer grain and
+    /// the slot stays 16 bytes).
+    stored_at: u32,
+    attempts: u16,
     state: SlotState,
 }
 
@@ -221,7 +223,7 @@ impl State {
             self.dead.push_back(DeadLetter {
                 seq,
                 message: Arc::unwrap_or_clone(slot.message),
-                attempts: slot.attempts,
+                attempts: u32::from(slot.attempts),
                 reason,
                 dead_at_ms: now,
             });
@@ -231,7 +233,7 @@ impl State {
     /// Puts a released message back in line, or dead-letters it when it used up its
     /// deliveries.
     fn release(&mut self, seq: Seq, due: Option<u64>, max: Option<u32>, why: &str, now: u64) {
-        let Some(attempts) = self.slot(seq).map(|s| s.attempts) else {
+        let Some(attempts) = self.slot(seq).map(|s| u32::from(s.attempts)) else {
             return;
         };
         if let Some(max) = max
@@ -258,6 +260,19 @@ impl State {
         };
         if let Some(slot) = self.slot_mut(seq) {
             slot.state = state;
+        }
+    }
+
+    /// Settled claims leave their lease-heap entries behind until their deadline; rebuild
+    /// the heap from the live leases when stale entries dominate, so memory follows what
+    /// is in flight, not throughput × lease (amortised O(1) per settle).
+    fn compact_leases(&mut self) {
+        if self.leases.len() > 1024 + 2 * self.in_flight.len() {
+            self.leases = self
+                .in_flight
+                .iter()
+                .map(|(seq, l)| Reverse((l.deadline_ms, *seq)))
+                .collect();
         }
     }
 
@@ -356,6 +371,7 @@ impl MemoryChannel {
                 None => out.stale.push(id.clone()),
             }
         }
+        st.compact_leases();
         Ok(out)
     }
 }
@@ -384,7 +400,7 @@ impl ChannelStore for MemoryChannel {
             }
             st.slots.push_back(Some(Slot {
                 message: message.clone(),
-                stored_at_ms: now,
+                stored_at: now.div_ceil(1000).try_into().unwrap_or(u32::MAX),
                 attempts: 0,
                 state: SlotState::Ready,
             }));
@@ -477,11 +493,11 @@ impl ChannelStore for MemoryChannel {
                 continue;
             };
             slot.state = SlotState::InFlight;
-            slot.attempts += 1;
+            slot.attempts = slot.attempts.saturating_add(1);
             let claimed = Claimed {
                 seq,
                 message: slot.message.clone(),
-                attempt: slot.attempts,
+                attempt: u32::from(slot.attempts),
                 lease_until_ms: deadline,
             };
             st.in_flight.insert(
@@ -566,7 +582,10 @@ impl ChannelStore for MemoryChannel {
         if let Some(before) = before {
             let before_ms = (before * 1000.0) as u64;
             while let Some(seq) = st.first_live() {
-                if st.slot(seq).is_some_and(|s| s.stored_at_ms < before_ms) {
+                if st
+                    .slot(seq)
+                    .is_some_and(|s| u64::from(s.stored_at) * 1000 < before_ms)
+                {
                     st.take(seq);
                     removed += 1;
                 } else {
@@ -649,5 +668,42 @@ impl ChannelStore for MemoryChannel {
 
     fn head(&self) -> Seq {
         self.lock().head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{ChannelKind, Content};
+
+    #[test]
+    fn a_slot_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Option<Slot>>(), 16);
+    }
+
+    #[tokio::test]
+    async fn settled_claims_do_not_pile_up_in_the_lease_heap() {
+        let ch = MemoryChannel::new(&ChannelSpec::new("q", ChannelKind::WorkQueue));
+        for round in 0..50 {
+            let batch = (0..100)
+                .map(|i| ChannelMessage::new("p", Content::data(&(round * 100 + i)).unwrap()))
+                .collect();
+            ch.append(batch).await.unwrap();
+            let ids: Vec<String> = ch
+                .claim("w", 100)
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.message.id.clone())
+                .collect();
+            assert_eq!(ch.ack("w", &ids).await.unwrap().done.len(), 100);
+        }
+        let st = ch.lock();
+        assert_eq!(st.live, 0);
+        assert!(
+            st.leases.len() <= 1024 + 100,
+            "lease heap holds {} entries",
+            st.leases.len()
+        );
     }
 }
