@@ -8,8 +8,14 @@
 //! and nobody (caller or subscriber) sees a write that a crash could take back.
 //!
 //! If the shared transaction fails, it is rolled back and each job is run again alone,
-//! so one failing operation (a full disk hits everyone, a bad row only its owner) fails
-//! only the callers it concerns. Nothing is published for a rolled-back transaction.
+//! so one failing operation (a full disk may hit everyone, a bad row only its owner)
+//! fails only the callers it concerns; when another program holds the file's write lock,
+//! every job of the batch fails at once (each would only wait out the busy timeout
+//! again). Nothing is published for a rolled-back transaction.
+//!
+//! When idle (or every 1,024 batches) the thread checks the free pages left by deleted
+//! rows and, if they are a large share of the file, hands them back to the file system
+//! (`PRAGMA incremental_vacuum`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

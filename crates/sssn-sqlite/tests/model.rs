@@ -95,6 +95,7 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
     let mut rng = Rng(seed);
     let mut known: Vec<String> = Vec::new();
     let mut next_id = 0u64;
+    let mut marks: Vec<f64> = Vec::new();
     let readers = ["r1", "r2", "alice"];
     let claimers = ["w1", "w2"];
     let recipients = [None, Some("alice"), Some("bob")];
@@ -229,7 +230,14 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
                 );
             }
             69..=78 => {
-                tokio::time::advance(Duration::from_millis(rng.below(1500))).await;
+                if rng.chance(25) {
+                    // A quiet gap: everything stored so far is over 2 s older than
+                    // anything stored later, a clean cut for age-based eviction.
+                    marks.push(sssn::clock::now_secs());
+                    tokio::time::advance(Duration::from_millis(2000 + rng.below(500))).await;
+                } else {
+                    tokio::time::advance(Duration::from_millis(rng.below(1500))).await;
+                }
             }
             79..=80 => {
                 let limit = rng.below(10) as usize;
@@ -248,9 +256,9 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
                 );
             }
             82..=83 => {
-                let before = rng
-                    .chance(50)
-                    .then(|| sssn::clock::now_secs() - rng.below(3000) as f64 / 1000.0);
+                // Cut one second into a quiet gap, so that how finely a store keeps arrival
+                // times (milliseconds, whole seconds) does not matter.
+                let before = (!marks.is_empty() && rng.chance(60)).then(|| *rng.pick(&marks) + 1.0);
                 let max = rng.chance(50).then(|| rng.below(8) as usize);
                 same!(
                     ctx,
