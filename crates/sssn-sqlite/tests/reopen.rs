@@ -107,3 +107,51 @@ async fn a_reopened_file_resumes_every_reader_claim_and_delay() {
     assert_eq!(due[0].message.id, written[2]);
     assert_eq!(due[0].attempt, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_registrations_survive_a_restart_until_they_expire() {
+    use sssn::channel::DiscoveryChannel;
+    use sssn::descriptor::ServiceDescriptor;
+    use sssn::{ChannelInfo, Visibility};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let info = ChannelInfo {
+        id: "orders".into(),
+        name: "Orders".into(),
+        description: String::new(),
+        visibility: Visibility::Public,
+        period: 60.0,
+        kind: None,
+    };
+    {
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let registry = DiscoveryChannel::new("registry").store(store).build();
+        registry.start().await.unwrap();
+        let d = registry.discovery().unwrap();
+        d.register_channel(&info, Some(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        d.register_system(
+            &ServiceDescriptor::new("resizer", "Resizer"),
+            Some(Duration::from_secs(2)),
+        )
+        .await
+        .unwrap();
+        registry.stop().await;
+    }
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let registry = DiscoveryChannel::new("registry").store(store).build();
+    registry.start().await.unwrap();
+    let d = registry.discovery().unwrap();
+    assert_eq!(d.get_channel("orders").await.unwrap(), Some(info));
+    assert_eq!(
+        d.get_system("resizer").await.unwrap().unwrap().system_name,
+        "Resizer"
+    );
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert!(
+        d.get_system("resizer").await.unwrap().is_none(),
+        "its expiry time was kept"
+    );
+}
