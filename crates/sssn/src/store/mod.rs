@@ -226,8 +226,10 @@ pub trait ChannelStore: Send + Sync + 'static {
     /// and forgets them; returns how many were moved.
     async fn redrive(&self, ids: &[String]) -> Result<usize>;
 
-    /// Removes messages stored before `before` (epoch seconds of arrival), then all but the
-    /// newest `max_count`; returns how many were removed.
+    /// Removes messages stored before `before` (epoch seconds of arrival, at the store's
+    /// time grain: the memory store keeps whole seconds rounded up, so a message may
+    /// outlive `before` by under a second, never the reverse), then all but the newest
+    /// `max_count`; returns how many were removed.
     async fn evict(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize>;
 
     /// Removes messages by id; returns how many were removed.
