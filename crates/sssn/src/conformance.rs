@@ -597,7 +597,8 @@ pub async fn retention_runs_on_every_kind(h: &impl Harness) {
     )
     .await;
     write_n(&aged, 2).await;
-    h.advance(Duration::from_millis(1500)).await;
+    // Past the 1 s age plus the coarsest time grain a store may keep (whole seconds).
+    h.advance(Duration::from_millis(2500)).await;
     write_n(&aged, 1).await;
     aged.maintain().await.unwrap();
     assert_eq!(aged.stats().await.unwrap().stored, 1);

@@ -839,37 +839,33 @@ impl Channel {
             return Ok(());
         }
         self.inner.state.store(2, Ordering::Release);
+        // End the loops first, so no new pull refills the buffer while it drains.
+        self.stop_tasks().await;
         let mut outcome = Ok(());
         if let Some(raw) = &self.inner.raw {
-            let work = async {
-                while !raw.is_empty() {
-                    self.process_buffer().await;
+            // Checked between batches only: a batch taken from the buffer is always stored.
+            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            while !raw.is_empty() {
+                if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    outcome = Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "[{}] drain() timed out; {} raw buffer items abandoned.",
+                            self.id(),
+                            raw.len()
+                        ),
+                    ));
+                    break;
                 }
-            };
-            let finished = match timeout {
-                Some(t) => tokio::time::timeout(t, work).await.is_ok(),
-                None => {
-                    work.await;
-                    true
-                }
-            };
-            if !finished {
-                let left = raw.len();
-                outcome = Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "[{}] drain() timed out; {left} raw buffer items abandoned.",
-                        self.id()
-                    ),
-                ));
+                self.process_buffer().await;
             }
         }
         self.shutdown().await;
         outcome
     }
 
-    async fn shutdown(&self) {
-        self.inner.state.store(3, Ordering::Release);
+    /// Cancels the background loops and waits for them to end.
+    async fn stop_tasks(&self) {
         self.inner
             .cancel
             .lock()
@@ -877,6 +873,11 @@ impl Channel {
             .cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+    }
+
+    async fn shutdown(&self) {
+        self.inner.state.store(3, Ordering::Release);
+        self.stop_tasks().await;
         if let Some(raw) = &self.inner.raw {
             let left = raw.len();
             if left > 0 {
