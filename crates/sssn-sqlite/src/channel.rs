@@ -23,6 +23,7 @@ use tokio::sync::broadcast;
 
 use crate::ops;
 use crate::store::StoreInner;
+use crate::writer::Txn;
 
 /// A channel's counters as stored in `channels` (what `stats` reports).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -93,6 +94,31 @@ impl SqliteChannel {
             ))
         }
     }
+
+    /// Runs one settle operation (ack, nack, reject, extend) in a writer transaction,
+    /// with the time read on the caller's side.
+    async fn settle<F>(
+        &self,
+        action: &'static str,
+        claimer: &str,
+        ids: &[String],
+        op: F,
+    ) -> Result<Settled>
+    where
+        F: Fn(&mut Txn<'_>, &Arc<ChanShared>, &str, &[String], u64) -> rusqlite::Result<Settled>
+            + Send
+            + 'static,
+    {
+        self.require_claims()?;
+        let now = now_millis();
+        let ch = self.shared.clone();
+        let claimer = claimer.to_owned();
+        let ids = ids.to_vec();
+        self.store
+            .writer
+            .call(action, move |txn| op(txn, &ch, &claimer, &ids, now).map(Ok))
+            .await
+    }
 }
 
 #[async_trait]
@@ -154,17 +180,7 @@ impl ChannelStore for SqliteChannel {
     }
 
     async fn ack(&self, claimer: &str, ids: &[String]) -> Result<Settled> {
-        self.require_claims()?;
-        let now = now_millis();
-        let ch = self.shared.clone();
-        let claimer = claimer.to_owned();
-        let ids = ids.to_vec();
-        self.store
-            .writer
-            .call("ack", move |txn| {
-                ops::ack(txn, &ch, &claimer, &ids, now).map(Ok)
-            })
-            .await
+        self.settle("ack", claimer, ids, ops::ack).await
     }
 
     async fn nack(
@@ -173,47 +189,23 @@ impl ChannelStore for SqliteChannel {
         ids: &[String],
         delay: Option<Duration>,
     ) -> Result<Settled> {
-        self.require_claims()?;
-        let now = now_millis();
-        let due = delay.map(|d| now.saturating_add(millis(d)));
-        let ch = self.shared.clone();
-        let claimer = claimer.to_owned();
-        let ids = ids.to_vec();
-        self.store
-            .writer
-            .call("nack", move |txn| {
-                ops::nack(txn, &ch, &claimer, &ids, due, now).map(Ok)
-            })
-            .await
+        self.settle("nack", claimer, ids, move |txn, ch, claimer, ids, now| {
+            let due = delay.map(|d| now.saturating_add(millis(d)));
+            ops::nack(txn, ch, claimer, ids, due, now)
+        })
+        .await
     }
 
     async fn reject(&self, claimer: &str, ids: &[String], reason: &str) -> Result<Settled> {
-        self.require_claims()?;
-        let now = now_millis();
-        let ch = self.shared.clone();
-        let claimer = claimer.to_owned();
-        let ids = ids.to_vec();
         let reason = reason.to_owned();
-        self.store
-            .writer
-            .call("reject", move |txn| {
-                ops::reject(txn, &ch, &claimer, &ids, &reason, now).map(Ok)
-            })
-            .await
+        self.settle("reject", claimer, ids, move |txn, ch, claimer, ids, now| {
+            ops::reject(txn, ch, claimer, ids, &reason, now)
+        })
+        .await
     }
 
     async fn extend(&self, claimer: &str, ids: &[String]) -> Result<Settled> {
-        self.require_claims()?;
-        let now = now_millis();
-        let ch = self.shared.clone();
-        let claimer = claimer.to_owned();
-        let ids = ids.to_vec();
-        self.store
-            .writer
-            .call("extend", move |txn| {
-                ops::extend(txn, &ch, &claimer, &ids, now).map(Ok)
-            })
-            .await
+        self.settle("extend", claimer, ids, ops::extend).await
     }
 
     async fn reclaim_expired(&self) -> Result<usize> {
