@@ -1,5 +1,6 @@
 //! Runs `sssn serve` on a temporary config and drives it with the client commands.
 
+use std::io::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -284,7 +285,10 @@ fn bad_configs_and_arguments_fail_with_a_message() {
 #[test]
 fn a_nats_backed_channel_keeps_its_messages_across_restarts() {
     if std::net::TcpStream::connect("127.0.0.1:4222").is_err() {
-        eprintln!("skipped: no NATS server at 127.0.0.1:4222");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: no NATS server at 127.0.0.1:4222"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+use std::io::Write as _;
 #[path = "../examples/data_pipeline.rs"]
 mod data_pipeline;
 
@@ -87,7 +88,8 @@ async fn pipeline_on_sqlite_processes_every_record_once() {
 async fn pipeline_on_nats_processes_every_record_once() {
     const SERVER: &str = "nats://127.0.0.1:4222";
     if std::net::TcpStream::connect("127.0.0.1:4222").is_err() {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED pipeline_on_nats_processes_every_record_once: NATS not reachable at 127.0.0.1:4222"
         );
         return;

@@ -1,6 +1,7 @@
 //! Bad input when opening, and a full disk: each gets a clear error naming the file and
 //! the cause, and nothing already committed is damaged.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -266,7 +267,10 @@ impl Drop for TinyDisk {
 #[tokio::test]
 async fn a_full_disk_fails_writes_clearly_and_keeps_committed_data() {
     let Some(disk) = TinyDisk::mount("size=640k") else {
-        eprintln!("SKIPPED a_full_disk_fails_writes_clearly: cannot mount a tmpfs here");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_full_disk_fails_writes_clearly: cannot mount a tmpfs here"
+        );
         return;
     };
     let path = disk.path().join("full.db");
@@ -293,7 +297,10 @@ async fn a_full_disk_fails_writes_clearly_and_keeps_committed_data() {
 #[tokio::test]
 async fn a_read_only_directory_is_named_and_its_database_kept() {
     let Some(disk) = TinyDisk::mount("size=4m") else {
-        eprintln!("SKIPPED a_read_only_directory_is_named: cannot mount a tmpfs here");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_read_only_directory_is_named: cannot mount a tmpfs here"
+        );
         return;
     };
     let path = disk.path().join("ro.db");

@@ -103,7 +103,11 @@ macro_rules! conformance_tests {
             async fn $name() {
                 match $make.await {
                     Some(h) => $crate::conformance::$name(&h).await,
-                    None => eprintln!("SKIPPED {}: backend not available", stringify!($name)),
+                    // Written to stderr directly so `cargo test` shows it (print macros are captured).
+                    None => {
+                        use ::std::io::Write as _;
+                        let _ = writeln!(::std::io::stderr(), "SKIPPED {}: backend not available", stringify!($name));
+                    }
                 }
             }
         )*
@@ -114,7 +118,11 @@ macro_rules! conformance_tests {
             async fn $name() {
                 match $make.await {
                     Some(h) => $crate::conformance::$name(&h).await,
-                    None => eprintln!("SKIPPED {}: backend not available", stringify!($name)),
+                    // Written to stderr directly so `cargo test` shows it (print macros are captured).
+                    None => {
+                        use ::std::io::Write as _;
+                        let _ = writeln!(::std::io::stderr(), "SKIPPED {}: backend not available", stringify!($name));
+                    }
                 }
             }
         )*

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,7 +27,10 @@ pub async fn shared_store(test: &str) -> Option<TestStore> {
     )
     .is_err()
     {
-        eprintln!("SKIPPED {test}: NATS not reachable at 127.0.0.1:4222");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: NATS not reachable at 127.0.0.1:4222"
+        );
         return None;
     }
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -116,7 +120,10 @@ impl PrivateServer {
     /// Starts one, or `None` (with a message) when the binary is missing.
     pub fn start(test: &str, dir: &Path) -> Option<Self> {
         if !Path::new(NATS_SERVER).exists() {
-            eprintln!("SKIPPED {test}: {NATS_SERVER} not installed");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: {NATS_SERVER} not installed"
+            );
             return None;
         }
         let mut s = Self {
