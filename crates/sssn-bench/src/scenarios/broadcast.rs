@@ -66,20 +66,7 @@ async fn ours(values: Arc<Vec<Value>>) -> anyhow::Result<(usize, f64)> {
     let n = values.len();
     let feed = BroadcastChannel::new("bench-broadcast").build();
     feed.start().await?;
-    let mut tasks = tokio::task::JoinSet::new();
-    for k in 0..SUBSCRIBERS {
-        let mut sub = feed.subscribe(format!("sub-{k}")).await?;
-        tasks.spawn(async move {
-            let mut got = 0;
-            while got < n {
-                match sub.next().await {
-                    Some(_) => got += 1,
-                    None => break,
-                }
-            }
-            got
-        });
-    }
+    let mut tasks = super::count_deliveries(&feed, SUBSCRIBERS, n).await?;
     let t = Instant::now();
     for v in values.iter() {
         feed.write("producer", v).await?;

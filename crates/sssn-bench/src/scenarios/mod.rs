@@ -150,3 +150,24 @@ pub fn label(n: usize) -> String {
 pub fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
+
+/// Subscribes `subscribers` readers to `feed`; each task counts deliveries until it has
+/// seen `n` messages (or its subscription closes) and returns the count.
+pub async fn count_deliveries(
+    feed: &sssn::Channel,
+    subscribers: usize,
+    n: usize,
+) -> anyhow::Result<tokio::task::JoinSet<usize>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..subscribers {
+        let mut sub = feed.subscribe(format!("sub-{k}")).await?;
+        tasks.spawn(async move {
+            let mut got = 0;
+            while got < n && sub.next().await.is_some() {
+                got += 1;
+            }
+            got
+        });
+    }
+    Ok(tasks)
+}

@@ -233,20 +233,7 @@ async fn broadcast(s: Arc<Setup>, n: usize) -> anyhow::Result<f64> {
         .store(store)
         .build();
     feed.start().await?;
-    let mut tasks = tokio::task::JoinSet::new();
-    for k in 0..SUBSCRIBERS {
-        let mut sub = feed.subscribe(format!("sub-{k}")).await?;
-        tasks.spawn(async move {
-            let mut got = 0;
-            while got < n {
-                match sub.next().await {
-                    Some(_) => got += 1,
-                    None => break,
-                }
-            }
-            got
-        });
-    }
+    let mut tasks = super::count_deliveries(&feed, SUBSCRIBERS, n).await?;
     let t = Instant::now();
     for i in 0..n {
         feed.write("producer", &record(i)).await?;
