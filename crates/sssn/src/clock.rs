@@ -35,6 +35,6 @@ pub fn now_secs() -> f64 {
 }
 
 /// Milliseconds in a duration, saturating.
-pub(crate) fn millis(d: Duration) -> u64 {
+pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

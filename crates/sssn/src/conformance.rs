@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 
+use crate::channel::kind::{Kind, Typed};
 use crate::channel::{
     BroadcastChannel, Channel, ChannelBuilder, DiscoveryChannel, MailboxChannel,
     PassthroughChannel, PeriodicChannel, RecvError, WorkQueueChannel, source_fn,
@@ -136,13 +137,13 @@ fn uid(name: &str) -> String {
     )
 }
 
-async fn started(h: &impl Harness, b: ChannelBuilder) -> Channel {
+async fn started<K: Typed>(h: &impl Harness, b: ChannelBuilder<K>) -> Channel<K> {
     let ch = b.store(h.store()).build();
     ch.start().await.expect("start");
     ch
 }
 
-async fn write_n(ch: &Channel, n: usize) -> Vec<String> {
+async fn write_n<K: Kind>(ch: &Channel<K>, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         ids.push(ch.write("writer", &json!({"n": i})).await.expect("write"));
@@ -210,10 +211,8 @@ pub async fn ack_consumes(h: &impl Harness) {
     let ids = write_n(&ch, 3).await;
     let claimed = ch.claim("worker", 2).await.unwrap();
     assert_eq!(
-        ch.ack("worker", &[claimed[1].message.id.clone()])
-            .await
-            .unwrap(),
-        1
+        ch.ack("worker", &claimed[1]).await.unwrap().done,
+        vec![claimed[1].message.id.clone()]
     );
     assert_eq!(
         ids_of(&ch.read("r", 10).await.unwrap()),
@@ -245,7 +244,7 @@ pub async fn acked_never_reappears(h: &impl Harness) {
     let ids = write_n(&ch, 2).await;
     let claimed = ch.claim("w1", 2).await.unwrap();
     assert_eq!(claimed.len(), 2);
-    ch.ack("w1", &[ids[0].clone()]).await.unwrap();
+    assert!(ch.ack("w1", &ids[..1]).await.unwrap().all_done());
     h.advance(LEASE + Duration::from_millis(300)).await;
     ch.reclaim_expired().await.unwrap();
     let again = ch.claim("w2", 10).await.unwrap();
@@ -258,7 +257,7 @@ pub async fn nack_releases_to_others(h: &impl Harness) {
     let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
     let ids = write_n(&ch, 1).await;
     ch.claim("w1", 1).await.unwrap();
-    assert_eq!(ch.nack("w1", &ids).await.unwrap(), 1);
+    assert_eq!(ch.nack("w1", &ids).await.unwrap().done.len(), 1);
     let again = ch.claim("w2", 1).await.unwrap();
     assert_eq!(again[0].message.id, ids[0]);
     assert_eq!(again[0].attempt, 2);
@@ -268,17 +267,19 @@ pub async fn nack_by_non_holder_is_stale(h: &impl Harness) {
     let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
     let ids = write_n(&ch, 1).await;
     ch.claim("w1", 1).await.unwrap();
-    let err = ch.nack("w2", &ids).await.unwrap_err();
+    let settled = ch.nack("w2", &ids).await.unwrap();
+    assert_eq!(settled.stale, ids, "the non-holder's nack is stale");
+    let err = settled.into_result().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StaleClaim);
     assert!(
         ch.claim("w3", 1).await.unwrap().is_empty(),
         "the claim stays in place"
     );
     assert_eq!(
-        ch.ack("w2", &ids).await.unwrap_err().kind(),
+        ch.ack("w2", &ids).await.unwrap().into_result().unwrap_err().kind(),
         ErrorKind::StaleClaim
     );
-    assert_eq!(ch.ack("w1", &ids).await.unwrap(), 1);
+    assert_eq!(ch.ack("w1", &ids).await.unwrap().done.len(), 1);
 }
 
 pub async fn lease_expiry_makes_claimable(h: &impl Harness) {
@@ -302,8 +303,9 @@ pub async fn ack_after_expiry_is_fenced(h: &impl Harness) {
     let ids = write_n(&ch, 1).await;
     ch.claim("w1", 1).await.unwrap();
     h.advance(LEASE + Duration::from_millis(300)).await;
-    let err = ch.ack("w1", &ids).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::StaleClaim, "a late ack is refused");
+    let settled = ch.ack("w1", &ids).await.unwrap();
+    assert_eq!(settled.stale, ids, "a late ack is refused");
+    assert!(settled.done.is_empty());
     let again = ch.claim("w2", 1).await.unwrap();
     assert_eq!(
         again.len(),
@@ -311,19 +313,18 @@ pub async fn ack_after_expiry_is_fenced(h: &impl Harness) {
         "the message was not consumed by the late ack"
     );
     assert_eq!(
-        ch.ack("w1", &ids).await.unwrap_err().kind(),
+        ch.ack("w1", &ids).await.unwrap().into_result().unwrap_err().kind(),
         ErrorKind::StaleClaim
     );
-    assert_eq!(ch.ack("w2", &ids).await.unwrap(), 1);
+    assert_eq!(ch.ack("w2", &ids).await.unwrap().done.len(), 1);
 }
 
 pub async fn nack_with_delay(h: &impl Harness) {
     let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
     let ids = write_n(&ch, 1).await;
     ch.claim("w1", 1).await.unwrap();
-    ch.nack_after("w1", &ids, Duration::from_millis(800))
-        .await
-        .unwrap();
+    let settled = ch.nack_after("w1", &ids, Duration::from_millis(800));
+    assert!(settled.await.unwrap().all_done());
     assert!(
         ch.claim("w2", 1).await.unwrap().is_empty(),
         "not before the delay"
@@ -339,15 +340,15 @@ pub async fn extend_keeps_the_lease(h: &impl Harness) {
     let ids = write_n(&ch, 1).await;
     ch.claim("w1", 1).await.unwrap();
     h.advance(LEASE * 3 / 2).await;
-    assert_eq!(ch.extend("w1", &ids).await.unwrap(), 1);
+    assert_eq!(ch.extend("w1", &ids).await.unwrap().done.len(), 1);
     h.advance(LEASE).await;
     assert!(
         ch.claim("w2", 1).await.unwrap().is_empty(),
         "the extended lease still holds"
     );
-    assert_eq!(ch.ack("w1", &ids).await.unwrap(), 1);
+    assert_eq!(ch.ack("w1", &ids).await.unwrap().done.len(), 1);
     assert_eq!(
-        ch.extend("w1", &ids).await.unwrap_err().kind(),
+        ch.extend("w1", &ids).await.unwrap().into_result().unwrap_err().kind(),
         ErrorKind::StaleClaim
     );
 }
@@ -365,7 +366,7 @@ pub async fn max_deliveries_dead_letters(h: &impl Harness) {
         let c = ch.claim("w", 1).await.unwrap();
         assert_eq!(c[0].message.id, ids[0]);
         assert_eq!(c[0].attempt, attempt);
-        ch.nack("w", &ids[..1]).await.unwrap();
+        assert!(ch.nack("w", &ids[..1]).await.unwrap().all_done());
     }
     let next = ch.claim("w", 10).await.unwrap();
     assert_eq!(next.len(), 1, "the poison message is gone from the queue");
@@ -392,7 +393,8 @@ pub async fn reject_dead_letters(h: &impl Harness) {
     let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
     let ids = write_n(&ch, 1).await;
     ch.claim("w", 1).await.unwrap();
-    ch.reject("w", &ids, "schema_reject").await.unwrap();
+    let settled = ch.reject("w", &ids, "schema_reject").await.unwrap();
+    assert_eq!(settled.done, ids);
     assert!(ch.claim("w", 1).await.unwrap().is_empty());
     let dead = ch.dead_letters("admin", 10).await.unwrap();
     assert_eq!(dead[0].reason, "schema_reject");
@@ -403,8 +405,9 @@ pub async fn reject_dead_letters(h: &impl Harness) {
     );
 }
 
+/// Through the type-erased handle (the typed one has no `read`: it does not compile).
 pub async fn work_queue_refuses_shared_reads(h: &impl Harness) {
-    let ch = started(h, WorkQueueChannel::new(uid("q"))).await;
+    let ch: Channel = started(h, WorkQueueChannel::new(uid("q"))).await.into();
     write_n(&ch, 1).await;
     let err = ch.read("r", 10).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnsupportedOperation);
@@ -418,8 +421,9 @@ pub async fn work_queue_refuses_shared_reads(h: &impl Harness) {
     assert_eq!(ch.read_with("r", opts).await.unwrap().len(), 1);
 }
 
+/// Through the type-erased handle (the typed one has no `claim`: it does not compile).
 pub async fn broadcast_refuses_claims(h: &impl Harness) {
-    let ch = started(h, BroadcastChannel::new(uid("b"))).await;
+    let ch: Channel = started(h, BroadcastChannel::new(uid("b"))).await.into();
     let ids = write_n(&ch, 1).await;
     let err = ch.claim("r", 1).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnsupportedOperation);
@@ -629,7 +633,7 @@ pub async fn stats_reflect_state(h: &impl Harness) {
     let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
     let ids = write_n(&ch, 4).await;
     ch.claim("w", 2).await.unwrap();
-    ch.ack("w", &ids[..1]).await.unwrap();
+    assert!(ch.ack("w", &ids[..1]).await.unwrap().all_done());
     let s = ch.stats().await.unwrap();
     assert_eq!(s.stored, 3);
     assert_eq!(s.backlog, 2);
@@ -647,8 +651,7 @@ pub async fn stats_reflect_state(h: &impl Harness) {
 }
 
 pub async fn discovery_registry(h: &impl Harness) {
-    let ch = started(h, DiscoveryChannel::new(uid("d"))).await;
-    let d = ch.discovery().unwrap();
+    let d = started(h, DiscoveryChannel::new(uid("d"))).await;
     let info = |id: &str, v: Visibility| ChannelInfo {
         id: id.into(),
         name: id.to_uppercase(),
@@ -691,9 +694,9 @@ pub async fn discovery_registry(h: &impl Harness) {
         d.get_system("sys1").await.unwrap().is_none(),
         "expired records vanish from queries"
     );
-    ch.maintain().await.unwrap();
+    d.maintain().await.unwrap();
     assert_eq!(
-        ch.stats().await.unwrap().stored,
+        d.stats().await.unwrap().stored,
         2,
         "maintenance purged the expired record"
     );
@@ -746,8 +749,9 @@ pub async fn security_on_every_operation(h: &impl Harness) {
     acl.grant("worker", Role::Write);
     acl.grant("boss", Role::Admin);
     let q = started(h, PassthroughChannel::new(uid("p")).security(acl.clone())).await;
-    let denied =
-        |r: crate::Result<usize>| assert_eq!(r.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    fn denied<T: std::fmt::Debug>(r: crate::Result<T>) {
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    }
     assert_eq!(
         q.write("reader", &1).await.unwrap_err().kind(),
         ErrorKind::PermissionDenied
@@ -772,7 +776,7 @@ pub async fn security_on_every_operation(h: &impl Harness) {
     denied(q.clear("worker").await);
     denied(q.evict("worker", None, Some(0)).await);
     denied(q.remove("worker", std::slice::from_ref(&id)).await);
-    assert_eq!(q.ack("worker", &[id]).await.unwrap(), 1);
+    assert_eq!(q.ack("worker", &[id]).await.unwrap().done.len(), 1);
     assert_eq!(q.clear("boss").await.unwrap(), 0);
 }
 
@@ -852,7 +856,7 @@ pub async fn reopen_keeps_contents(h: &impl Harness) {
     .await;
     let ids = write_n(&ch, 3).await;
     ch.claim("w", 1).await.unwrap();
-    ch.ack("w", &ids[..1]).await.unwrap();
+    assert!(ch.ack("w", &ids[..1]).await.unwrap().all_done());
     ch.stop().await;
     let again = started(h, WorkQueueChannel::new(id).claim_timeout(LEASE * 30)).await;
     let s = again.stats().await.unwrap();

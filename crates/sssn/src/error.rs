@@ -1,12 +1,13 @@
 //! One error type for every channel and system operation.
 //!
-//! Callers branch on [`Error::kind`] without downcasting. A write refused by backpressure
-//! hands the data back ([`Error::into_rejected`]), so nothing accepted from the caller is
+//! Callers branch on [`Error::kind`] without downcasting. A refused write hands every
+//! payload back ([`Error::into_rejected_all`]), so nothing the caller handed over is
 //! silently dropped.
 
 use std::fmt;
 
 use crate::message::Payload;
+use crate::security::Operation;
 
 /// What went wrong, for callers to `match` on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,7 +78,8 @@ type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    rejected: Option<Box<Payload>>,
+    rejected: Vec<Payload>,
+    denied: Option<Box<(Operation, String)>>,
     source: Option<Source>,
 }
 
@@ -87,9 +89,34 @@ impl Error {
         Self {
             kind,
             message: message.into(),
-            rejected: None,
+            rejected: Vec::new(),
+            denied: None,
             source: None,
         }
+    }
+
+    /// The refusal of `op` on channel `channel` for `caller` (v1's wording).
+    pub fn denied(caller: &str, channel: &str, op: Operation) -> Self {
+        let verb = match op {
+            Operation::Read => "read from",
+            Operation::Write => "write to",
+            Operation::Subscribe => "subscribe to",
+            Operation::Claim => "claim from",
+            Operation::Ack => "acknowledge on",
+            Operation::Nack => "nack on",
+            Operation::Admin => "administer",
+        };
+        let mut e = Self::new(
+            ErrorKind::PermissionDenied,
+            format!("'{caller}' is not authorised to {verb} channel '{channel}'."),
+        );
+        e.denied = Some(Box::new((op, channel.to_owned())));
+        e
+    }
+
+    /// For an authorisation refusal ([`Error::denied`]): the operation and the channel.
+    pub fn denied_operation(&self) -> Option<(Operation, &str)> {
+        self.denied.as_deref().map(|(op, ch)| (*op, ch.as_str()))
     }
 
     /// Attaches an underlying cause.
@@ -99,10 +126,17 @@ impl Error {
         self
     }
 
-    /// Attaches the payload a write could not accept.
+    /// Attaches a payload a write could not accept.
     #[must_use]
     pub fn with_rejected(mut self, payload: Payload) -> Self {
-        self.rejected = Some(Box::new(payload));
+        self.rejected.push(payload);
+        self
+    }
+
+    /// Attaches every payload a write could not accept, in order.
+    #[must_use]
+    pub fn with_rejected_all(mut self, payloads: Vec<Payload>) -> Self {
+        self.rejected.extend(payloads);
         self
     }
 
@@ -121,14 +155,24 @@ impl Error {
         &self.message
     }
 
-    /// The payload a refused write handed back, if any.
+    /// The (first) payload a refused write handed back, if any.
     pub fn rejected(&self) -> Option<&Payload> {
-        self.rejected.as_deref()
+        self.rejected.first()
     }
 
-    /// Takes back the payload a refused write handed back, if any.
+    /// Takes back the (first) payload a refused write handed back, if any.
     pub fn into_rejected(self) -> Option<Payload> {
-        self.rejected.map(|b| *b)
+        self.rejected.into_iter().next()
+    }
+
+    /// Every payload a refused write handed back, in the order they were written.
+    pub fn rejected_all(&self) -> &[Payload] {
+        &self.rejected
+    }
+
+    /// Takes back every payload a refused write handed back, in order.
+    pub fn into_rejected_all(self) -> Vec<Payload> {
+        self.rejected
     }
 }
 

@@ -10,17 +10,22 @@ pub mod descriptor;
 pub mod error;
 pub mod message;
 pub mod network;
+pub mod policy;
 pub mod request;
 pub mod security;
 pub mod store;
 pub mod system;
 
-pub use channel::{Channel, ChannelBuilder, Subscription};
-pub use client::{ChannelClient, ChannelEndpoint};
+pub use channel::{
+    BroadcastChannel, Channel, ChannelBuilder, DiscoveryChannel, MailboxChannel, MessageIds,
+    PassthroughChannel, PeriodicChannel, Subscription, WorkQueueChannel,
+};
+pub use client::{ChannelClient, ChannelEndpoint, ChannelView};
 pub use descriptor::{ServiceDescriptor, ServiceMethod};
 pub use error::{Error, ErrorKind, Result};
 pub use message::{
     ChannelInfo, ChannelKind, ChannelMessage, Content, GenericContent, Payload, Visibility,
 };
 pub use network::Network;
+pub use store::{Claimed, DeadLetter, Entry, Settle, Settled};
 pub use system::{System, SystemContext, SystemSpec};

@@ -11,7 +11,7 @@
 //! #[async_trait::async_trait]
 //! impl System for Sensor {
 //!     async fn step(&mut self, ctx: &mut SystemContext) -> sssn::Result<()> {
-//!         ctx.write("readings", &22.4).await.map(drop)
+//!         ctx.broadcast("readings")?.write(&22.4).await.map(drop)
 //!     }
 //! }
 //!
@@ -35,10 +35,11 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, Kind};
 use crate::client::ChannelClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::Visibility;
@@ -154,9 +155,9 @@ impl Network {
         self
     }
 
-    /// Adds a channel owned by this network. Ids are unique within what the network sees.
-    pub fn add_channel(&mut self, channel: impl Into<Channel>) -> Result<Channel> {
-        let channel = channel.into();
+    /// Adds a channel of any kind, owned by this network, and gives its typed handle
+    /// back. Ids are unique within what the network sees.
+    pub fn add_channel<K: Kind>(&mut self, channel: Channel<K>) -> Result<Channel<K>> {
         if self.available.contains_key(channel.id()) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -168,8 +169,8 @@ impl Network {
             ));
         }
         self.available
-            .insert(channel.id().to_owned(), channel.clone());
-        self.owned.push(channel.clone());
+            .insert(channel.id().to_owned(), channel.erased());
+        self.owned.push(channel.erased());
         Ok(channel)
     }
 
@@ -298,15 +299,32 @@ impl Network {
         Ok(())
     }
 
-    /// Starts every channel, runs every `setup` once, then starts every system.
+    /// Starts every channel, runs every `setup` once, registers the public channels in
+    /// discovery (if asked to), then starts every system. All or nothing: when any of it
+    /// fails, what was started is stopped again and the error is returned.
     pub async fn start(mut self) -> Result<RunningNetwork> {
         self.apply_store(None)?;
         let channels = self.all_channels();
+        // Resolved before anything starts, so a missing registry fails the start cleanly.
+        let registry = match &self.discovery {
+            Some((discovery_id, ttl)) => {
+                let registry = channels
+                    .iter()
+                    .find(|c| c.id() == discovery_id)
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::NotConnected,
+                            format!("no discovery channel '{discovery_id}' in the network"),
+                        )
+                    })?
+                    .discovery()?;
+                Some((registry, *ttl))
+            }
+            None => None,
+        };
         for (i, ch) in channels.iter().enumerate() {
             if let Err(e) = ch.start().await {
-                for started in channels[..i].iter().rev() {
-                    started.stop().await;
-                }
+                stop_all(&channels[..i]).await;
                 return Err(e);
             }
         }
@@ -314,95 +332,44 @@ impl Network {
         let mut runners = Vec::new();
         let mut handles = Vec::new();
         for pending in self.take_systems() {
-            let PendingSystem {
-                spec,
-                system,
-                handle,
-                channels: wired,
-            } = pending;
-            let client = ChannelClient::new(spec.id());
-            for (id, ch) in &wired {
-                client.connect(id.clone(), ch.clone());
-            }
-            let (tx, rx) = mpsc::channel(spec.mailbox);
-            // A system stops when asked through its handle, or when the network stops.
-            let stop = handle.control.stop.clone();
-            let network_stop = cancel.clone();
-            let linked = stop.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = network_stop.cancelled() => linked.cancel(),
-                    () = linked.cancelled() => {}
-                }
-            });
-            let ctx = SystemContext {
-                name: spec.name.clone().unwrap_or_else(|| spec.id().to_owned()),
-                description: spec.description.clone(),
-                client,
-                local: wired,
-                reads: spec.reads.clone(),
-                writes: spec.writes.clone(),
-                services: system.services(),
-                deliveries: tx,
-                stop,
-                forwarders: TaskTracker::new(),
-                wake: Arc::default(),
-                step: 0,
-            };
-            let mut runner = Runner::new(RunnerParts {
-                system,
-                ctx,
-                deliveries: rx,
-                control: handle.control.clone(),
-                tick_rate: spec.tick_rate,
-                restart: spec.restart.clone(),
-                max_consecutive_errors: spec.max_consecutive_errors,
-                events: self.events.clone(),
-            });
+            let mut runner = runner_for(pending, &cancel, &self.events);
             if let Err(e) = runner.setup().await {
                 cancel.cancel();
-                for ch in channels.iter().rev() {
-                    ch.stop().await;
-                }
+                stop_all(&channels).await;
                 return Err(Error::new(
                     e.kind(),
-                    format!("setup of system '{}' failed: {}", handle.id(), e.message()),
+                    format!("setup of system '{}' failed: {}", runner.handle_id(), e.message()),
                 ));
             }
+            handles.push(runner.handle());
             runners.push(runner);
-            handles.push(handle);
         }
-        let tasks = TaskTracker::new();
-        for runner in runners {
-            tasks.spawn(runner.run());
-        }
-        if let Some((discovery_id, ttl)) = self.discovery.clone() {
-            let registry = channels
-                .iter()
-                .find(|c| c.id() == discovery_id)
-                .cloned()
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::NotConnected,
-                        format!("no discovery channel '{discovery_id}' in the network"),
-                    )
-                })?;
-            let public: Vec<Channel> = channels
-                .iter()
-                .filter(|c| c.info().visibility == Visibility::Public)
-                .cloned()
-                .collect();
-            let registry = registry.discovery()?;
+        let public: Vec<Channel> = channels
+            .iter()
+            .filter(|c| c.info().visibility == Visibility::Public)
+            .cloned()
+            .collect();
+        if let Some((registry, ttl)) = &registry {
             for ch in &public {
-                registry.register_channel(&ch.info(), Some(ttl)).await?;
+                if let Err(e) = registry.register_channel(&ch.info(), Some(*ttl)).await {
+                    cancel.cancel();
+                    stop_all(&channels).await;
+                    return Err(e);
+                }
             }
+        }
+        let systems = runners
+            .into_iter()
+            .map(|runner| tokio::spawn(runner.run()))
+            .collect();
+        let refresher = registry.map(|(registry, ttl)| {
             let token = cancel.clone();
-            tasks.spawn(async move {
+            tokio::spawn(async move {
                 let mut every = tokio::time::interval((ttl / 2).max(Duration::from_millis(10)));
                 every.tick().await;
                 loop {
                     tokio::select! {
-                        () = token.cancelled() => return SystemState::Stopped,
+                        () = token.cancelled() => return,
                         _ = every.tick() => {}
                     }
                     for ch in &public {
@@ -411,41 +378,103 @@ impl Network {
                         }
                     }
                 }
-            });
-        }
-        tasks.close();
+            })
+        });
         Ok(RunningNetwork {
             id: self.id,
             channels,
-            systems: handles,
+            handles,
+            systems,
+            refresher,
             cancel,
-            tasks,
             events: self.events,
         })
     }
 
-    /// Starts, runs for `duration`, then stops (systems first, channels drained last).
-    pub async fn run_for(self, duration: Duration) -> Result<()> {
+    /// Starts, runs for `duration`, then stops (systems first, channels drained last) and
+    /// hands the systems back.
+    pub async fn run_for(self, duration: Duration) -> Result<StoppedNetwork> {
         let running = self.start().await?;
         tokio::time::sleep(duration).await;
         running.stop().await
     }
 
-    /// Starts, runs until `signal` completes, then stops.
-    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<()> {
+    /// Starts, runs until `signal` completes, then stops and hands the systems back.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<StoppedNetwork> {
         let running = self.start().await?;
         signal.await;
         running.stop().await
     }
 }
 
+async fn stop_all(channels: &[Channel]) {
+    for ch in channels.iter().rev() {
+        ch.stop().await;
+    }
+}
+
+/// Builds the runner of a system: its client (wired to exactly its channels), context and
+/// supervision settings. A system stops when asked through its handle, or when the network
+/// stops.
+fn runner_for(
+    pending: PendingSystem,
+    network_stop: &CancellationToken,
+    events: &broadcast::Sender<NetworkEvent>,
+) -> Runner {
+    let PendingSystem {
+        spec,
+        system,
+        handle,
+        channels: wired,
+    } = pending;
+    let client = ChannelClient::new(spec.id());
+    for (id, ch) in &wired {
+        client.connect(id.clone(), ch.clone());
+    }
+    let (tx, rx) = mpsc::channel(spec.mailbox);
+    let stop = handle.control.stop.clone();
+    let (network_stop, linked) = (network_stop.clone(), stop.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = network_stop.cancelled() => linked.cancel(),
+            () = linked.cancelled() => {}
+        }
+    });
+    let ctx = SystemContext {
+        name: spec.name.clone().unwrap_or_else(|| spec.id().to_owned()),
+        description: spec.description.clone(),
+        client,
+        local: wired,
+        reads: spec.reads.clone(),
+        writes: spec.writes.clone(),
+        services: system.services(),
+        deliveries: tx,
+        stop,
+        forwarders: TaskTracker::new(),
+        wake: Arc::default(),
+        step: 0,
+    };
+    Runner::new(RunnerParts {
+        system,
+        ctx,
+        deliveries: rx,
+        control: handle.control.clone(),
+        handle,
+        tick_rate: spec.tick_rate,
+        restart: spec.restart.clone(),
+        max_consecutive_errors: spec.max_consecutive_errors,
+        events: events.clone(),
+    })
+}
+
 /// A started network.
 pub struct RunningNetwork {
     id: String,
     channels: Vec<Channel>,
-    systems: Vec<SystemHandle>,
+    handles: Vec<SystemHandle>,
+    systems: Vec<JoinHandle<(String, Box<dyn System>)>>,
+    refresher: Option<JoinHandle<()>>,
     cancel: CancellationToken,
-    tasks: TaskTracker,
     events: broadcast::Sender<NetworkEvent>,
 }
 
@@ -460,12 +489,12 @@ impl std::fmt::Debug for RunningNetwork {
 impl RunningNetwork {
     /// The handle of system `id`.
     pub fn system(&self, id: &str) -> Option<SystemHandle> {
-        self.systems.iter().find(|s| s.id() == id).cloned()
+        self.handles.iter().find(|s| s.id() == id).cloned()
     }
 
     /// Every system handle.
     pub fn systems(&self) -> &[SystemHandle] {
-        &self.systems
+        &self.handles
     }
 
     /// The channel `id` (anywhere in the tree).
@@ -485,15 +514,25 @@ impl RunningNetwork {
 
     /// Waits until every system has finished by itself (stopped or failed for good).
     pub async fn wait_systems(&self) {
-        for s in &self.systems {
+        for s in &self.handles {
             s.finished().await;
         }
     }
 
-    /// Stops every system (after its current step), then drains every channel.
-    pub async fn stop(self) -> Result<()> {
+    /// Stops every system (after its current step), then drains every channel, and hands
+    /// the systems back.
+    pub async fn stop(self) -> Result<StoppedNetwork> {
         self.cancel.cancel();
-        self.tasks.wait().await;
+        let mut systems = Vec::with_capacity(self.systems.len());
+        for runner in self.systems {
+            match runner.await {
+                Ok(done) => systems.push(done),
+                Err(e) => tracing::error!(error = %e, "a system runner ended abnormally"),
+            }
+        }
+        if let Some(refresher) = self.refresher {
+            let _ = refresher.await;
+        }
         let mut first_error = None;
         for ch in self.channels.iter().rev() {
             if let Err(e) = ch.drain(Some(Duration::from_secs(10))).await {
@@ -501,7 +540,48 @@ impl RunningNetwork {
                 first_error.get_or_insert(e);
             }
         }
-        first_error.map_or(Ok(()), Err)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(StoppedNetwork { systems }),
+        }
+    }
+}
+
+/// A network that ran and stopped: its systems, handed back with their final state.
+pub struct StoppedNetwork {
+    systems: Vec<(String, Box<dyn System>)>,
+}
+
+impl std::fmt::Debug for StoppedNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoppedNetwork")
+            .field("systems", &self.ids())
+            .finish()
+    }
+}
+
+impl StoppedNetwork {
+    /// Ids of the systems handed back, in the order they were added.
+    pub fn ids(&self) -> Vec<&str> {
+        self.systems.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    /// The system `id`, if it is of type `S`.
+    pub fn system<S: System>(&self, id: &str) -> Option<&S> {
+        let (_, system) = self.systems.iter().find(|(sid, _)| sid == id)?;
+        let any: &dyn std::any::Any = &**system;
+        any.downcast_ref()
+    }
+
+    /// Takes the system `id` out, if it is of type `S`.
+    pub fn take<S: System>(&mut self, id: &str) -> Option<S> {
+        let at = self.systems.iter().position(|(sid, system)| {
+            let any: &dyn std::any::Any = &**system;
+            sid == id && any.is::<S>()
+        })?;
+        let (_, system) = self.systems.remove(at);
+        let any: Box<dyn std::any::Any> = system;
+        any.downcast().ok().map(|s| *s)
     }
 }
 

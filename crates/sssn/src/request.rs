@@ -49,7 +49,7 @@ impl Requester {
         response_channel: impl Into<String>,
     ) -> Result<Self> {
         let response_channel = response_channel.into();
-        let mut sub = client.subscribe(&response_channel).await?;
+        let mut sub = client.channel(&response_channel)?.subscribe().await?;
         let pending: Pending = Arc::default();
         let cancel = CancellationToken::new();
         let (routes, stop) = (pending.clone(), cancel.clone());
@@ -117,10 +117,11 @@ impl Requester {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
         };
-        if let Err(e) = self
-            .client
-            .write_message(&self.request_channel, message)
-            .await
+        let sent = match self.client.channel(&self.request_channel) {
+            Ok(requests) => requests.write_message(message).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent
         {
             forget();
             return Err(e);
@@ -180,7 +181,7 @@ pub async fn reply_content(
     let message = ChannelMessage::new(client.system_id(), content)
         .correlation_id(correlation)
         .recipient(request.sender_id.clone());
-    client.write_message(channel, message).await
+    client.channel(channel)?.write_message(message).await
 }
 
 /// v1's `request_via_channel`: one request, one reply, `None` on timeout.

@@ -514,7 +514,7 @@ async fn announce_registers_the_descriptor_and_public_channels_are_listed() {
     )
     .unwrap();
     let running = net.start().await.unwrap();
-    let d = registry.discovery().unwrap();
+    let d = registry;
     let found = d.find_systems(Some("process_image")).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].system_name, "Service");
@@ -554,13 +554,13 @@ impl System for Claimer {
         ctx.wake_on("jobs").await
     }
     async fn step(&mut self, ctx: &mut SystemContext) -> Result<()> {
-        for job in ctx.claim("jobs", 10).await? {
+        let jobs = ctx.work_queue("jobs")?;
+        for job in jobs.claim(10).await? {
             self.claimed_at
                 .lock()
                 .unwrap()
                 .push(tokio::time::Instant::now());
-            ctx.ack("jobs", std::slice::from_ref(&job.message.id))
-                .await?;
+            jobs.ack(&job).await?.into_result()?;
         }
         Ok(())
     }

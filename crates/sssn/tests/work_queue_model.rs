@@ -151,11 +151,13 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let result = ch
                     .ack(name(worker), std::slice::from_ref(&model.msgs[i].id))
                     .await;
+                let settled = result.unwrap();
                 if model.holds_live(i, worker) {
-                    prop_assert_eq!(result.unwrap(), 1);
+                    prop_assert_eq!(settled.done.len(), 1);
                     model.msgs[i].fate = Fate::Acked;
                 } else {
-                    prop_assert_eq!(result.unwrap_err().kind(), ErrorKind::StaleClaim);
+                    prop_assert_eq!(settled.stale.len(), 1);
+                    prop_assert_eq!(settled.into_result().unwrap_err().kind(), ErrorKind::StaleClaim);
                 }
             }
             Op::Nack {
@@ -172,8 +174,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                     None => ch.nack(name(worker), ids).await,
                 };
+                let settled = result.unwrap();
                 if model.holds_live(i, worker) {
-                    prop_assert_eq!(result.unwrap(), 1);
+                    prop_assert_eq!(settled.done.len(), 1);
                     let m = &mut model.msgs[i];
                     m.fate = if m.attempts >= MAX_DELIVERIES {
                         Fate::Dead
@@ -183,7 +186,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         }
                     };
                 } else {
-                    prop_assert_eq!(result.unwrap_err().kind(), ErrorKind::StaleClaim);
+                    prop_assert_eq!(settled.stale.len(), 1);
                 }
             }
             Op::Advance { ms } => {
@@ -203,7 +206,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             break;
         }
         let ids: Vec<String> = got.iter().map(|c| c.message.id.clone()).collect();
-        prop_assert_eq!(ch.ack("drainer", &ids).await.unwrap(), ids.len());
+        prop_assert_eq!(ch.ack("drainer", &ids).await.unwrap().done.len(), ids.len());
         for m in &mut model.msgs {
             if ids.contains(&m.id) {
                 m.fate = Fate::Acked;

@@ -1,40 +1,53 @@
-//! [`ChannelBuilder`]: every option a channel can have, with v1's defaults.
+//! [`ChannelBuilder`]: the options of a channel, with v1's defaults. Each kind's builder
+//! offers only the options its kind uses: claim options on kinds with claims, the period
+//! and raw buffer on periodic channels, the registration TTL on discovery channels. The
+//! type-erased builder ([`ChannelBuilder::new`], for kinds chosen at run time) offers
+//! every option and refuses, at [`try_build`](ChannelBuilder::try_build), one that the
+//! kind does not use.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Channel;
 use super::hooks::{ConvertFn, ErrorFn, Hooks, MessageFn};
+use super::kind::{Any, Claims, Kind, PullLoop, Registry, Typed};
 use super::periodic::Source;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ChannelInfo, ChannelKind, ChannelMessage, Payload, Visibility};
+use crate::policy::ClaimPolicy;
 use crate::security::Security;
 use crate::store::{ChannelSpec, Store};
 
-/// Options of a channel. Start from a kind (`WorkQueueChannel::new("jobs")`, …), chain
-/// options, then [`build`](ChannelBuilder::build).
-pub struct ChannelBuilder {
+pub(crate) const DEFAULT_PERIOD: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RAW_BUFFER: usize = 10_000;
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+
+/// Options of a channel of kind `K`. Start from a kind (`WorkQueueChannel::new("jobs")`,
+/// …), chain options, then [`build`](ChannelBuilder::build).
+pub struct ChannelBuilder<K: Kind = Any> {
     pub(crate) kind: ChannelKind,
     pub(crate) id: String,
     pub(crate) name: Option<String>,
     pub(crate) description: String,
     pub(crate) visibility: Visibility,
-    pub(crate) period: Duration,
-    pub(crate) claim_timeout: Duration,
+    pub(crate) period: Option<Duration>,
+    pub(crate) claim_timeout: Option<Duration>,
     pub(crate) max_deliveries: Option<u32>,
     pub(crate) retention_max_age: Option<Duration>,
     pub(crate) retention_max_count: Option<usize>,
     pub(crate) maintenance_interval: Duration,
-    pub(crate) max_raw_buffer_size: usize,
+    pub(crate) max_raw_buffer_size: Option<usize>,
     pub(crate) subscriber_capacity: usize,
-    pub(crate) registration_ttl: Duration,
+    pub(crate) registration_ttl: Option<Duration>,
     pub(crate) store: Option<Arc<dyn Store>>,
     pub(crate) security: Option<Arc<dyn Security>>,
     pub(crate) hooks: Hooks,
     pub(crate) source: Option<Box<dyn Source>>,
+    marker: PhantomData<fn() -> K>,
 }
 
-impl std::fmt::Debug for ChannelBuilder {
+impl<K: Kind> std::fmt::Debug for ChannelBuilder<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChannelBuilder")
             .field("kind", &self.kind)
@@ -44,27 +57,35 @@ impl std::fmt::Debug for ChannelBuilder {
 }
 
 impl ChannelBuilder {
-    /// A builder for a channel of `kind` with id `id`.
+    /// A type-erased builder for a channel of `kind` (chosen at run time, e.g. from a
+    /// config file). Build it with [`try_build`](Self::try_build).
     pub fn new(kind: ChannelKind, id: impl Into<String>) -> Self {
+        Self::of_kind(kind, id)
+    }
+}
+
+impl<K: Kind> ChannelBuilder<K> {
+    pub(crate) fn of_kind(kind: ChannelKind, id: impl Into<String>) -> Self {
         Self {
             kind,
             id: id.into(),
             name: None,
             description: String::new(),
             visibility: Visibility::Private,
-            period: Duration::from_secs(60),
-            claim_timeout: Duration::from_secs(300),
+            period: None,
+            claim_timeout: None,
             max_deliveries: None,
             retention_max_age: None,
             retention_max_count: None,
             maintenance_interval: Duration::from_secs(60),
-            max_raw_buffer_size: 10_000,
+            max_raw_buffer_size: None,
             subscriber_capacity: 1024,
-            registration_ttl: Duration::from_secs(3600),
+            registration_ttl: None,
             store: None,
             security: None,
             hooks: Hooks::default(),
             source: None,
+            marker: PhantomData,
         }
     }
 
@@ -95,27 +116,6 @@ impl ChannelBuilder {
         self.visibility(Visibility::Public)
     }
 
-    /// Loop period of a periodic channel (default 60 s).
-    #[must_use]
-    pub fn period(mut self, period: Duration) -> Self {
-        self.period = period;
-        self
-    }
-
-    /// How long a claim holds a message (default 300 s).
-    #[must_use]
-    pub fn claim_timeout(mut self, timeout: Duration) -> Self {
-        self.claim_timeout = timeout;
-        self
-    }
-
-    /// Deliveries after which an unacknowledged message becomes a dead letter.
-    #[must_use]
-    pub fn max_deliveries(mut self, max: u32) -> Self {
-        self.max_deliveries = Some(max.max(1));
-        self
-    }
-
     /// Maintenance removes messages stored longer ago than this.
     #[must_use]
     pub fn retention_max_age(mut self, age: Duration) -> Self {
@@ -137,24 +137,10 @@ impl ChannelBuilder {
         self
     }
 
-    /// Raw items a periodic channel buffers before refusing writes (default 10,000).
-    #[must_use]
-    pub fn max_raw_buffer_size(mut self, size: usize) -> Self {
-        self.max_raw_buffer_size = size.max(1);
-        self
-    }
-
     /// Messages a push subscriber may fall behind before it lags (default 1024).
     #[must_use]
     pub fn subscriber_capacity(mut self, capacity: usize) -> Self {
         self.subscriber_capacity = capacity.max(1);
-        self
-    }
-
-    /// Default lifetime of discovery registrations (default 3600 s).
-    #[must_use]
-    pub fn registration_ttl(mut self, ttl: Duration) -> Self {
-        self.registration_ttl = ttl;
         self
     }
 
@@ -202,31 +188,131 @@ impl ChannelBuilder {
             name: self.name.clone().unwrap_or_else(|| self.id.clone()),
             description: self.description.clone(),
             visibility: self.visibility,
-            period: self.period.as_secs_f64(),
+            period: self.period.unwrap_or(DEFAULT_PERIOD).as_secs_f64(),
             kind: Some(self.kind),
         }
     }
 
     pub(crate) fn spec(&self) -> ChannelSpec {
+        let claims = self.kind.claims().then(|| ClaimPolicy {
+            lease: self.claim_timeout.unwrap_or(ClaimPolicy::default().lease),
+            max_deliveries: self.max_deliveries,
+        });
         ChannelSpec {
             id: self.id.clone(),
-            kind: self.kind,
-            claim_timeout: self.claim_timeout,
-            max_deliveries: self.max_deliveries,
+            claims,
             feed_capacity: self.subscriber_capacity,
         }
     }
 
-    /// Builds the channel. It accepts writes once [started](Channel::start).
-    pub fn build(self) -> Channel {
-        Channel::from_builder(self)
+    /// Options set that the kind does not use (only possible on the type-erased builder).
+    fn misapplied(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if !self.kind.claims() {
+            if self.claim_timeout.is_some() {
+                out.push("claim_timeout");
+            }
+            if self.max_deliveries.is_some() {
+                out.push("max_deliveries");
+            }
+        }
+        if self.kind != ChannelKind::Periodic {
+            if self.period.is_some() {
+                out.push("period");
+            }
+            if self.max_raw_buffer_size.is_some() {
+                out.push("max_raw_buffer_size");
+            }
+            if self.source.is_some() {
+                out.push("source");
+            }
+        }
+        if self.kind != ChannelKind::Discovery && self.registration_ttl.is_some() {
+            out.push("registration_ttl");
+        }
+        out
     }
 
     /// Builds the channel, checking the id is usable (non-empty, no `/`, no control
-    /// characters) — ids become URL path segments and store keys.
-    pub fn try_build(self) -> Result<Channel> {
+    /// characters — ids become URL path segments and store keys) and that every option set
+    /// applies to the kind.
+    pub fn try_build(self) -> Result<Channel<K>> {
         validate_id(&self.id)?;
-        Ok(self.build())
+        let misapplied = self.misapplied();
+        if !misapplied.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "channel '{}': {} does not apply to a {} channel",
+                    self.id,
+                    misapplied.join(", "),
+                    self.kind.as_str()
+                ),
+            ));
+        }
+        Ok(Channel::from_builder(self))
+    }
+}
+
+/// Typed builders (every kind but `Any`) build without a check of their options: the
+/// compiler made it.
+impl<K: Typed> ChannelBuilder<K> {
+    /// A builder of kind `K`.
+    pub(crate) fn typed(id: impl Into<String>) -> Self {
+        Self::of_kind(K::CHANNEL_KIND, id)
+    }
+
+    /// Builds the channel. It accepts writes once [started](Channel::start).
+    pub fn build(self) -> Channel<K> {
+        Channel::from_builder(self)
+    }
+}
+
+impl<K: Claims> ChannelBuilder<K> {
+    /// How long a claim holds a message (default 300 s).
+    #[must_use]
+    pub fn claim_timeout(mut self, timeout: Duration) -> Self {
+        self.claim_timeout = Some(timeout);
+        self
+    }
+
+    /// Deliveries after which an unacknowledged message becomes a dead letter.
+    #[must_use]
+    pub fn max_deliveries(mut self, max: u32) -> Self {
+        self.max_deliveries = Some(max.max(1));
+        self
+    }
+}
+
+impl<K: PullLoop> ChannelBuilder<K> {
+    /// Loop period of a periodic channel (default 60 s).
+    #[must_use]
+    pub fn period(mut self, period: Duration) -> Self {
+        self.period = Some(period);
+        self
+    }
+
+    /// Raw items a periodic channel buffers before refusing writes (default 10,000).
+    #[must_use]
+    pub fn max_raw_buffer_size(mut self, size: usize) -> Self {
+        self.max_raw_buffer_size = Some(size.max(1));
+        self
+    }
+
+    /// Where the pull loop fetches raw items each period.
+    #[must_use]
+    pub fn source(mut self, source: impl Source) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+}
+
+impl<K: Registry> ChannelBuilder<K> {
+    /// Default lifetime of discovery registrations (default 3600 s).
+    #[must_use]
+    pub fn registration_ttl(mut self, ttl: Duration) -> Self {
+        self.registration_ttl = Some(ttl);
+        self
     }
 }
 
@@ -239,4 +325,28 @@ pub fn validate_id(id: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_erased_builder_refuses_options_its_kind_does_not_use() {
+        let err = ChannelBuilder::new(ChannelKind::Broadcast, "b")
+            .max_deliveries(3)
+            .period(Duration::from_secs(1))
+            .try_build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            err.message(),
+            "channel 'b': max_deliveries, period does not apply to a broadcast channel"
+        );
+        let ok = ChannelBuilder::new(ChannelKind::WorkQueue, "q")
+            .max_deliveries(3)
+            .try_build()
+            .unwrap();
+        assert_eq!(ok.kind(), ChannelKind::WorkQueue);
+    }
 }

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::kind::kind;
 use super::{Channel, ChannelBuilder};
 use crate::descriptor::ServiceDescriptor;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::message::{ChannelInfo, ChannelKind, ChannelMessage, Content, Visibility};
 use crate::security::{Operation, Principal};
 
@@ -53,53 +54,42 @@ impl Record {
     }
 }
 
-/// The discovery view of a discovery-kind [`Channel`].
-#[derive(Clone, Debug)]
-pub struct DiscoveryChannel {
-    channel: Channel,
-}
+/// A registry of channels and systems with a time to live; queries by id, visibility
+/// and capability.
+#[derive(Debug, Clone, Copy)]
+pub struct Discovery;
 
-impl DiscoveryChannel {
+kind!(
+    Discovery,
+    ChannelKind::Discovery,
+    SharedReads,
+    Subscriptions,
+    Registry
+);
+
+/// A discovery channel handle.
+pub type DiscoveryChannel = Channel<Discovery>;
+
+impl Channel<Discovery> {
     /// A builder for a discovery channel with id `id`.
     #[allow(clippy::new_ret_no_self)]
-    pub fn new(id: impl Into<String>) -> ChannelBuilder {
-        ChannelBuilder::new(ChannelKind::Discovery, id)
-    }
-
-    /// The discovery view of `channel`; fails unless it is a discovery channel.
-    pub fn of(channel: &Channel) -> Result<Self> {
-        if channel.kind() != ChannelKind::Discovery {
-            return Err(Error::new(
-                ErrorKind::UnsupportedOperation,
-                format!("channel '{}' is not a discovery channel", channel.id()),
-            ));
-        }
-        Ok(Self {
-            channel: channel.clone(),
-        })
-    }
-
-    /// The underlying channel.
-    pub fn channel(&self) -> &Channel {
-        &self.channel
+    pub fn new(id: impl Into<String>) -> ChannelBuilder<Discovery> {
+        ChannelBuilder::typed(id)
     }
 
     fn expiry(&self, ttl: Option<Duration>) -> f64 {
         crate::clock::now_secs()
-            + ttl
-                .unwrap_or(self.channel.inner.registration_ttl)
-                .as_secs_f64()
+            + ttl.unwrap_or(self.core.registration_ttl).as_secs_f64()
     }
 
     async fn put(&self, id: String, content: Content) -> Result<()> {
-        self.channel.check_accepting()?;
-        self.channel
-            .authorize(&Principal::local(DISCOVERY_SENDER), Operation::Write)?;
-        let store = self.channel.store().await?;
-        store.remove(std::slice::from_ref(&id)).await?;
+        let core = &self.core;
+        core.check_accepting()?;
+        core.authorize(&Principal::local(DISCOVERY_SENDER), Operation::Write)?;
+        core.log()?.remove(&[id.as_str()]).await?;
         let mut message = ChannelMessage::new(DISCOVERY_SENDER, content);
         message.id = id;
-        self.channel.append(vec![message]).await?;
+        core.append(vec![message]).await?;
         Ok(())
     }
 
@@ -133,20 +123,20 @@ impl DiscoveryChannel {
 
     /// Removes a channel's registration.
     pub async fn unregister_channel(&self, channel_id: &str) -> Result<bool> {
-        let store = self.channel.store().await?;
-        Ok(store.remove(&[format!("channel-{channel_id}")]).await? > 0)
+        let id = format!("channel-{channel_id}");
+        Ok(self.core.log()?.remove(&[id.as_str()]).await? > 0)
     }
 
     /// Removes a system's registration.
     pub async fn unregister_system(&self, system_id: &str) -> Result<bool> {
-        let store = self.channel.store().await?;
-        Ok(store.remove(&[format!("system-{system_id}")]).await? > 0)
+        let id = format!("system-{system_id}");
+        Ok(self.core.log()?.remove(&[id.as_str()]).await? > 0)
     }
 
     /// Every live record, with its message id.
     async fn records(&self) -> Result<Vec<(String, Record)>> {
         let now = crate::clock::now_secs();
-        let entries = self.channel.store().await?.range(0, usize::MAX).await?;
+        let entries = self.core.log()?.range(0, usize::MAX).await?;
         Ok(entries
             .into_iter()
             .filter_map(|e| {
@@ -208,7 +198,7 @@ impl DiscoveryChannel {
 /// Removes expired registrations (maintenance).
 pub(crate) async fn purge_expired(channel: &Channel) -> Result<usize> {
     let now = crate::clock::now_secs();
-    let store = channel.store().await?;
+    let store = channel.core.log()?;
     let expired: Vec<String> = store
         .range(0, usize::MAX)
         .await?
@@ -224,12 +214,13 @@ pub(crate) async fn purge_expired(channel: &Channel) -> Result<usize> {
     if expired.is_empty() {
         return Ok(0);
     }
-    store.remove(&expired).await
+    let ids: Vec<&str> = expired.iter().map(String::as_str).collect();
+    store.remove(&ids).await
 }
 
 impl Channel {
-    /// The discovery view of this channel (fails unless it is a discovery channel).
+    /// The discovery handle of this channel (fails unless it is a discovery channel).
     pub fn discovery(&self) -> Result<DiscoveryChannel> {
-        DiscoveryChannel::of(self)
+        self.typed::<Discovery>()
     }
 }

@@ -1,6 +1,7 @@
 //! [`MailboxChannel`]: per-recipient delivery.
 
-use super::ChannelBuilder;
+use super::kind::kind;
+use super::{Channel, ChannelBuilder};
 use crate::message::ChannelKind;
 
 /// Per-recipient delivery: a reader sees only messages whose `recipient_id` is its own id
@@ -8,12 +9,17 @@ use crate::message::ChannelKind;
 /// Nothing addressed to a reader is ever skipped, whatever the `limit` (v1 lost messages
 /// past the limit, defect D9), and subscribers get only their own messages.
 #[derive(Debug, Clone, Copy)]
-pub struct MailboxChannel;
+pub struct Mailbox;
 
-impl MailboxChannel {
+kind!(Mailbox, ChannelKind::Mailbox, SharedReads, Subscriptions);
+
+/// A mailbox channel handle.
+pub type MailboxChannel = Channel<Mailbox>;
+
+impl Channel<Mailbox> {
     /// A builder for a mailbox channel with id `id`.
     #[allow(clippy::new_ret_no_self)]
-    pub fn new(id: impl Into<String>) -> ChannelBuilder {
-        ChannelBuilder::new(ChannelKind::Mailbox, id)
+    pub fn new(id: impl Into<String>) -> ChannelBuilder<Mailbox> {
+        ChannelBuilder::typed(id)
     }
 }

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
+use super::kind::kind;
 use super::{Channel, ChannelBuilder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ChannelKind, Payload};
@@ -51,22 +52,39 @@ where
     FnSource(f)
 }
 
-/// A channel that polls a [`Source`] every `period`.
+/// A channel with its own loop: every `period` it pulls a [`Source`] (if it has one) and
+/// converts what it buffered. Besides the loop it offers what a passthrough offers.
 #[derive(Debug, Clone, Copy)]
-pub struct PeriodicChannel;
+pub struct Periodic;
 
-impl PeriodicChannel {
-    /// A builder for a periodic channel with id `id` pulling `source`.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(id: impl Into<String>, source: impl Source) -> ChannelBuilder {
-        let mut b = ChannelBuilder::new(ChannelKind::Periodic, id);
-        b.source = Some(Box::new(source));
-        b
-    }
-}
+kind!(
+    Periodic,
+    ChannelKind::Periodic,
+    SharedReads,
+    Claims,
+    Subscriptions,
+    PullLoop
+);
+
+/// A periodic channel handle.
+pub type PeriodicChannel = Channel<Periodic>;
 
 /// v1's name for [`PeriodicChannel`].
 pub type PeriodicSourceChannel = PeriodicChannel;
+
+impl Channel<Periodic> {
+    /// A builder for a periodic channel with id `id` pulling `source`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(id: impl Into<String>, source: impl Source) -> ChannelBuilder<Periodic> {
+        ChannelBuilder::typed(id).source(source)
+    }
+
+    /// A builder for a periodic channel with no source: it buffers what is written and
+    /// converts it once per period.
+    pub fn buffered(id: impl Into<String>) -> ChannelBuilder<Periodic> {
+        ChannelBuilder::typed(id)
+    }
+}
 
 struct RawItem {
     sender: String,
@@ -119,10 +137,7 @@ impl RawBuffer {
                     self.max
                 ),
             );
-            return Err(match payloads.into_iter().next() {
-                Some(p) => err.with_rejected(p),
-                None => err,
-            });
+            return Err(err.with_rejected_all(payloads));
         }
         let now = crate::clock::now_secs();
         Ok(payloads
@@ -145,7 +160,7 @@ impl RawBuffer {
 impl Channel {
     /// One pull: fetch from the source into the raw buffer.
     async fn pull_once(&self) {
-        let Some(raw) = &self.inner.raw else { return };
+        let Some(raw) = &self.core.raw else { return };
         let mut source = raw.source.lock().await;
         let Some(source) = source.as_mut() else {
             return;
@@ -162,37 +177,37 @@ impl Channel {
         match pulled {
             Ok(items) if !items.is_empty() => {
                 if let Err(e) = raw.push(self.id(), self.id(), items) {
-                    self.error_hook("pull", &e);
+                    self.core.error_hook("pull", &e);
                 }
             }
             Ok(_) => {}
-            Err(e) => self.error_hook("pull", &e),
+            Err(e) => self.core.error_hook("pull", &e),
         }
     }
 
     /// Converts and stores everything in the raw buffer.
     pub(crate) async fn process_buffer(&self) {
-        let Some(raw) = &self.inner.raw else { return };
+        let Some(raw) = &self.core.raw else { return };
         let items = raw.take_all();
         if items.is_empty() {
             return;
         }
         let mut messages = Vec::with_capacity(items.len());
         for item in items {
-            match self.prepare(&item.sender, item.payload) {
+            match self.core.prepare(&item.sender, item.payload) {
                 Ok(Some(m)) => messages.push(m),
                 Ok(None) => {}
-                Err(e) => self.error_hook("process", &e),
+                Err(e) => self.core.error_hook("process", &e),
             }
         }
-        if let Err(e) = self.append(messages).await {
-            self.error_hook("process", &e);
+        if let Err(e) = self.core.append(messages).await {
+            self.core.error_hook("process", &e);
         }
     }
 
     /// The pull loop: pull, process, wait for the next period (drift-compensated).
     pub(crate) async fn pull_loop(self, cancel: CancellationToken) {
-        let period = std::time::Duration::from_secs_f64(self.inner.info.period.max(0.001));
+        let period = std::time::Duration::from_secs_f64(self.core.info.period.max(0.001));
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -212,7 +227,7 @@ impl Channel {
                 .await
                 .is_err()
             {
-                self.error_hook(
+                self.core.error_hook(
                     "process",
                     &Error::new(ErrorKind::Internal, "conversion panicked"),
                 );

@@ -1,9 +1,16 @@
 //! [`ChannelStats`]: what operators look at.
 
+use std::sync::atomic::Ordering;
+
 use serde::{Deserialize, Serialize};
 
-use super::ChannelState;
+use super::core::lock;
+use super::kind::Kind;
+use super::{Caller, Channel, ChannelState};
+use crate::error::Result;
 use crate::message::ChannelKind;
+use crate::security::Operation;
+use crate::store::ClaimStats;
 
 /// A snapshot of one channel's health.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,4 +77,76 @@ pub struct SubscriberStats {
     pub position: u64,
     /// Messages committed but not yet delivered.
     pub queue_depth: u64,
+}
+
+impl<K: Kind> Channel<K> {
+    /// A snapshot of the channel's counters and storage state, without an authorisation
+    /// check: the owner's view. Callers acting for someone else use
+    /// [`stats_for`](Self::stats_for).
+    pub async fn stats(&self) -> Result<ChannelStats> {
+        let core = &self.core;
+        let storage = core.storage()?;
+        let log = storage.log.stats().await?;
+        let claims = match &storage.claims {
+            Some(queue) => queue.stats().await?,
+            None => ClaimStats::default(),
+        };
+        let c = &core.counters;
+        let subscribers = {
+            let subs = lock(&core.subscribers);
+            let mut out: Vec<SubscriberStats> = subs
+                .values()
+                .flatten()
+                .filter(|s| !s.is_closed())
+                .map(|s| {
+                    let position = s.position.load(Ordering::Relaxed);
+                    SubscriberStats {
+                        reader: s.reader.clone(),
+                        position,
+                        queue_depth: log.head_seq.saturating_sub(position),
+                    }
+                })
+                .collect();
+            out.sort_by(|a, b| a.reader.cmp(&b.reader));
+            out
+        };
+        let now = crate::clock::now_secs();
+        Ok(ChannelStats {
+            id: self.id().to_owned(),
+            kind: core.kind,
+            state: self.state(),
+            store: self.store_description(),
+            stored: log.stored,
+            backlog: claims.backlog,
+            delayed: claims.delayed,
+            in_flight: claims.in_flight,
+            acknowledged: claims.acknowledged,
+            dead_lettered: claims.dead_lettered,
+            oldest_unacked_age_secs: log.oldest.map(|t| (now - t).max(0.0)),
+            head_seq: log.head_seq,
+            writes: c.writes.load(Ordering::Relaxed),
+            reads: c.reads.load(Ordering::Relaxed),
+            claims: c.claims.load(Ordering::Relaxed),
+            acks: c.acks.load(Ordering::Relaxed),
+            nacks: c.nacks.load(Ordering::Relaxed),
+            raw_buffered: core.raw.as_ref().map_or(0, |r| r.len() as u64),
+            readers: log
+                .cursors
+                .into_iter()
+                .map(|(reader, cursor)| ReaderStats {
+                    lag: log.head_seq.saturating_sub(cursor),
+                    reader,
+                    cursor,
+                })
+                .collect(),
+            subscribers,
+        })
+    }
+
+    /// [`stats`](Self::stats) for `caller`, who needs read rights (what a remote client
+    /// sees).
+    pub async fn stats_for(&self, caller: impl Caller) -> Result<ChannelStats> {
+        self.core.authorize(&caller.principal(), Operation::Read)?;
+        self.stats().await
+    }
 }

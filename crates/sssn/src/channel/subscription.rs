@@ -14,7 +14,12 @@ use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{ChannelStore, Entry, ReadFilter, Seq};
+use super::core::lock;
+use super::kind::Subscriptions;
+use super::{Caller, Channel};
+use crate::error::Result;
+use crate::security::Operation;
+use crate::store::{Entry, Log, ReadFilter, Seq};
 
 /// Why [`Subscription::recv`] returned no message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +85,7 @@ enum Source {
     /// The store's feed, with catch-up from the store after a lag.
     Local {
         rx: broadcast::Receiver<Entry>,
-        store: Arc<dyn ChannelStore>,
+        store: Arc<dyn Log>,
         filter: ReadFilter,
         catching_up: bool,
         backlog: std::collections::VecDeque<Entry>,
@@ -104,7 +109,7 @@ impl std::fmt::Debug for Subscription {
 impl Subscription {
     pub(crate) fn new(
         channel_id: String,
-        store: Arc<dyn ChannelStore>,
+        store: Arc<dyn Log>,
         filter: ReadFilter,
         state: Arc<SubscriberState>,
         start_after: Option<Seq>,
@@ -278,5 +283,58 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.state.close();
+    }
+}
+
+impl<K: Subscriptions> Channel<K> {
+    /// Subscribes to every new message from now on. On a mailbox only messages for the
+    /// caller (or for everyone) are delivered.
+    pub async fn subscribe(&self, caller: impl Caller) -> Result<Subscription> {
+        self.subscribe_from(caller, None).await
+    }
+
+    /// Subscribes starting after sequence `after` (resume, e.g. SSE `Last-Event-ID`).
+    pub async fn subscribe_after(&self, caller: impl Caller, after: Seq) -> Result<Subscription> {
+        self.subscribe_from(caller, Some(after)).await
+    }
+
+    /// Subscribes from now (`None`) or after a sequence.
+    pub async fn subscribe_from(
+        &self,
+        caller: impl Caller,
+        after: Option<Seq>,
+    ) -> Result<Subscription> {
+        let core = &self.core;
+        let caller = caller.principal();
+        core.authorize(&caller, Operation::Subscribe)?;
+        let log = core.log()?.clone();
+        let parent = lock(&core.cancel).clone();
+        let state = Arc::new(SubscriberState::new(
+            caller.id.clone(),
+            parent.child_token(),
+        ));
+        {
+            let mut subs = lock(&core.subscribers);
+            let list = subs.entry(caller.id.clone()).or_default();
+            list.retain(|s| !s.is_closed());
+            list.push(state.clone());
+        }
+        Ok(Subscription::new(
+            self.id().to_owned(),
+            log,
+            core.read_filter(&caller.id),
+            state,
+            after,
+        ))
+    }
+
+    /// Ends every subscription of `caller` on this channel.
+    pub fn unsubscribe(&self, caller: impl Caller) {
+        let caller = caller.principal();
+        if let Some(list) = lock(&self.core.subscribers).remove(&caller.id) {
+            for s in list {
+                s.close();
+            }
+        }
     }
 }

@@ -9,19 +9,19 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::id_index::IdIndex;
 use super::{
-    ChannelSpec, ChannelStore, Claimed, DeadLetter, Entry, ReadFilter, ReadFrom, Seq, Settled,
-    Store, StoreStats,
+    ChannelSpec, ChannelStorage, ClaimQueue, ClaimStats, Claimed, DeadLetter, Entry, Log,
+    LogStats, ReadFilter, ReadFrom, Seq, Settle, Settled, Store,
 };
-use crate::clock::{millis, now_millis};
+use crate::clock::now_millis;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::ChannelMessage;
+use crate::policy::{ClaimPolicy, DeadReason, Fate, Release};
 
 /// The in-memory backend. Channels opened twice under the same id share their state, so a
 /// channel can be rebuilt in the same process without losing messages.
@@ -45,13 +45,31 @@ impl std::fmt::Debug for MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn open_channel(&self, spec: &ChannelSpec) -> Result<Arc<dyn ChannelStore>> {
+    async fn open_channel(&self, spec: &ChannelSpec) -> Result<ChannelStorage> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let channel = channels
             .entry(spec.id.clone())
             .or_insert_with(|| Arc::new(MemoryChannel::new(spec)))
             .clone();
-        Ok(channel)
+        if channel.policy.is_some() != spec.claims.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "channel '{}' exists in this memory store {} claims and cannot be opened {}",
+                    spec.id,
+                    if channel.policy.is_some() { "with" } else { "without" },
+                    if spec.claims.is_some() { "with claims" } else { "without claims" },
+                ),
+            ));
+        }
+        let claims = channel
+            .policy
+            .is_some()
+            .then(|| channel.clone() as Arc<dyn ClaimQueue>);
+        Ok(ChannelStorage {
+            log: channel,
+            claims,
+        })
     }
 
     fn describe(&self) -> String {
@@ -108,9 +126,8 @@ struct State {
 
 /// One channel's state in a [`MemoryStore`].
 pub(crate) struct MemoryChannel {
-    claims: bool,
-    lease_ms: u64,
-    max_deliveries: Option<u32>,
+    /// `Some` for channels with claims.
+    policy: Option<ClaimPolicy>,
     state: Mutex<State>,
     feed: broadcast::Sender<Entry>,
 }
@@ -119,9 +136,7 @@ impl MemoryChannel {
     fn new(spec: &ChannelSpec) -> Self {
         let (feed, _) = broadcast::channel(spec.feed_capacity.max(1));
         Self {
-            claims: spec.kind.claims(),
-            lease_ms: millis(spec.claim_timeout),
-            max_deliveries: spec.max_deliveries,
+            policy: spec.claims,
             state: Mutex::new(State {
                 base: 1,
                 slots: VecDeque::new(),
@@ -131,7 +146,7 @@ impl MemoryChannel {
                 ready: BTreeSet::new(),
                 next_fresh: 1,
                 fresh: 0,
-                claims: spec.kind.claims(),
+                claims: spec.claims.is_some(),
                 delayed: BinaryHeap::new(),
                 delayed_count: 0,
                 in_flight: HashMap::new(),
@@ -218,32 +233,33 @@ impl State {
             .map(|_| self.base)
     }
 
-    fn dead_letter(&mut self, seq: Seq, reason: String, now: u64) {
+    fn dead_letter(&mut self, seq: Seq, reason: &DeadReason, now: u64) {
         if let Some(slot) = self.take(seq) {
             self.dead.push_back(DeadLetter {
                 seq,
                 message: Arc::unwrap_or_clone(slot.message),
                 attempts: u32::from(slot.attempts),
-                reason,
+                reason: reason.to_string(),
                 dead_at_ms: now,
             });
         }
     }
 
-    /// Puts a released message back in line, or dead-letters it when it used up its
-    /// deliveries.
-    fn release(&mut self, seq: Seq, due: Option<u64>, max: Option<u32>, why: &str, now: u64) {
+    /// Releases a claimed message: the policy puts it back in line (claimable from `due`)
+    /// or makes it a dead letter.
+    fn release(
+        &mut self,
+        policy: &ClaimPolicy,
+        seq: Seq,
+        due: Option<u64>,
+        why: Release,
+        now: u64,
+    ) {
         let Some(attempts) = self.slot(seq).map(|s| u32::from(s.attempts)) else {
             return;
         };
-        if let Some(max) = max
-            && attempts >= max
-        {
-            self.dead_letter(
-                seq,
-                format!("max_deliveries ({max}) exceeded; last: {why}"),
-                now,
-            );
+        if let Fate::DeadLetter(reason) = policy.on_release(attempts, why) {
+            self.dead_letter(seq, &reason, now);
             return;
         }
         self.in_flight.remove(&seq);
@@ -298,8 +314,8 @@ impl State {
         }
     }
 
-    /// Moves due delayed messages to ready and expired leases back in line.
-    fn maintain(&mut self, now: u64, max: Option<u32>) -> usize {
+    /// Moves due delayed messages to ready and releases expired leases.
+    fn maintain(&mut self, policy: &ClaimPolicy, now: u64) -> usize {
         while let Some(&Reverse((due, seq))) = self.delayed.peek() {
             if due > now {
                 break;
@@ -325,7 +341,7 @@ impl State {
                 .get(&seq)
                 .is_some_and(|l| l.deadline_ms == deadline)
             {
-                self.release(seq, None, max, "lease expired", now);
+                self.release(policy, seq, None, Release::LeaseExpired, now);
                 reclaimed += 1;
             }
         }
@@ -336,48 +352,19 @@ impl State {
     fn live_claim(&self, claimer: &str, id: &str, now: u64) -> Option<Seq> {
         let seq = self.seq_of(id)?;
         let lease = self.in_flight.get(&seq)?;
-        (&*lease.claimer == claimer && lease.deadline_ms > now).then_some(seq)
+        ClaimPolicy::may_settle(&lease.claimer, lease.deadline_ms, claimer, now).then_some(seq)
     }
 }
 
 impl MemoryChannel {
-    fn require_claims(&self) -> Result<()> {
-        if self.claims {
-            Ok(())
-        } else {
-            Err(Error::new(
-                ErrorKind::UnsupportedOperation,
-                "this channel kind has no claims",
-            ))
-        }
-    }
-
-    fn settle(
-        &self,
-        claimer: &str,
-        ids: &[String],
-        mut action: impl FnMut(&mut State, Seq, u64),
-    ) -> Result<Settled> {
-        self.require_claims()?;
-        let now = now_millis();
-        let mut st = self.lock();
-        let mut out = Settled::default();
-        for id in ids {
-            match st.live_claim(claimer, id, now) {
-                Some(seq) => {
-                    action(&mut st, seq, now);
-                    out.done.push(id.clone());
-                }
-                None => out.stale.push(id.clone()),
-            }
-        }
-        st.compact_leases();
-        Ok(out)
+    /// The claim policy; only called on channels opened with claims (their claim queue).
+    fn policy(&self) -> ClaimPolicy {
+        self.policy.unwrap_or_default()
     }
 }
 
 #[async_trait]
-impl ChannelStore for MemoryChannel {
+impl Log for MemoryChannel {
     async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
         let now = now_millis();
         let mut st = self.lock();
@@ -406,7 +393,7 @@ impl ChannelStore for MemoryChannel {
             }));
             st.live += 1;
             st.index_id(&message.id, seq);
-            if self.claims {
+            if st.claims {
                 st.fresh += 1;
             }
             let entry = Entry { seq, message };
@@ -477,13 +464,97 @@ impl ChannelStore for MemoryChannel {
         Ok(out)
     }
 
+    async fn evict(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize> {
+        let mut st = self.lock();
+        let mut removed = 0;
+        if let Some(before) = before {
+            let before_ms = (before * 1000.0) as u64;
+            while let Some(seq) = st.first_live() {
+                if st
+                    .slot(seq)
+                    .is_some_and(|s| u64::from(s.stored_at) * 1000 < before_ms)
+                {
+                    st.take(seq);
+                    removed += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        if let Some(max) = max_count {
+            while st.live > max {
+                let Some(seq) = st.first_live() else { break };
+                st.take(seq);
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn remove(&self, ids: &[&str]) -> Result<usize> {
+        let mut st = self.lock();
+        let mut removed = 0;
+        for &id in ids {
+            if let Some(seq) = st.seq_of(id)
+                && st.take(seq).is_some()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn clear(&self) -> Result<usize> {
+        let mut st = self.lock();
+        let removed = st.live;
+        st.base = st.head + 1;
+        st.slots.clear();
+        st.live = 0;
+        st.ids.clear();
+        st.ready.clear();
+        st.next_fresh = st.base;
+        st.fresh = 0;
+        st.delayed.clear();
+        st.delayed_count = 0;
+        st.in_flight.clear();
+        st.leases.clear();
+        Ok(removed)
+    }
+
+    async fn stats(&self) -> Result<LogStats> {
+        let st = self.lock();
+        let mut cursors: Vec<(String, Seq)> =
+            st.cursors.iter().map(|(r, s)| (r.clone(), *s)).collect();
+        cursors.sort();
+        Ok(LogStats {
+            stored: st.live as u64,
+            oldest: st
+                .first_live()
+                .and_then(|s| st.slot(s))
+                .map(|s| s.message.timestamp),
+            head_seq: st.head,
+            cursors,
+        })
+    }
+
+    fn feed(&self) -> broadcast::Receiver<Entry> {
+        self.feed.subscribe()
+    }
+
+    fn head(&self) -> Seq {
+        self.lock().head
+    }
+}
+
+#[async_trait]
+impl ClaimQueue for MemoryChannel {
     async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>> {
-        self.require_claims()?;
+        let policy = self.policy();
         let now = now_millis();
-        let deadline = now.saturating_add(self.lease_ms);
+        let deadline = policy.lease_deadline(now);
         let claimer: Arc<str> = Arc::from(claimer);
         let mut st = self.lock();
-        st.maintain(now, self.max_deliveries);
+        st.maintain(&policy, now);
         let mut out = Vec::with_capacity(limit.min(st.ready.len()));
         while out.len() < limit {
             let Some(seq) = st.next_claimable() else {
@@ -513,61 +584,60 @@ impl ChannelStore for MemoryChannel {
         Ok(out)
     }
 
-    async fn ack(&self, claimer: &str, ids: &[String]) -> Result<Settled> {
-        self.settle(claimer, ids, |st, seq, _| {
-            if st.take(seq).is_some() {
-                st.acknowledged += 1;
+    async fn settle(&self, claimer: &str, ids: &[&str], how: Settle) -> Result<Settled> {
+        let policy = self.policy();
+        let now = now_millis();
+        let due = match &how {
+            Settle::Nack { delay } => ClaimPolicy::release_due(now, *delay),
+            _ => None,
+        };
+        let mut st = self.lock();
+        let mut out = Settled::default();
+        for &id in ids {
+            let Some(seq) = st.live_claim(claimer, id, now) else {
+                out.stale.push(id.to_owned());
+                continue;
+            };
+            match &how {
+                Settle::Ack => {
+                    if st.take(seq).is_some() {
+                        st.acknowledged += 1;
+                    }
+                }
+                Settle::Nack { .. } => st.release(&policy, seq, due, Release::Nack, now),
+                Settle::Reject { reason } => {
+                    st.dead_letter(seq, &DeadReason::Rejected(reason.clone()), now);
+                }
+                Settle::Extend => {
+                    let deadline = policy.lease_deadline(now);
+                    if let Some(lease) = st.in_flight.get_mut(&seq) {
+                        lease.deadline_ms = deadline;
+                        st.leases.push(Reverse((deadline, seq)));
+                    }
+                }
             }
-        })
-    }
-
-    async fn nack(
-        &self,
-        claimer: &str,
-        ids: &[String],
-        delay: Option<Duration>,
-    ) -> Result<Settled> {
-        let max = self.max_deliveries;
-        self.settle(claimer, ids, |st, seq, now| {
-            let due = delay.map(|d| now.saturating_add(millis(d)));
-            st.release(seq, due, max, "nack", now);
-        })
-    }
-
-    async fn reject(&self, claimer: &str, ids: &[String], reason: &str) -> Result<Settled> {
-        self.settle(claimer, ids, |st, seq, now| {
-            st.dead_letter(seq, reason.to_owned(), now);
-        })
-    }
-
-    async fn extend(&self, claimer: &str, ids: &[String]) -> Result<Settled> {
-        let lease_ms = self.lease_ms;
-        self.settle(claimer, ids, |st, seq, now| {
-            let deadline = now.saturating_add(lease_ms);
-            if let Some(lease) = st.in_flight.get_mut(&seq) {
-                lease.deadline_ms = deadline;
-                st.leases.push(Reverse((deadline, seq)));
-            }
-        })
+            out.done.push(id.to_owned());
+        }
+        st.compact_leases();
+        Ok(out)
     }
 
     async fn reclaim_expired(&self) -> Result<usize> {
-        if !self.claims {
-            return Ok(0);
-        }
-        let now = now_millis();
-        Ok(self.lock().maintain(now, self.max_deliveries))
+        let policy = self.policy();
+        Ok(self.lock().maintain(&policy, now_millis()))
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
         Ok(self.lock().dead.iter().take(limit).cloned().collect())
     }
 
-    async fn redrive(&self, ids: &[String]) -> Result<usize> {
+    async fn redrive(&self, ids: &[&str]) -> Result<usize> {
         let moved: Vec<ChannelMessage> = {
             let mut st = self.lock();
-            let (back, keep): (Vec<_>, Vec<_>) =
-                st.dead.drain(..).partition(|d| ids.contains(&d.message.id));
+            let (back, keep): (Vec<_>, Vec<_>) = st
+                .dead
+                .drain(..)
+                .partition(|d| ids.contains(&d.message.id.as_str()));
             st.dead = keep.into();
             back.into_iter().map(|d| d.message).collect()
         };
@@ -576,105 +646,24 @@ impl ChannelStore for MemoryChannel {
         Ok(n)
     }
 
-    async fn evict(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize> {
+    async fn stats(&self) -> Result<ClaimStats> {
+        let policy = self.policy();
         let mut st = self.lock();
-        let mut removed = 0;
-        if let Some(before) = before {
-            let before_ms = (before * 1000.0) as u64;
-            while let Some(seq) = st.first_live() {
-                if st
-                    .slot(seq)
-                    .is_some_and(|s| u64::from(s.stored_at) * 1000 < before_ms)
-                {
-                    st.take(seq);
-                    removed += 1;
-                } else {
-                    break;
-                }
-            }
-        }
-        if let Some(max) = max_count {
-            while st.live > max {
-                let Some(seq) = st.first_live() else { break };
-                st.take(seq);
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-
-    async fn remove(&self, ids: &[String]) -> Result<usize> {
-        let mut st = self.lock();
-        let mut removed = 0;
-        for id in ids {
-            if let Some(seq) = st.seq_of(id)
-                && st.take(seq).is_some()
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-
-    async fn clear(&self) -> Result<usize> {
-        let mut st = self.lock();
-        let removed = st.live;
-        st.base = st.head + 1;
-        st.slots.clear();
-        st.live = 0;
-        st.ids.clear();
-        st.ready.clear();
-        st.next_fresh = st.base;
-        st.fresh = 0;
-        st.delayed.clear();
-        st.delayed_count = 0;
-        st.in_flight.clear();
-        st.leases.clear();
-        Ok(removed)
-    }
-
-    async fn stats(&self) -> Result<StoreStats> {
-        let now = now_millis();
-        let mut st = self.lock();
-        if self.claims {
-            st.maintain(now, self.max_deliveries);
-        }
-        let mut cursors: Vec<(String, Seq)> =
-            st.cursors.iter().map(|(r, s)| (r.clone(), *s)).collect();
-        cursors.sort();
-        Ok(StoreStats {
-            stored: st.live as u64,
-            backlog: if self.claims {
-                (st.ready.len() + st.fresh + st.delayed_count) as u64
-            } else {
-                0
-            },
+        st.maintain(&policy, now_millis());
+        Ok(ClaimStats {
+            backlog: (st.ready.len() + st.fresh + st.delayed_count) as u64,
             delayed: st.delayed_count as u64,
             in_flight: st.in_flight.len() as u64,
             acknowledged: st.acknowledged,
             dead_lettered: st.dead.len() as u64,
-            oldest_unacked: st
-                .first_live()
-                .and_then(|s| st.slot(s))
-                .map(|s| s.message.timestamp),
-            head_seq: st.head,
-            cursors,
         })
-    }
-
-    fn feed(&self) -> broadcast::Receiver<Entry> {
-        self.feed.subscribe()
-    }
-
-    fn head(&self) -> Seq {
-        self.lock().head
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{ChannelKind, Content};
+    use crate::message::Content;
 
     #[test]
     fn a_slot_is_16_bytes() {
@@ -683,20 +672,16 @@ mod tests {
 
     #[tokio::test]
     async fn settled_claims_do_not_pile_up_in_the_lease_heap() {
-        let ch = MemoryChannel::new(&ChannelSpec::new("q", ChannelKind::WorkQueue));
+        let ch = MemoryChannel::new(&ChannelSpec::with_claims("q", ClaimPolicy::default()));
         for round in 0..50 {
             let batch = (0..100)
                 .map(|i| ChannelMessage::new("p", Content::data(&(round * 100 + i)).unwrap()))
                 .collect();
             ch.append(batch).await.unwrap();
-            let ids: Vec<String> = ch
-                .claim("w", 100)
-                .await
-                .unwrap()
-                .iter()
-                .map(|c| c.message.id.clone())
-                .collect();
-            assert_eq!(ch.ack("w", &ids).await.unwrap().done.len(), 100);
+            let claimed = ch.claim("w", 100).await.unwrap();
+            let ids: Vec<&str> = claimed.iter().map(|c| c.message.id.as_str()).collect();
+            let settled = ch.settle("w", &ids, Settle::Ack).await.unwrap();
+            assert_eq!(settled.done.len(), 100);
         }
         let st = ch.lock();
         assert_eq!(st.live, 0);

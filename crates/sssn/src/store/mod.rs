@@ -1,24 +1,31 @@
 //! The storage contract every backend implements, and the in-memory backend.
 //!
-//! A [`Store`] is a backend (memory, a SQLite file, a NATS server). It opens one
-//! [`ChannelStore`] per channel: the channel's log of messages, its per-reader cursors, its
-//! claims with leases, its dead letters, and a feed of committed appends for push
-//! subscribers.
+//! A [`Store`] is a backend (memory, a SQLite file, a NATS server). It opens the storage
+//! of each channel ([`ChannelStorage`]) in two parts:
+//!
+//! * the [`Log`]: the channel's messages in sequence order, per-reader cursors, retention,
+//!   and a feed of committed appends for push subscribers — every channel has one;
+//! * the [`ClaimQueue`]: claims with leases, settling (ack, nack, reject, extend), lease
+//!   reclaim and dead letters — only channels opened with a [`ClaimPolicy`] have one, so
+//!   a broadcast's storage has no claim surface at all.
+//!
+//! A store is told capabilities ([`ChannelSpec`]: claims and their policy, feed capacity),
+//! never the channel kind. It performs atomic mechanics; every decision about claims (does
+//! a release requeue or dead-letter, with which reason, may this caller settle) is asked of
+//! the [`ClaimPolicy`] (see [`crate::policy`]).
 //!
 //! The contract is shaped by what NATS JetStream can do, so each backend is a mapping:
 //!
 //! * every message gets a sequence number ([`Seq`]) when it is appended; cursors and
 //!   claims refer to sequences, never to list positions, so eviction and removal never
 //!   shift what a reader sees;
-//! * a claim holds a message for a lease (the channel's `claim_timeout`); ack consumes it
-//!   (it leaves the store), nack releases it (optionally after a delay), a lease that runs
-//!   out makes it claimable again, and a message claimed `max_deliveries` times without an
-//!   ack becomes a dead letter;
+//! * a claim holds a message for the policy's lease; ack consumes it (it leaves the
+//!   store), nack releases it (optionally after a delay), a lease that runs out releases
+//!   it too, and the policy decides whether a released message is claimable again or a
+//!   dead letter;
 //! * acks, nacks and lease extensions are fenced: only the live claim's holder can settle it;
 //! * nothing scans history: claim, ack, nack and cursor reads cost O(1) or O(log n) in the
 //!   number of messages ever written.
-//!
-//! Channel kinds decide which operations they allow; a store implements all of them.
 
 mod id_index;
 mod memory;
@@ -33,7 +40,8 @@ use tokio::sync::broadcast;
 pub use memory::MemoryStore;
 
 use crate::error::Result;
-use crate::message::{ChannelKind, ChannelMessage};
+use crate::message::ChannelMessage;
+pub use crate::policy::ClaimPolicy;
 
 /// Sequence number of a message in its channel, starting at 1. `0` means "before the
 /// first message".
@@ -89,14 +97,77 @@ impl ReadFilter {
     }
 }
 
-/// Outcome of settling (ack, nack, reject, extend) a batch of claims by message id.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Outcome of settling (ack, nack, reject, extend) a batch of claims by message id: which
+/// ids were settled and which were stale. A stale id does not fail the batch; check
+/// [`stale`](Self::stale), or turn it into an error with
+/// [`into_result`](Self::into_result).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[must_use = "stale claims are reported here, not as an error"]
 pub struct Settled {
     /// Ids that were settled.
     pub done: Vec<String>,
     /// Ids with no live claim by the caller: unknown, already settled, expired or
     /// reclaimed by someone else.
     pub stale: Vec<String>,
+}
+
+impl Settled {
+    /// Whether every id was settled.
+    pub fn all_done(&self) -> bool {
+        self.stale.is_empty()
+    }
+
+    /// How many ids were settled.
+    pub fn count(&self) -> usize {
+        self.done.len()
+    }
+
+    /// The number settled, or [`ErrorKind::StaleClaim`](crate::ErrorKind::StaleClaim)
+    /// naming the stale ids (the others stay settled).
+    pub fn into_result(self) -> Result<usize> {
+        if self.stale.is_empty() {
+            return Ok(self.done.len());
+        }
+        Err(crate::Error::new(
+            crate::ErrorKind::StaleClaim,
+            format!(
+                "no live claim held by the caller for {:?} (expired, reclaimed, already settled or unknown); {} other(s) settled",
+                self.stale,
+                self.done.len()
+            ),
+        ))
+    }
+}
+
+/// How to settle claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Consume: the messages leave the store.
+    Ack,
+    /// Release: claimable again at once, or after `delay`.
+    Nack {
+        /// How long the messages stay out of line (`None` or zero: not at all).
+        delay: Option<Duration>,
+    },
+    /// Dead-letter at once with this reason.
+    Reject {
+        /// Why (kept in the dead letter).
+        reason: String,
+    },
+    /// Renew the leases for a full lease from now.
+    Extend,
+}
+
+impl Settle {
+    /// The operation's name in error messages and logs (`ack`, `nack`, `reject`, `extend`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Ack => "ack",
+            Self::Nack { .. } => "nack",
+            Self::Reject { .. } => "reject",
+            Self::Extend => "extend",
+        }
+    }
 }
 
 /// A message that exceeded `max_deliveries` or was rejected.
@@ -114,12 +185,23 @@ pub struct DeadLetter {
     pub dead_at_ms: u64,
 }
 
-/// A snapshot of a channel's storage state.
+/// A snapshot of a log's state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct StoreStats {
+pub struct LogStats {
     /// Messages currently stored (including claimed ones).
     pub stored: u64,
-    /// Messages waiting to be claimed (claim-capable channels), delayed ones included.
+    /// Timestamp (epoch seconds) of the oldest stored message.
+    pub oldest: Option<f64>,
+    /// Sequence of the newest message ever appended.
+    pub head_seq: Seq,
+    /// Cursor of every reader (the last sequence it was given).
+    pub cursors: Vec<(String, Seq)>,
+}
+
+/// A snapshot of a claim queue's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimStats {
+    /// Messages waiting to be claimed, delayed ones included.
     pub backlog: u64,
     /// Messages nacked with a delay that is not over yet.
     pub delayed: u64,
@@ -129,39 +211,52 @@ pub struct StoreStats {
     pub acknowledged: u64,
     /// Dead letters currently kept.
     pub dead_lettered: u64,
-    /// Timestamp (epoch seconds) of the oldest stored message not yet acknowledged.
-    pub oldest_unacked: Option<f64>,
-    /// Sequence of the newest message ever appended.
-    pub head_seq: Seq,
-    /// Cursor of every reader (the last sequence it was given).
-    pub cursors: Vec<(String, Seq)>,
 }
 
-/// What a store needs to know about a channel when opening it.
+/// What a store needs to know about a channel when opening it: capabilities, not the kind.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChannelSpec {
     /// Channel id (unique within a store).
     pub id: String,
-    /// Channel kind.
-    pub kind: ChannelKind,
-    /// How long a claim holds a message before it can be claimed again.
-    pub claim_timeout: Duration,
-    /// Deliveries after which an unacknowledged message becomes a dead letter.
-    pub max_deliveries: Option<u32>,
+    /// Whether the channel has claims, and how they behave. `None`: a log only.
+    pub claims: Option<ClaimPolicy>,
     /// Capacity of the push feed (how far a subscriber may fall behind before it lags).
     pub feed_capacity: usize,
 }
 
 impl ChannelSpec {
-    /// A spec with the defaults of `kind`.
-    pub fn new(id: impl Into<String>, kind: ChannelKind) -> Self {
+    /// A log-only channel with the default feed capacity.
+    pub fn log(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
-            kind,
-            claim_timeout: Duration::from_secs(300),
-            max_deliveries: None,
+            claims: None,
             feed_capacity: 1024,
         }
+    }
+
+    /// A channel with claims under `policy`.
+    pub fn with_claims(id: impl Into<String>, policy: ClaimPolicy) -> Self {
+        Self {
+            claims: Some(policy),
+            ..Self::log(id)
+        }
+    }
+}
+
+/// The storage of one channel: its log, and its claim queue if it has claims.
+#[derive(Clone)]
+pub struct ChannelStorage {
+    /// Messages, cursors, retention, feed.
+    pub log: Arc<dyn Log>,
+    /// Claims, settling, dead letters (channels opened with a claim policy).
+    pub claims: Option<Arc<dyn ClaimQueue>>,
+}
+
+impl std::fmt::Debug for ChannelStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelStorage")
+            .field("claims", &self.claims.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,16 +264,17 @@ impl ChannelSpec {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Opens (creating if needed) the storage of one channel. Opening the same id again
-    /// returns storage with the same contents.
-    async fn open_channel(&self, spec: &ChannelSpec) -> Result<Arc<dyn ChannelStore>>;
+    /// returns storage with the same contents. Opening an existing channel with other
+    /// capabilities (claims or none) than it was created with fails.
+    async fn open_channel(&self, spec: &ChannelSpec) -> Result<ChannelStorage>;
 
     /// A short description for logs and stats (`memory`, `sqlite:/path`, `nats://…`).
     fn describe(&self) -> String;
 }
 
-/// The storage of one channel. See the module docs for the semantics.
+/// A channel's log: messages in sequence order, reader cursors, retention, push feed.
 #[async_trait]
-pub trait ChannelStore: Send + Sync + 'static {
+pub trait Log: Send + Sync + 'static {
     /// Appends messages in order and returns them with their sequences. A message whose id
     /// is already stored is not stored again; its existing entry is returned. Returns only
     /// once the append is durable (for durable stores); the feed sees it afterwards.
@@ -198,25 +294,42 @@ pub trait ChannelStore: Send + Sync + 'static {
     /// any cursor (catch-up for subscribers, listing).
     async fn range(&self, after: Seq, limit: usize) -> Result<Vec<Entry>>;
 
+    /// Removes messages stored before `before` (epoch seconds of arrival, at the store's
+    /// time grain: the memory store keeps whole seconds rounded up, so a message may
+    /// outlive `before` by under a second, never the reverse), then all but the newest
+    /// `max_count`; returns how many were removed. Claimed messages go too.
+    async fn evict(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize>;
+
+    /// Removes messages by id; returns how many were removed.
+    async fn remove(&self, ids: &[&str]) -> Result<usize>;
+
+    /// Removes every message (cursors stay valid: new messages get higher sequences).
+    async fn clear(&self) -> Result<usize>;
+
+    /// A snapshot of the log's state.
+    async fn stats(&self) -> Result<LogStats>;
+
+    /// A receiver of every append committed from now on, in sequence order.
+    fn feed(&self) -> broadcast::Receiver<Entry>;
+
+    /// Sequence of the newest message ever appended. Never starts background work.
+    fn head(&self) -> Seq;
+}
+
+/// A channel's claims: exclusive, leased, fenced deliveries of its log's messages.
+#[async_trait]
+pub trait ClaimQueue: Send + Sync + 'static {
     /// Claims up to `limit` of the oldest claimable messages for `claimer`. Claimable:
-    /// never claimed, nacked (and any delay is over), or whose lease ran out. A message
-    /// that would exceed `max_deliveries` is dead-lettered instead.
+    /// never claimed, nacked (and any delay is over), or whose lease ran out — unless the
+    /// policy makes the lapsed one a dead letter.
     async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>>;
 
-    /// Consumes claimed messages; they leave the store.
-    async fn ack(&self, claimer: &str, ids: &[String]) -> Result<Settled>;
+    /// Settles claims by message id: only those `claimer` holds live claims on (the
+    /// policy's fencing rule); the others are reported stale.
+    async fn settle(&self, claimer: &str, ids: &[&str], how: Settle) -> Result<Settled>;
 
-    /// Releases claimed messages, claimable again at once or after `delay`.
-    async fn nack(&self, claimer: &str, ids: &[String], delay: Option<Duration>)
-    -> Result<Settled>;
-
-    /// Moves claimed messages straight to the dead letters with `reason`.
-    async fn reject(&self, claimer: &str, ids: &[String], reason: &str) -> Result<Settled>;
-
-    /// Renews the lease of claimed messages: they are held for a full `claim_timeout` from now.
-    async fn extend(&self, claimer: &str, ids: &[String]) -> Result<Settled>;
-
-    /// Makes messages whose lease ran out claimable again (or dead letters); returns how many.
+    /// Releases messages whose lease ran out (requeue or dead letter, as the policy says);
+    /// returns how many.
     async fn reclaim_expired(&self) -> Result<usize>;
 
     /// Up to `limit` dead letters, oldest first.
@@ -224,26 +337,8 @@ pub trait ChannelStore: Send + Sync + 'static {
 
     /// Appends dead letters back to the channel as new messages (same id, attempts reset)
     /// and forgets them; returns how many were moved.
-    async fn redrive(&self, ids: &[String]) -> Result<usize>;
+    async fn redrive(&self, ids: &[&str]) -> Result<usize>;
 
-    /// Removes messages stored before `before` (epoch seconds of arrival, at the store's
-    /// time grain: the memory store keeps whole seconds rounded up, so a message may
-    /// outlive `before` by under a second, never the reverse), then all but the newest
-    /// `max_count`; returns how many were removed.
-    async fn evict(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize>;
-
-    /// Removes messages by id; returns how many were removed.
-    async fn remove(&self, ids: &[String]) -> Result<usize>;
-
-    /// Removes every message (cursors stay valid: new messages get higher sequences).
-    async fn clear(&self) -> Result<usize>;
-
-    /// A snapshot of the storage state.
-    async fn stats(&self) -> Result<StoreStats>;
-
-    /// A receiver of every append committed from now on, in sequence order.
-    fn feed(&self) -> broadcast::Receiver<Entry>;
-
-    /// Sequence of the newest message ever appended.
-    fn head(&self) -> Seq;
+    /// A snapshot of the queue's state.
+    async fn stats(&self) -> Result<ClaimStats>;
 }

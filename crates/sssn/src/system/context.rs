@@ -21,7 +21,8 @@ use crate::store::Entry;
 pub(crate) type Delivery = (String, Entry);
 
 /// The hooks' view of the runtime. Dereferences to the system's [`ChannelClient`], so
-/// `ctx.write("ch", &data)`, `ctx.claim("jobs", 3)`, … act as this system.
+/// `ctx.work_queue("jobs")?.claim(3)`, `ctx.broadcast("results")?.write(&data)`, … act as
+/// this system, on exactly the channels it is wired to.
 pub struct SystemContext {
     pub(crate) name: String,
     pub(crate) description: String,
@@ -82,7 +83,7 @@ impl SystemContext {
     /// Delivers every new message of channel `channel_id` to `on_message`, on this
     /// system's task. A system that falls behind catches up from the channel's store.
     pub async fn subscribe(&mut self, channel_id: &str) -> Result<()> {
-        let mut sub = self.client.subscribe(channel_id).await?;
+        let mut sub = self.client.channel(channel_id)?.subscribe().await?;
         let tx = self.deliveries.clone();
         let stop = self.stop.clone();
         let id = channel_id.to_owned();
@@ -124,7 +125,7 @@ impl SystemContext {
     /// that claims from a queue in `step` then reacts to new work at once instead of at
     /// its next tick.
     pub async fn wake_on(&mut self, channel_id: &str) -> Result<()> {
-        let mut sub = self.client.subscribe(channel_id).await?;
+        let mut sub = self.client.channel(channel_id)?.subscribe().await?;
         let wake = self.wake.clone();
         let stop = self.stop.clone();
         self.forwarders.spawn(async move {

@@ -26,7 +26,8 @@
 //! impl System for Sensor {
 //!     async fn step(&mut self, ctx: &mut SystemContext) -> sssn::Result<()> {
 //!         self.reading += 0.1;
-//!         ctx.write("readings", &serde_json::json!({"temp": self.reading})).await?;
+//!         let readings = ctx.broadcast("readings")?;
+//!         readings.write(&serde_json::json!({"temp": self.reading})).await?;
 //!         Ok(())
 //!     }
 //! }
@@ -77,9 +78,11 @@ pub enum ErrorAction {
     Fail,
 }
 
-/// An autonomous agent. Implement the hooks you need.
+/// An autonomous agent. Implement the hooks you need. A network hands its systems back
+/// when it stops ([`StoppedNetwork::take`](crate::network::StoppedNetwork::take)), so
+/// results need no shared state.
 #[async_trait]
-pub trait System: Send + 'static {
+pub trait System: std::any::Any + Send {
     /// Runs once before the first step of any system in the network.
     async fn setup(&mut self, ctx: &mut SystemContext) -> Result<()> {
         let _ = ctx;

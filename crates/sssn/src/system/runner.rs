@@ -22,6 +22,7 @@ pub(crate) struct RunnerParts {
     pub(crate) ctx: SystemContext,
     pub(crate) deliveries: mpsc::Receiver<Delivery>,
     pub(crate) control: Arc<Control>,
+    pub(crate) handle: super::SystemHandle,
     pub(crate) tick_rate: f64,
     pub(crate) restart: RestartPolicy,
     pub(crate) max_consecutive_errors: Option<u32>,
@@ -70,6 +71,14 @@ impl Runner {
         self.p.ctx.id().to_owned()
     }
 
+    pub(crate) fn handle_id(&self) -> &str {
+        self.p.handle.id()
+    }
+
+    pub(crate) fn handle(&self) -> super::SystemHandle {
+        self.p.handle.clone()
+    }
+
     fn set_state(&self, state: SystemState) {
         self.p.control.state.send_replace(state);
     }
@@ -94,8 +103,8 @@ impl Runner {
         }
     }
 
-    /// Runs until stopped or failed for good; returns the final state.
-    pub(crate) async fn run(mut self) -> SystemState {
+    /// Runs until stopped or failed for good; hands the system back.
+    pub(crate) async fn run(mut self) -> (String, Box<dyn System>) {
         let mut restarts: VecDeque<Instant> = VecDeque::new();
         let mut backoff = match &self.p.restart {
             RestartPolicy::OnFailure {
@@ -171,7 +180,7 @@ impl Runner {
             system: self.id(),
             state: final_state,
         });
-        final_state
+        (self.id(), self.p.system)
     }
 
     async fn run_loop(&mut self) -> Exit {

@@ -1,0 +1,44 @@
+//! Host operations (clear, evict, remove) and the authorised identity snapshot, on every
+//! kind.
+
+use super::kind::Kind;
+use super::{Caller, Channel};
+use crate::error::Result;
+use crate::message::ChannelInfo;
+use crate::security::Operation;
+
+impl<K: Kind> Channel<K> {
+    /// Identity snapshot for `caller`, who needs read rights (what a remote client sees).
+    pub fn info_for(&self, caller: impl Caller) -> Result<ChannelInfo> {
+        self.core.authorize(&caller.principal(), Operation::Read)?;
+        Ok(self.info())
+    }
+
+    /// Removes every message (admin). Cursors stay valid.
+    pub async fn clear(&self, caller: impl Caller) -> Result<usize> {
+        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.log()?.clear().await
+    }
+
+    /// Removes messages stored before `before` (epoch seconds), then all but the newest
+    /// `max_count` (admin).
+    pub async fn evict(
+        &self,
+        caller: impl Caller,
+        before: Option<f64>,
+        max_count: Option<usize>,
+    ) -> Result<usize> {
+        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.log()?.evict(before, max_count).await
+    }
+
+    /// Removes messages by id (admin).
+    pub async fn remove(
+        &self,
+        caller: impl Caller,
+        ids: &(impl super::MessageIds + ?Sized),
+    ) -> Result<usize> {
+        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.log()?.remove(&ids.message_ids()).await
+    }
+}

@@ -1,0 +1,241 @@
+//! Claims — exclusive, leased reads settled by ack, nack, reject or extend — and dead
+//! letters, on kinds that have them. The rules (requeue or dead-letter, fencing) live in
+//! [`ClaimPolicy`](crate::policy::ClaimPolicy); the store applies them atomically.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::kind::{Claims, Kind};
+use super::{Caller, Channel};
+use crate::error::Result;
+use crate::message::ChannelMessage;
+use crate::security::Operation;
+use crate::store::{Claimed, DeadLetter, Entry, Settle, Settled};
+
+/// What names the messages to settle: ids (`&[String]`, `&[&str]`, `&str`) or the claimed
+/// items themselves (`&[Claimed]`, `&Claimed`), so `queue.ack("w", &claimed)` needs no
+/// copying of ids.
+pub trait MessageIds {
+    /// The ids, borrowed.
+    fn message_ids(&self) -> Vec<&str>;
+}
+
+/// One thing that names a message.
+pub trait MessageId {
+    /// The message id.
+    fn message_id(&self) -> &str;
+}
+
+impl MessageId for str {
+    fn message_id(&self) -> &str {
+        self
+    }
+}
+impl MessageId for String {
+    fn message_id(&self) -> &str {
+        self
+    }
+}
+impl MessageId for ChannelMessage {
+    fn message_id(&self) -> &str {
+        &self.id
+    }
+}
+impl MessageId for Arc<ChannelMessage> {
+    fn message_id(&self) -> &str {
+        &self.id
+    }
+}
+impl MessageId for Claimed {
+    fn message_id(&self) -> &str {
+        &self.message.id
+    }
+}
+impl MessageId for Entry {
+    fn message_id(&self) -> &str {
+        &self.message.id
+    }
+}
+impl<T: MessageId + ?Sized> MessageId for &T {
+    fn message_id(&self) -> &str {
+        (**self).message_id()
+    }
+}
+
+impl<T: MessageId> MessageIds for [T] {
+    fn message_ids(&self) -> Vec<&str> {
+        self.iter().map(MessageId::message_id).collect()
+    }
+}
+impl<T: MessageId, const N: usize> MessageIds for [T; N] {
+    fn message_ids(&self) -> Vec<&str> {
+        self.iter().map(MessageId::message_id).collect()
+    }
+}
+impl<T: MessageId> MessageIds for Vec<T> {
+    fn message_ids(&self) -> Vec<&str> {
+        self.iter().map(MessageId::message_id).collect()
+    }
+}
+impl MessageIds for str {
+    fn message_ids(&self) -> Vec<&str> {
+        vec![self]
+    }
+}
+impl MessageIds for String {
+    fn message_ids(&self) -> Vec<&str> {
+        vec![self.as_str()]
+    }
+}
+impl MessageIds for Claimed {
+    fn message_ids(&self) -> Vec<&str> {
+        vec![self.message.id.as_str()]
+    }
+}
+
+impl<K: Claims> Channel<K> {
+    /// Claims up to `limit` of the oldest claimable messages for the lease
+    /// (`claim_timeout`). Each carries its delivery attempt number.
+    pub async fn claim(&self, caller: impl Caller, limit: usize) -> Result<Vec<Claimed>> {
+        self.claim_any(caller, limit).await
+    }
+
+    /// Acknowledges claimed messages: they are consumed and leave the store. Fenced: ids
+    /// without a live claim by the caller are reported in [`Settled::stale`] (the others
+    /// are still acknowledged).
+    pub async fn ack(
+        &self,
+        caller: impl Caller,
+        ids: &(impl MessageIds + ?Sized),
+    ) -> Result<Settled> {
+        self.settle_any(caller, &ids.message_ids(), Settle::Ack)
+            .await
+    }
+
+    /// Releases claimed messages for anyone to claim again now.
+    pub async fn nack(
+        &self,
+        caller: impl Caller,
+        ids: &(impl MessageIds + ?Sized),
+    ) -> Result<Settled> {
+        self.settle_any(caller, &ids.message_ids(), Settle::Nack { delay: None })
+            .await
+    }
+
+    /// Releases claimed messages, claimable again after `delay`.
+    pub async fn nack_after(
+        &self,
+        caller: impl Caller,
+        ids: &(impl MessageIds + ?Sized),
+        delay: Duration,
+    ) -> Result<Settled> {
+        let how = Settle::Nack { delay: Some(delay) };
+        self.settle_any(caller, &ids.message_ids(), how).await
+    }
+
+    /// Sends claimed messages straight to the dead letters (a fatal failure) with `reason`.
+    pub async fn reject(
+        &self,
+        caller: impl Caller,
+        ids: &(impl MessageIds + ?Sized),
+        reason: &str,
+    ) -> Result<Settled> {
+        let how = Settle::Reject {
+            reason: reason.to_owned(),
+        };
+        self.settle_any(caller, &ids.message_ids(), how).await
+    }
+
+    /// Renews the lease of claimed messages for a full `claim_timeout` from now.
+    pub async fn extend(
+        &self,
+        caller: impl Caller,
+        ids: &(impl MessageIds + ?Sized),
+    ) -> Result<Settled> {
+        self.settle_any(caller, &ids.message_ids(), Settle::Extend)
+            .await
+    }
+
+    /// Makes messages whose lease ran out claimable again now (maintenance does this too).
+    pub async fn reclaim_expired(&self) -> Result<usize> {
+        self.core.claims("lease reclaim")?.reclaim_expired().await
+    }
+
+    /// Dead letters, oldest first (admin).
+    pub async fn dead_letters(&self, caller: impl Caller, limit: usize) -> Result<Vec<DeadLetter>> {
+        self.dead_letters_any(caller, limit).await
+    }
+
+    /// Puts dead letters back in the channel as new messages (admin).
+    pub async fn redrive(
+        &self,
+        caller: impl Caller,
+        ids: &(impl MessageIds + ?Sized),
+    ) -> Result<usize> {
+        self.redrive_any(caller, &ids.message_ids()).await
+    }
+}
+
+impl<K: Kind> Channel<K> {
+    pub(crate) async fn claim_any(
+        &self,
+        caller: impl Caller,
+        limit: usize,
+    ) -> Result<Vec<Claimed>> {
+        let core = &self.core;
+        let queue = core.claims("claims (exclusive reads)")?;
+        let caller = caller.principal();
+        core.authorize(&caller, Operation::Claim)?;
+        let claimed = queue.claim(&caller.id, limit).await?;
+        core.counters
+            .claims
+            .fetch_add(claimed.len() as u64, Ordering::Relaxed);
+        Ok(claimed)
+    }
+
+    /// Settles claims `how`: the one path of ack, nack, reject and extend.
+    pub(crate) async fn settle_any(
+        &self,
+        caller: impl Caller,
+        ids: &[&str],
+        how: Settle,
+    ) -> Result<Settled> {
+        let core = &self.core;
+        let (what, op) = match how {
+            Settle::Ack => ("acknowledgements", Operation::Ack),
+            Settle::Nack { .. } => ("nacks", Operation::Nack),
+            Settle::Reject { .. } => ("reject", Operation::Nack),
+            Settle::Extend => ("lease extension", Operation::Nack),
+        };
+        let queue = core.claims(what)?;
+        let caller = caller.principal();
+        core.authorize(&caller, op)?;
+        let counter = match how {
+            Settle::Ack => Some(&core.counters.acks),
+            Settle::Nack { .. } => Some(&core.counters.nacks),
+            _ => None,
+        };
+        let settled = queue.settle(&caller.id, ids, how).await?;
+        if let Some(counter) = counter {
+            counter.fetch_add(settled.done.len() as u64, Ordering::Relaxed);
+        }
+        Ok(settled)
+    }
+
+    pub(crate) async fn dead_letters_any(
+        &self,
+        caller: impl Caller,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>> {
+        let queue = self.core.claims("dead letters")?;
+        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        queue.dead_letters(limit).await
+    }
+
+    pub(crate) async fn redrive_any(&self, caller: impl Caller, ids: &[&str]) -> Result<usize> {
+        let queue = self.core.claims("redrive")?;
+        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        queue.redrive(ids).await
+    }
+}

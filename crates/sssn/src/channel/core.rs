@@ -1,0 +1,265 @@
+//! [`Core`]: the state every handle of one channel shares, and the checks every operation
+//! makes (life cycle, authorisation, capabilities), written once for every kind.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::ChannelState;
+use super::hooks::Hooks;
+use super::periodic::RawBuffer;
+use super::subscription::SubscriberState;
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::{ChannelInfo, ChannelKind, ChannelMessage, Payload};
+use crate::security::{Operation, Principal, Security};
+use crate::store::{ChannelSpec, ChannelStorage, ClaimQueue, Entry, Log, ReadFilter, Store};
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) writes: AtomicU64,
+    pub(crate) reads: AtomicU64,
+    pub(crate) claims: AtomicU64,
+    pub(crate) acks: AtomicU64,
+    pub(crate) nacks: AtomicU64,
+}
+
+/// Where a channel's storage comes from.
+pub(crate) enum Backend {
+    /// Nothing chosen yet: a network's store, else memory at the first start.
+    Unset,
+    /// Chosen by the builder or a network.
+    Chosen(Arc<dyn Store>),
+    /// Nothing was chosen by the first start, which opened a private memory store.
+    Defaulted(Arc<dyn Store>),
+}
+
+impl Backend {
+    pub(crate) fn store(&self) -> Option<&Arc<dyn Store>> {
+        match self {
+            Self::Unset => None,
+            Self::Chosen(s) | Self::Defaulted(s) => Some(s),
+        }
+    }
+}
+
+/// Everything a channel is, shared by its handles.
+pub(crate) struct Core {
+    pub(crate) info: ChannelInfo,
+    pub(crate) kind: ChannelKind,
+    pub(crate) spec: ChannelSpec,
+    pub(crate) retention_max_age: Option<Duration>,
+    pub(crate) retention_max_count: Option<usize>,
+    pub(crate) maintenance_interval: Duration,
+    pub(crate) registration_ttl: Duration,
+    /// The backend: chosen by the builder or a network, or the memory default at start.
+    pub(crate) backend: Mutex<Backend>,
+    /// The opened storage; set once, by the first `start`.
+    pub(crate) storage: OnceLock<ChannelStorage>,
+    pub(crate) security: RwLock<Arc<dyn Security>>,
+    pub(crate) hooks: Hooks,
+    pub(crate) state: AtomicU8,
+    pub(crate) lifecycle: tokio::sync::Mutex<()>,
+    pub(crate) cancel: Mutex<CancellationToken>,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) counters: Counters,
+    pub(crate) subscribers: Mutex<HashMap<String, Vec<Arc<SubscriberState>>>>,
+    pub(crate) raw: Option<RawBuffer>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section here is a few field updates; a panic inside one cannot leave
+    // them worse off than refusing service would, so keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The class name of a kind in messages (v1's names).
+pub(crate) fn kind_name(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Passthrough => "PassthroughChannel",
+        ChannelKind::Broadcast => "BroadcastChannel",
+        ChannelKind::WorkQueue => "WorkQueueChannel",
+        ChannelKind::Mailbox => "MailboxChannel",
+        ChannelKind::Periodic => "PeriodicChannel",
+        ChannelKind::Discovery => "DiscoveryChannel",
+    }
+}
+
+impl Core {
+    pub(crate) fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    pub(crate) fn state(&self) -> ChannelState {
+        ChannelState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn security(&self) -> Arc<dyn Security> {
+        self.security
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The opened storage: every operation on stored data needs the channel started once
+    /// (a channel never opens a store behind its owner's back).
+    pub(crate) fn storage(&self) -> Result<&ChannelStorage> {
+        self.storage.get().ok_or_else(|| {
+            Error::new(
+                ErrorKind::ShuttingDown,
+                format!(
+                    "Channel '{}' is not started (start it, or the network that owns it, first).",
+                    self.id()
+                ),
+            )
+        })
+    }
+
+    pub(crate) fn log(&self) -> Result<&Arc<dyn Log>> {
+        Ok(&self.storage()?.log)
+    }
+
+    /// The claim queue, or the run-time refusal for kinds without claims (reachable only
+    /// through the type-erased handle).
+    pub(crate) fn claims(&self, what: &str) -> Result<&Arc<dyn ClaimQueue>> {
+        if !self.kind.claims() {
+            return Err(self.unsupported(what));
+        }
+        self.storage()?.claims.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("channel '{}' has claims but its store opened none", self.id()),
+            )
+        })
+    }
+
+    pub(crate) fn require_shared_reads(&self) -> Result<()> {
+        if self.kind.shared_reads() {
+            Ok(())
+        } else {
+            Err(self.unsupported("shared reads"))
+        }
+    }
+
+    pub(crate) fn unsupported(&self, what: &str) -> Error {
+        let hint = match self.kind {
+            ChannelKind::Broadcast => {
+                " Use subscribe() for push delivery or a shared read for cursor-based polling."
+            }
+            ChannelKind::WorkQueue => " Use claim() (an exclusive read) to take work items.",
+            _ => "",
+        };
+        Error::new(
+            ErrorKind::UnsupportedOperation,
+            format!(
+                "{} channel '{}' does not support {what}.{hint}",
+                kind_name(self.kind),
+                self.id()
+            ),
+        )
+    }
+
+    /// Authorises `op` for `caller` under the channel's security: the one check of every
+    /// operation, local or remote.
+    pub(crate) fn authorize(&self, caller: &Principal, op: Operation) -> Result<()> {
+        if self.security().authorize(caller, self.id(), op) {
+            Ok(())
+        } else {
+            Err(Error::denied(&caller.id, self.id(), op))
+        }
+    }
+
+    pub(crate) fn error_hook(&self, phase: &str, error: &Error) {
+        self.hooks.error(self.id(), phase, error);
+    }
+
+    pub(crate) fn check_accepting(&self) -> Result<()> {
+        match self.state() {
+            ChannelState::Running => Ok(()),
+            ChannelState::Created => Err(Error::new(
+                ErrorKind::ShuttingDown,
+                format!(
+                    "Channel '{}' is not accepting writes (not started).",
+                    self.id()
+                ),
+            )),
+            _ => Err(Error::new(
+                ErrorKind::ShuttingDown,
+                format!(
+                    "Channel '{}' is not accepting writes (shutting down).",
+                    self.id()
+                ),
+            )),
+        }
+    }
+
+    /// Which messages a reader sees: a mailbox shows each reader its own.
+    pub(crate) fn read_filter(&self, reader: &str) -> ReadFilter {
+        ReadFilter {
+            recipient: (self.kind == ChannelKind::Mailbox).then(|| reader.to_owned()),
+        }
+    }
+
+    /// Converts a payload into the message to store, enforcing the sender.
+    pub(crate) fn prepare(&self, sender: &str, payload: Payload) -> Result<Option<ChannelMessage>> {
+        let direct = matches!(payload, Payload::Message(_));
+        let Some(mut message) = self.hooks.convert(sender, payload)? else {
+            return Ok(None);
+        };
+        message.validate()?;
+        if message.sender_id.is_empty() {
+            message.sender_id = sender.to_owned();
+        } else if message.sender_id != sender && direct {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "'{sender}' cannot write a message whose sender_id is '{}' to channel '{}'.",
+                    message.sender_id,
+                    self.id()
+                ),
+            ));
+        }
+        Ok(Some(message))
+    }
+
+    /// Appends converted messages and runs `on_message` for each.
+    pub(crate) async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = messages.len() as u64;
+        let entries = self.log()?.append(messages).await?;
+        self.counters.writes.fetch_add(n, Ordering::Relaxed);
+        if let Some(f) = &self.hooks.on_message {
+            for e in &entries {
+                f(&e.message);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Opens the storage (at the first start) from the chosen backend, memory by default.
+    pub(crate) async fn open_storage(&self) -> Result<()> {
+        if self.storage.get().is_some() {
+            return Ok(());
+        }
+        let backend = {
+            let mut backend = lock(&self.backend);
+            match &*backend {
+                Backend::Chosen(store) | Backend::Defaulted(store) => store.clone(),
+                Backend::Unset => {
+                    let memory: Arc<dyn Store> = Arc::new(crate::store::MemoryStore::new());
+                    *backend = Backend::Defaulted(memory.clone());
+                    memory
+                }
+            }
+        };
+        let storage = backend.open_channel(&self.spec).await?;
+        // Only `start` opens, under the life-cycle lock: nobody raced us.
+        let _ = self.storage.set(storage);
+        Ok(())
+    }
+}

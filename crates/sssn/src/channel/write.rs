@@ -1,0 +1,89 @@
+//! Writes, on every kind.
+
+use serde::Serialize;
+
+use super::kind::Kind;
+use super::{Caller, Channel};
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::{ChannelMessage, Content, Payload};
+use crate::security::Operation;
+
+impl<K: Kind> Channel<K> {
+    /// Writes raw data (stored as `{"data": data}` by the default conversion). Returns the
+    /// message id, or on a periodic channel the id of the buffered item.
+    pub async fn write<T: Serialize + ?Sized>(
+        &self,
+        caller: impl Caller,
+        data: &T,
+    ) -> Result<String> {
+        let to_value = || {
+            serde_json::to_value(data)
+                .map_err(|e| Error::new(ErrorKind::InvalidMessage, format!("data: {e}")))
+        };
+        let core = &self.core;
+        if core.hooks.convert.is_some() || core.raw.is_some() || !self.is_accepting_writes() {
+            return self.write_payload(caller, Payload::Data(to_value()?)).await;
+        }
+        // Fast path (default conversion): serialise straight into `{"data": …}`.
+        self.write_payload(caller, Payload::Content(Content::data(data)?))
+            .await
+    }
+
+    /// Writes content as is (typed content).
+    pub async fn write_content(&self, caller: impl Caller, content: Content) -> Result<String> {
+        self.write_payload(caller, Payload::Content(content)).await
+    }
+
+    /// Direct write of a complete message. Its `sender_id` must be the caller's id (an
+    /// empty one is filled in): nobody can write in another's name.
+    pub async fn write_message(
+        &self,
+        caller: impl Caller,
+        message: ChannelMessage,
+    ) -> Result<String> {
+        self.write_payload(caller, Payload::Message(message)).await
+    }
+
+    /// Writes one payload (see [`Payload`]).
+    pub async fn write_payload(&self, caller: impl Caller, payload: Payload) -> Result<String> {
+        let mut ids = self.write_batch(caller, vec![payload]).await?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    /// Writes several payloads in one store append. Returns one id per payload (`""` where
+    /// the conversion dropped the item). All or nothing: a bad payload fails the batch, and
+    /// a refused batch hands every payload back ([`Error::into_rejected_all`]).
+    pub async fn write_batch(
+        &self,
+        caller: impl Caller,
+        payloads: Vec<Payload>,
+    ) -> Result<Vec<String>> {
+        let core = &self.core;
+        let caller = caller.principal();
+        if let Err(e) = core.check_accepting() {
+            return Err(e.with_rejected_all(payloads));
+        }
+        if let Err(e) = core.authorize(&caller, Operation::Write) {
+            return Err(e.with_rejected_all(payloads));
+        }
+        if let Some(raw) = &core.raw {
+            return raw.push(self.id(), &caller.id, payloads);
+        }
+        let mut messages = Vec::with_capacity(payloads.len());
+        let mut slots = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            match core.prepare(&caller.id, payload)? {
+                Some(m) => {
+                    slots.push(Some(messages.len()));
+                    messages.push(m);
+                }
+                None => slots.push(None),
+            }
+        }
+        let entries = core.append(messages).await?;
+        Ok(slots
+            .into_iter()
+            .map(|s| s.map_or_else(String::new, |i| entries[i].message.id.clone()))
+            .collect())
+    }
+}
