@@ -10,20 +10,20 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
+use sssn::Result;
 use sssn::clock::now_millis;
 use sssn::message::ChannelMessage;
+use sssn::policy::ClaimPolicy;
 use sssn::store::{
-    ChannelStore, Claimed, DeadLetter, Entry, ReadFilter, ReadFrom, Seq, Settled, StoreStats,
+    ClaimQueue, ClaimStats, Claimed, DeadLetter, Entry, Log, LogStats, ReadFilter, ReadFrom, Seq,
+    Settle, Settled,
 };
-use sssn::{Error, ErrorKind, Result};
 use tokio::sync::broadcast;
 
 use crate::ops;
 use crate::store::StoreInner;
-use crate::writer::Txn;
 
 /// A channel's counters as stored in `channels` (what `stats` reports).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,9 +41,8 @@ pub(crate) struct Counts {
 pub(crate) struct ChanShared {
     /// The channel's number in `channels`.
     pub(crate) chan: i64,
-    pub(crate) claims: bool,
-    pub(crate) lease_ms: u64,
-    pub(crate) max_deliveries: Option<u32>,
+    /// `Some` for channels with claims.
+    pub(crate) policy: Option<ClaimPolicy>,
     pub(crate) head: AtomicU64,
     counts: Mutex<Counts>,
     pub(crate) feed: broadcast::Sender<Entry>,
@@ -54,9 +53,7 @@ impl ChanShared {
         let (feed, _) = broadcast::channel(spec.feed_capacity.max(1));
         Self {
             chan: row.chan,
-            claims: row.claims,
-            lease_ms: millis(spec.claim_timeout),
-            max_deliveries: spec.max_deliveries,
+            policy: spec.claims,
             head: AtomicU64::new(row.head),
             counts: Mutex::new(row.counts),
             feed,
@@ -71,58 +68,21 @@ impl ChanShared {
     pub(crate) fn set_counts(&self, counts: Counts) {
         *self.counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
     }
+
+    /// The claim policy (the claim queue exists only for channels opened with one).
+    fn policy(&self) -> ClaimPolicy {
+        self.policy.unwrap_or_default()
+    }
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A handle on one channel's storage.
+/// A handle on one channel's storage: its log, and its claim queue when it has claims.
 pub(crate) struct SqliteChannel {
     pub(crate) store: Arc<StoreInner>,
     pub(crate) shared: Arc<ChanShared>,
 }
 
-impl SqliteChannel {
-    fn require_claims(&self) -> Result<()> {
-        if self.shared.claims {
-            Ok(())
-        } else {
-            Err(Error::new(
-                ErrorKind::UnsupportedOperation,
-                "this channel kind has no claims",
-            ))
-        }
-    }
-
-    /// Runs one settle operation (ack, nack, reject, extend) in a writer transaction,
-    /// with the time read on the caller's side.
-    async fn settle<F>(
-        &self,
-        action: &'static str,
-        claimer: &str,
-        ids: &[String],
-        op: F,
-    ) -> Result<Settled>
-    where
-        F: Fn(&mut Txn<'_>, &Arc<ChanShared>, &str, &[String], u64) -> rusqlite::Result<Settled>
-            + Send
-            + 'static,
-    {
-        self.require_claims()?;
-        let now = now_millis();
-        let ch = self.shared.clone();
-        let claimer = claimer.to_owned();
-        let ids = ids.to_vec();
-        self.store
-            .writer
-            .call(action, move |txn| op(txn, &ch, &claimer, &ids, now).map(Ok))
-            .await
-    }
-}
-
 #[async_trait]
-impl ChannelStore for SqliteChannel {
+impl Log for SqliteChannel {
     async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
         if messages.is_empty() {
             return Ok(Vec::new());
@@ -166,58 +126,88 @@ impl ChannelStore for SqliteChannel {
             .await
     }
 
-    async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>> {
-        self.require_claims()?;
-        let now = now_millis();
+    async fn evict(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize> {
         let ch = self.shared.clone();
-        let claimer = claimer.to_owned();
         self.store
             .writer
-            .call("claim", move |txn| {
-                ops::claim(txn, &ch, &claimer, limit, now).map(Ok)
+            .call("evict", move |txn| {
+                ops::evict(txn, &ch, before, max_count).map(Ok)
             })
             .await
     }
 
-    async fn ack(&self, claimer: &str, ids: &[String]) -> Result<Settled> {
-        self.settle("ack", claimer, ids, ops::ack).await
+    async fn remove(&self, ids: &[&str]) -> Result<usize> {
+        let ch = self.shared.clone();
+        let ids: Vec<String> = ids.iter().map(|&id| id.to_owned()).collect();
+        self.store
+            .writer
+            .call("remove", move |txn| ops::remove(txn, &ch, &ids).map(Ok))
+            .await
     }
 
-    async fn nack(
-        &self,
-        claimer: &str,
-        ids: &[String],
-        delay: Option<Duration>,
-    ) -> Result<Settled> {
-        self.settle("nack", claimer, ids, move |txn, ch, claimer, ids, now| {
-            let due = delay.map(|d| now.saturating_add(millis(d)));
-            ops::nack(txn, ch, claimer, ids, due, now)
-        })
-        .await
-    }
-
-    async fn reject(&self, claimer: &str, ids: &[String], reason: &str) -> Result<Settled> {
-        let reason = reason.to_owned();
-        self.settle("reject", claimer, ids, move |txn, ch, claimer, ids, now| {
-            ops::reject(txn, ch, claimer, ids, &reason, now)
-        })
-        .await
-    }
-
-    async fn extend(&self, claimer: &str, ids: &[String]) -> Result<Settled> {
-        self.settle("extend", claimer, ids, ops::extend).await
-    }
-
-    async fn reclaim_expired(&self) -> Result<usize> {
-        if !self.shared.claims {
-            return Ok(0);
-        }
-        let now = now_millis();
+    async fn clear(&self) -> Result<usize> {
         let ch = self.shared.clone();
         self.store
             .writer
+            .call("clear", move |txn| ops::clear(txn, &ch).map(Ok))
+            .await
+    }
+
+    async fn stats(&self) -> Result<LogStats> {
+        let ch = self.shared.clone();
+        self.store
+            .writer
+            .call("stats", move |txn| ops::log_stats(txn, &ch).map(Ok))
+            .await
+    }
+
+    fn feed(&self) -> broadcast::Receiver<Entry> {
+        self.shared.feed.subscribe()
+    }
+
+    fn head(&self) -> Seq {
+        self.shared.head.load(Ordering::Acquire)
+    }
+}
+
+#[async_trait]
+impl ClaimQueue for SqliteChannel {
+    async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>> {
+        let now = now_millis();
+        let ch = self.shared.clone();
+        let policy = ch.policy();
+        let claimer = claimer.to_owned();
+        self.store
+            .writer
+            .call("claim", move |txn| {
+                ops::claim(txn, &ch, &policy, &claimer, limit, now).map(Ok)
+            })
+            .await
+    }
+
+    async fn settle(&self, claimer: &str, ids: &[&str], how: Settle) -> Result<Settled> {
+        // Time is read here, on the caller's side, so leases mean the same after a restart.
+        let now = now_millis();
+        let ch = self.shared.clone();
+        let policy = ch.policy();
+        let claimer = claimer.to_owned();
+        let ids: Vec<String> = ids.iter().map(|&id| id.to_owned()).collect();
+        self.store
+            .writer
+            .call(how.name(), move |txn| {
+                ops::settle(txn, &ch, &policy, &claimer, &ids, &how, now).map(Ok)
+            })
+            .await
+    }
+
+    async fn reclaim_expired(&self) -> Result<usize> {
+        let now = now_millis();
+        let ch = self.shared.clone();
+        let policy = ch.policy();
+        self.store
+            .writer
             .call("reclaim_expired", move |txn| {
-                ops::maintain(txn, &ch, now).map(Ok)
+                ops::maintain(txn, &ch, &policy, now).map(Ok)
             })
             .await
     }
@@ -234,10 +224,10 @@ impl ChannelStore for SqliteChannel {
             .await
     }
 
-    async fn redrive(&self, ids: &[String]) -> Result<usize> {
+    async fn redrive(&self, ids: &[&str]) -> Result<usize> {
         let now = now_millis();
         let ch = self.shared.clone();
-        let ids = ids.to_vec();
+        let ids: Vec<String> = ids.iter().map(|&id| id.to_owned()).collect();
         self.store
             .writer
             .call("redrive", move |txn| {
@@ -246,47 +236,15 @@ impl ChannelStore for SqliteChannel {
             .await
     }
 
-    async fn evict(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize> {
-        let ch = self.shared.clone();
-        self.store
-            .writer
-            .call("evict", move |txn| {
-                ops::evict(txn, &ch, before, max_count).map(Ok)
-            })
-            .await
-    }
-
-    async fn remove(&self, ids: &[String]) -> Result<usize> {
-        let ch = self.shared.clone();
-        let ids = ids.to_vec();
-        self.store
-            .writer
-            .call("remove", move |txn| ops::remove(txn, &ch, &ids).map(Ok))
-            .await
-    }
-
-    async fn clear(&self) -> Result<usize> {
-        let ch = self.shared.clone();
-        self.store
-            .writer
-            .call("clear", move |txn| ops::clear(txn, &ch).map(Ok))
-            .await
-    }
-
-    async fn stats(&self) -> Result<StoreStats> {
+    async fn stats(&self) -> Result<ClaimStats> {
         let now = now_millis();
         let ch = self.shared.clone();
+        let policy = ch.policy();
         self.store
             .writer
-            .call("stats", move |txn| ops::stats(txn, &ch, now).map(Ok))
+            .call("stats", move |txn| {
+                ops::claim_stats(txn, &ch, &policy, now).map(Ok)
+            })
             .await
-    }
-
-    fn feed(&self) -> broadcast::Receiver<Entry> {
-        self.shared.feed.subscribe()
-    }
-
-    fn head(&self) -> Seq {
-        self.shared.head.load(Ordering::Acquire)
     }
 }

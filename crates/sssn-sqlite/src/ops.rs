@@ -1,18 +1,22 @@
 //! The SQL of every channel operation, run by the writer thread inside a batch
 //! transaction ([`Txn`]) or, for pure reads, on a read-only connection.
 //!
-//! Each function mirrors the method of the same name on the memory store
-//! (`sssn::store::MemoryStore`) so that both behave the same; the comments point out
-//! where the mapping is not obvious. Every statement is a lookup or a range walk on an
-//! index (see `schema`), never a scan of the channel's history. The outer `Result` is the
-//! database's (a failure rolls the batch back); the inner one is the caller's outcome.
+//! These are the mechanics of the store contract (`sssn::store::{Log, ClaimQueue}`) in
+//! SQL; every decision about claims — requeue or dead-letter, the reason, who may settle —
+//! is asked of the channel's `sssn::policy::ClaimPolicy`, never made here. Every statement
+//! is a lookup or a range walk on an index (see `schema`), never a scan of the channel's
+//! history. The outer `Result` is the database's (a failure rolls the batch back); the
+//! inner one is the caller's outcome.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Row};
 use sssn::message::{ChannelMessage, Content};
-use sssn::store::{Claimed, DeadLetter, Entry, ReadFilter, ReadFrom, Seq, Settled, StoreStats};
+use sssn::policy::{ClaimPolicy, DeadReason, Fate, Release};
+use sssn::store::{
+    ClaimStats, Claimed, DeadLetter, Entry, LogStats, ReadFilter, ReadFrom, Seq, Settle, Settled,
+};
 use sssn::{Error, ErrorKind, Result};
 
 use crate::channel::{ChanShared, Counts};
@@ -96,37 +100,32 @@ fn dec(counter: &mut u64, n: u64) {
 /// What `channels` knows about a channel.
 pub(crate) struct ChannelRow {
     pub(crate) chan: i64,
-    pub(crate) kind: String,
     pub(crate) claims: bool,
     pub(crate) head: u64,
     pub(crate) counts: Counts,
 }
 
-/// Finds the channel `name`, creating it with `kind` if it does not exist.
-pub(crate) fn open_channel(
-    conn: &Connection,
-    name: &str,
-    kind: &str,
-    claims: bool,
-) -> Db<ChannelRow> {
+/// Finds the channel `name`, creating it (with or without claims) if it does not exist.
+/// The `kind` column describes the capabilities for people reading the file (`log`, or
+/// `log+claims`); files written before kept the kind's name there.
+pub(crate) fn open_channel(conn: &Connection, name: &str, claims: bool) -> Db<ChannelRow> {
     let found = conn
         .prepare_cached(
-            "SELECT chan, kind, claims, head, stored, ready, delayed, in_flight, acknowledged, \
+            "SELECT chan, claims, head, stored, ready, delayed, in_flight, acknowledged, \
              dead FROM channels WHERE name = ?1",
         )?
         .query_row([name], |r| {
             Ok(ChannelRow {
                 chan: r.get(0)?,
-                kind: r.get(1)?,
-                claims: r.get(2)?,
-                head: r.get(3)?,
+                claims: r.get(1)?,
+                head: r.get(2)?,
                 counts: Counts {
-                    stored: r.get(4)?,
-                    ready: r.get(5)?,
-                    delayed: r.get(6)?,
-                    in_flight: r.get(7)?,
-                    acknowledged: r.get(8)?,
-                    dead: r.get(9)?,
+                    stored: r.get(3)?,
+                    ready: r.get(4)?,
+                    delayed: r.get(5)?,
+                    in_flight: r.get(6)?,
+                    acknowledged: r.get(7)?,
+                    dead: r.get(8)?,
                 },
             })
         })
@@ -134,11 +133,11 @@ pub(crate) fn open_channel(
     if let Some(row) = found {
         return Ok(row);
     }
+    let kind = if claims { "log+claims" } else { "log" };
     conn.prepare_cached("INSERT INTO channels (name, kind, claims) VALUES (?1, ?2, ?3)")?
         .execute((name, kind, claims))?;
     Ok(ChannelRow {
         chan: conn.last_insert_rowid(),
-        kind: kind.to_owned(),
         claims,
         head: 0,
         counts: Counts::default(),
@@ -155,7 +154,7 @@ pub(crate) fn append(
     now: u64,
 ) -> Db<Vec<Entry>> {
     let mut out = Vec::with_capacity(messages.len());
-    let state = ch.claims.then_some(READY);
+    let state = ch.policy.is_some().then_some(READY);
     for message in messages {
         let seq = txn.head(ch) + 1;
         let metadata = if message.metadata.is_empty() {
@@ -191,7 +190,7 @@ pub(crate) fn append(
         if inserted == 1 {
             let c = txn.counts(ch);
             c.stored += 1;
-            if ch.claims {
+            if ch.policy.is_some() {
                 c.ready += 1;
             }
             let entry = Entry {
@@ -300,12 +299,14 @@ pub(crate) fn range(conn: &Connection, chan: i64, after: Seq, max: usize) -> Db<
 
 // ----- claims -------------------------------------------------------------------------
 
-/// Delayed messages that are due become ready; expired leases are released (or dead
-/// lettered). Returns how many leases were released.
-pub(crate) fn maintain(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, now: u64) -> Db<usize> {
-    if !ch.claims {
-        return Ok(0);
-    }
+/// Delayed messages that are due become ready; expired leases are released (the policy
+/// requeues or dead-letters them). Returns how many leases were released.
+pub(crate) fn maintain(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    policy: &ClaimPolicy,
+    now: u64,
+) -> Db<usize> {
     let due = txn
         .conn
         .prepare_cached(
@@ -328,25 +329,25 @@ pub(crate) fn maintain(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, now: u64) -> Db<
         .query_map((ch.chan, int(now)), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Db<_>>()?;
     for &(rowid, attempts) in &expired {
-        release(txn, ch, rowid, attempts, None, "lease expired", now)?;
+        release(txn, ch, policy, rowid, attempts, None, Release::LeaseExpired, now)?;
     }
     Ok(expired.len())
 }
 
-/// Puts a claimed message back in line, or dead-letters it when it used up its deliveries.
+/// Releases a claimed message: back in line (claimable from `due`) or, as the policy
+/// decides, a dead letter.
+#[allow(clippy::too_many_arguments)]
 fn release(
     txn: &mut Txn<'_>,
     ch: &Arc<ChanShared>,
+    policy: &ClaimPolicy,
     rowid: i64,
     attempts: u32,
     due: Option<u64>,
-    why: &str,
+    why: Release,
     now: u64,
 ) -> Db<()> {
-    if let Some(max) = ch.max_deliveries
-        && attempts >= max
-    {
-        let reason = format!("max_deliveries ({max}) exceeded; last: {why}");
+    if let Fate::DeadLetter(reason) = policy.on_release(attempts, why) {
         return dead_letter(txn, ch, rowid, &reason, now);
     }
     let (state, due) = match due {
@@ -373,7 +374,7 @@ fn dead_letter(
     txn: &mut Txn<'_>,
     ch: &Arc<ChanShared>,
     rowid: i64,
-    reason: &str,
+    reason: &DeadReason,
     now: u64,
 ) -> Db<()> {
     txn.conn
@@ -384,7 +385,7 @@ fn dead_letter(
             msg_cols!(),
             ", attempts, ?2, ?3 FROM messages WHERE rowid = ?1"
         ))?
-        .execute((rowid, reason, int(now)))?;
+        .execute((rowid, reason.to_string(), int(now)))?;
     let state: Option<i64> = txn
         .conn
         .prepare_cached("DELETE FROM messages WHERE rowid = ?1 RETURNING state")?
@@ -399,15 +400,16 @@ fn dead_letter(
 pub(crate) fn claim(
     txn: &mut Txn<'_>,
     ch: &Arc<ChanShared>,
+    policy: &ClaimPolicy,
     claimer: &str,
     max: usize,
     now: u64,
 ) -> Db<Vec<Claimed>> {
-    maintain(txn, ch, now)?;
+    maintain(txn, ch, policy, now)?;
     if max == 0 {
         return Ok(Vec::new());
     }
-    let deadline = now.saturating_add(ch.lease_ms);
+    let deadline = policy.lease_deadline(now);
     let mut claimed = txn
         .conn
         .prepare_cached(concat!(
@@ -433,121 +435,71 @@ pub(crate) fn claim(
     Ok(claimed)
 }
 
-/// The row and attempts of `id` if `claimer` holds a live claim on it.
-fn live_claim(
-    txn: &Txn<'_>,
-    ch: &ChanShared,
-    claimer: &str,
-    id: &str,
-    now: u64,
-) -> Db<Option<(i64, u32)>> {
-    txn.conn
-        .prepare_cached(
-            "SELECT rowid, attempts FROM messages \
-             WHERE chan = ?1 AND id = ?2 AND state = 2 AND claimer = ?3 AND due > ?4",
-        )?
-        .query_row((ch.chan, id, claimer, int(now)), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()
+/// A claim as stored: the row, its attempts, holder and lease deadline.
+struct HeldClaim {
+    rowid: i64,
+    attempts: u32,
+    holder: String,
+    deadline: u64,
 }
 
-/// Consumes messages `claimer` holds live claims on.
-pub(crate) fn ack(
+/// Settles claims `how` (ack, nack, reject, extend): ids the policy lets `claimer` settle
+/// are acted on, the rest are stale.
+pub(crate) fn settle(
     txn: &mut Txn<'_>,
     ch: &Arc<ChanShared>,
+    policy: &ClaimPolicy,
     claimer: &str,
     ids: &[String],
+    how: &Settle,
     now: u64,
 ) -> Db<Settled> {
     let mut out = Settled::default();
     for id in ids {
-        let gone = txn
+        let held = txn
             .conn
             .prepare_cached(
-                "DELETE FROM messages \
-                 WHERE chan = ?1 AND id = ?2 AND state = 2 AND claimer = ?3 AND due > ?4",
+                "SELECT rowid, attempts, claimer, due FROM messages \
+                 WHERE chan = ?1 AND id = ?2 AND state = 2",
             )?
-            .execute((ch.chan, id, claimer, int(now)))?;
-        if gone == 1 {
-            let c = txn.counts(ch);
-            removed(c, Some(IN_FLIGHT));
-            c.acknowledged += 1;
-            out.done.push(id.clone());
-        } else {
+            .query_row((ch.chan, id), |r| {
+                Ok(HeldClaim {
+                    rowid: r.get(0)?,
+                    attempts: r.get(1)?,
+                    holder: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    deadline: r.get(3)?,
+                })
+            })
+            .optional()?;
+        let Some(held) = held.filter(|h| ClaimPolicy::may_settle(&h.holder, h.deadline, claimer, now))
+        else {
             out.stale.push(id.clone());
-        }
-    }
-    Ok(out)
-}
-
-/// Releases messages `claimer` holds, claimable again at once or from `due`.
-pub(crate) fn nack(
-    txn: &mut Txn<'_>,
-    ch: &Arc<ChanShared>,
-    claimer: &str,
-    ids: &[String],
-    due: Option<u64>,
-    now: u64,
-) -> Db<Settled> {
-    let mut out = Settled::default();
-    for id in ids {
-        match live_claim(txn, ch, claimer, id, now)? {
-            Some((rowid, attempts)) => {
-                release(txn, ch, rowid, attempts, due, "nack", now)?;
-                out.done.push(id.clone());
+            continue;
+        };
+        match how {
+            Settle::Ack => {
+                txn.conn
+                    .prepare_cached("DELETE FROM messages WHERE rowid = ?1")?
+                    .execute([held.rowid])?;
+                let c = txn.counts(ch);
+                removed(c, Some(IN_FLIGHT));
+                c.acknowledged += 1;
             }
-            None => out.stale.push(id.clone()),
-        }
-    }
-    Ok(out)
-}
-
-/// Dead-letters messages `claimer` holds, with `reason`.
-pub(crate) fn reject(
-    txn: &mut Txn<'_>,
-    ch: &Arc<ChanShared>,
-    claimer: &str,
-    ids: &[String],
-    reason: &str,
-    now: u64,
-) -> Db<Settled> {
-    let mut out = Settled::default();
-    for id in ids {
-        match live_claim(txn, ch, claimer, id, now)? {
-            Some((rowid, _)) => {
-                dead_letter(txn, ch, rowid, reason, now)?;
-                out.done.push(id.clone());
+            Settle::Nack { delay } => {
+                let due = ClaimPolicy::release_due(now, *delay);
+                release(txn, ch, policy, held.rowid, held.attempts, due, Release::Nack, now)?;
             }
-            None => out.stale.push(id.clone()),
+            Settle::Reject { reason } => {
+                let reason = DeadReason::Rejected(reason.clone());
+                dead_letter(txn, ch, held.rowid, &reason, now)?;
+            }
+            Settle::Extend => {
+                txn.conn
+                    .prepare_cached("UPDATE messages SET due = ?2 WHERE rowid = ?1")?
+                    .execute((held.rowid, int(policy.lease_deadline(now))))?;
+            }
         }
-    }
-    Ok(out)
-}
-
-/// Renews the leases `claimer` holds until `now + lease`.
-pub(crate) fn extend(
-    txn: &mut Txn<'_>,
-    ch: &Arc<ChanShared>,
-    claimer: &str,
-    ids: &[String],
-    now: u64,
-) -> Db<Settled> {
-    let deadline = now.saturating_add(ch.lease_ms);
-    let mut out = Settled::default();
-    for id in ids {
-        let renewed = txn
-            .conn
-            .prepare_cached(
-                "UPDATE messages SET due = ?5 \
-                 WHERE chan = ?1 AND id = ?2 AND state = 2 AND claimer = ?3 AND due > ?4",
-            )?
-            .execute((ch.chan, id, claimer, int(now), int(deadline)))?;
-        if renewed == 1 {
-            out.done.push(id.clone());
-        } else {
-            out.stale.push(id.clone());
-        }
+        out.done.push(id.clone());
     }
     Ok(out)
 }
@@ -696,11 +648,10 @@ pub(crate) fn clear(txn: &mut Txn<'_>, ch: &Arc<ChanShared>) -> Db<usize> {
 
 // ----- stats --------------------------------------------------------------------------
 
-/// A snapshot of the channel, after due delays and expired leases are applied.
-pub(crate) fn stats(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, now: u64) -> Db<StoreStats> {
-    maintain(txn, ch, now)?;
+/// A snapshot of the log.
+pub(crate) fn log_stats(txn: &mut Txn<'_>, ch: &Arc<ChanShared>) -> Db<LogStats> {
     let conn = txn.conn;
-    let oldest_unacked: Option<f64> = conn
+    let oldest: Option<f64> = conn
         .prepare_cached("SELECT timestamp FROM messages WHERE chan = ?1 ORDER BY seq LIMIT 1")?
         .query_row([ch.chan], |r| r.get(0))
         .optional()?;
@@ -710,16 +661,29 @@ pub(crate) fn stats(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, now: u64) -> Db<Sto
         .collect::<Db<_>>()?;
     cursors.sort();
     let head = txn.head(ch);
+    let stored = txn.counts(ch).stored;
+    Ok(LogStats {
+        stored,
+        oldest,
+        head_seq: head,
+        cursors,
+    })
+}
+
+/// A snapshot of the claims, after due delays and expired leases are applied.
+pub(crate) fn claim_stats(
+    txn: &mut Txn<'_>,
+    ch: &Arc<ChanShared>,
+    policy: &ClaimPolicy,
+    now: u64,
+) -> Db<ClaimStats> {
+    maintain(txn, ch, policy, now)?;
     let c = *txn.counts(ch);
-    Ok(StoreStats {
-        stored: c.stored,
-        backlog: if ch.claims { c.ready + c.delayed } else { 0 },
+    Ok(ClaimStats {
+        backlog: c.ready + c.delayed,
         delayed: c.delayed,
         in_flight: c.in_flight,
         acknowledged: c.acknowledged,
         dead_lettered: c.dead,
-        oldest_unacked,
-        head_seq: head,
-        cursors,
     })
 }

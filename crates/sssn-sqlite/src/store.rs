@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
-use sssn::store::{ChannelSpec, ChannelStore, Store};
+use sssn::store::{ChannelSpec, ChannelStorage, ClaimQueue, Store};
 use sssn::{Error, ErrorKind, Result};
 
 use crate::channel::{ChanShared, SqliteChannel};
@@ -271,42 +271,41 @@ impl StoreInner {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn open_channel(&self, spec: &ChannelSpec) -> Result<Arc<dyn ChannelStore>> {
+    async fn open_channel(&self, spec: &ChannelSpec) -> Result<ChannelStorage> {
+        let claims = spec.claims.is_some();
+        let capabilities = |claims: bool| if claims { "with claims" } else { "without claims" };
         let mut channels = self.inner.channels.lock().await;
         let shared = match channels.get(&spec.id) {
-            Some(shared) if shared.claims != spec.kind.claims() => {
+            Some(shared) if shared.policy.is_some() != claims => {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
                     format!(
-                        "channel '{}' in SQLite store {} is open with claims {}, and cannot \
-                         be opened as a {} channel",
+                        "channel '{}' in SQLite store {} is open {}, and cannot be opened {}",
                         spec.id,
                         self.inner.path.display(),
-                        if shared.claims { "on" } else { "off" },
-                        spec.kind.as_str()
+                        capabilities(shared.policy.is_some()),
+                        capabilities(claims)
                     ),
                 ));
             }
             Some(shared) => shared.clone(),
             None => {
                 let name = spec.id.clone();
-                let kind = spec.kind.as_str();
-                let claims = spec.kind.claims();
                 let path = self.inner.path.clone();
                 let row = self
                     .inner
                     .writer
                     .call("open channel", move |txn| {
-                        let row = ops::open_channel(txn.conn, &name, kind, claims)?;
+                        let row = ops::open_channel(txn.conn, &name, claims)?;
                         if row.claims != claims {
                             return Ok(Err(Error::new(
                                 ErrorKind::InvalidArgument,
                                 format!(
-                                    "channel '{name}' in SQLite store {} was created as a \
-                                     {} channel and cannot be opened as a {kind} channel \
-                                     (one has claims, the other not)",
+                                    "channel '{name}' in SQLite store {} was created {} and \
+                                     cannot be opened {} (a kind with claims, and one without)",
                                     path.display(),
-                                    row.kind
+                                    capabilities(row.claims),
+                                    capabilities(claims)
                                 ),
                             )));
                         }
@@ -318,10 +317,14 @@ impl Store for SqliteStore {
                 shared
             }
         };
-        Ok(Arc::new(SqliteChannel {
+        let channel = Arc::new(SqliteChannel {
             store: self.inner.clone(),
             shared,
-        }))
+        });
+        Ok(ChannelStorage {
+            claims: claims.then(|| channel.clone() as Arc<dyn ClaimQueue>),
+            log: channel,
+        })
     }
 
     fn describe(&self) -> String {

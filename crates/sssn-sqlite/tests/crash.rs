@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sssn::ChannelKind;
+use sssn::policy::ClaimPolicy;
 use sssn::store::{ChannelSpec, Store};
 use sssn_sqlite::SqliteStore;
 
@@ -176,18 +176,19 @@ fn killed_at_random_moments_nothing_acknowledged_is_lost() {
     let (dead, job_stats, events, event_stats) = runtime.block_on(async {
         let store = SqliteStore::open(&db).expect("open after the crashes");
         let jobs = store
-            .open_channel(&ChannelSpec::new("jobs", ChannelKind::WorkQueue))
+            .open_channel(&ChannelSpec::with_claims("jobs", ClaimPolicy::default()))
             .await
             .unwrap();
         let events = store
-            .open_channel(&ChannelSpec::new("events", ChannelKind::Broadcast))
+            .open_channel(&ChannelSpec::log("events"))
             .await
             .unwrap();
+        let queue = jobs.claims.as_ref().unwrap();
         (
-            jobs.dead_letters(usize::MAX).await.unwrap(),
-            jobs.stats().await.unwrap(),
-            events.range(0, usize::MAX).await.unwrap(),
-            events.stats().await.unwrap(),
+            queue.dead_letters(usize::MAX).await.unwrap(),
+            jobs.log.stats().await.unwrap(),
+            events.log.range(0, usize::MAX).await.unwrap(),
+            events.log.stats().await.unwrap(),
         )
     });
 

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sssn::ChannelKind;
 use sssn::message::ChannelMessage;
-use sssn::store::{ChannelSpec, ChannelStore, Store};
+use sssn::policy::ClaimPolicy;
+use sssn::store::{ChannelSpec, ChannelStorage, Settle, Store};
 use sssn_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 fn message(n: u64) -> ChannelMessage {
@@ -42,23 +42,26 @@ fn pages(path: &Path) -> (i64, i64) {
     (total, free)
 }
 
-async fn work_queue(store: &SqliteStore) -> std::sync::Arc<dyn ChannelStore> {
+async fn work_queue(store: &SqliteStore) -> ChannelStorage {
     store
-        .open_channel(&ChannelSpec::new("q", ChannelKind::WorkQueue))
+        .open_channel(&ChannelSpec::with_claims("q", ClaimPolicy::default()))
         .await
         .unwrap()
 }
 
 /// Writes, claims and acks `rounds` batches of 100 (backlog ≤ 100).
-async fn steady(ch: &std::sync::Arc<dyn ChannelStore>, from: u64, rounds: u64) {
+async fn steady(ch: &ChannelStorage, from: u64, rounds: u64) {
+    let queue = ch.claims.as_ref().unwrap();
     for r in 0..rounds {
         let base = from + r * 100;
-        ch.append((base..base + 100).map(message).collect())
+        ch.log
+            .append((base..base + 100).map(message).collect())
             .await
             .unwrap();
-        let claimed = ch.claim("w", 100).await.unwrap();
-        let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
-        assert_eq!(ch.ack("w", &ids).await.unwrap().done.len(), 100);
+        let claimed = queue.claim("w", 100).await.unwrap();
+        let ids: Vec<&str> = claimed.iter().map(|c| c.message.id.as_str()).collect();
+        let settled = queue.settle("w", &ids, Settle::Ack).await.unwrap();
+        assert_eq!(settled.done.len(), 100);
     }
 }
 
@@ -86,7 +89,7 @@ async fn a_steady_flow_reuses_freed_pages() {
         "the database grew from {warm_pages} to {pages_after} pages under a steady flow"
     );
     assert!(wal <= 64 << 20, "the WAL grew to {wal} bytes");
-    assert_eq!(ch.stats().await.unwrap().stored, 0);
+    assert_eq!(ch.log.stats().await.unwrap().stored, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,12 +102,12 @@ async fn space_left_by_a_burst_is_given_back_when_idle() {
         .unwrap();
     let ch = work_queue(&store).await;
     for chunk in 0..40u64 {
-        ch.append((chunk * 500..(chunk + 1) * 500).map(message).collect())
+        ch.log.append((chunk * 500..(chunk + 1) * 500).map(message).collect())
             .await
             .unwrap();
     }
     let (full, _) = pages(&path);
-    assert_eq!(ch.clear().await.unwrap(), 20_000);
+    assert_eq!(ch.log.clear().await.unwrap(), 20_000);
     let (_, freed) = pages(&path);
     assert!(freed * 2 > full, "{freed} of {full} pages free after clear");
     // The writer vacuums after a second without work; give it up to 30 s.

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use sssn::ChannelKind;
 use sssn::message::ChannelMessage;
-use sssn::store::{ChannelSpec, ChannelStore, Store};
+use sssn::policy::ClaimPolicy;
+use sssn::store::{ChannelSpec, ChannelStorage, Settle, Store};
 use sssn_sqlite::{SqliteStore, Synchronous};
 
 fn message(n: u64) -> ChannelMessage {
@@ -35,19 +36,21 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn open(
-    path: &Path,
-    sync: Synchronous,
-    kind: ChannelKind,
-) -> (SqliteStore, Arc<dyn ChannelStore>) {
+async fn open(path: &Path, sync: Synchronous, kind: ChannelKind) -> (SqliteStore, ChannelStorage) {
     let store = sssn_sqlite::SqliteOptions::new()
         .synchronous(sync)
         .open(path)
         .unwrap();
-    let mut spec = ChannelSpec::new("bench", kind);
-    spec.claim_timeout = Duration::from_secs(60);
+    let mut spec = ChannelSpec::log("bench");
+    if kind.claims() {
+        spec.claims = Some(ClaimPolicy::with_lease(Duration::from_secs(60)));
+    }
     let ch = store.open_channel(&spec).await.unwrap();
     (store, ch)
+}
+
+fn refs(ids: &[String]) -> Vec<&str> {
+    ids.iter().map(String::as_str).collect()
 }
 
 /// How long each measurement runs.
@@ -69,7 +72,7 @@ fn store_writes(sync: Synchronous, writers: u64, batch: u64) -> f64 {
                     while start.elapsed() < RUN {
                         let msgs: Vec<_> = (n..n + batch).map(message).collect();
                         n += batch;
-                        ch.append(msgs).await.unwrap();
+                        ch.log.append(msgs).await.unwrap();
                     }
                     n - first
                 })
@@ -211,7 +214,7 @@ fn cycles(producers: u64, consumers: u64, batch: u64) -> f64 {
                     }
                     let msgs: Vec<_> = (n..n + batch).map(message).collect();
                     n += batch;
-                    ch.append(msgs).await.unwrap();
+                    ch.log.append(msgs).await.unwrap();
                     written.fetch_add(batch, Relaxed);
                 }
             }));
@@ -221,13 +224,14 @@ fn cycles(producers: u64, consumers: u64, batch: u64) -> f64 {
             tasks.push(tokio::spawn(async move {
                 let me = format!("c{c}");
                 while start.elapsed() < RUN {
-                    let got = ch.claim(&me, batch as usize).await.unwrap();
+                    let got = ch.claims.as_ref().unwrap().claim(&me, batch as usize).await.unwrap();
                     if got.is_empty() {
                         tokio::time::sleep(Duration::from_millis(1)).await;
                         continue;
                     }
                     let ids: Vec<String> = got.iter().map(|c| c.message.id.clone()).collect();
-                    let s = ch.ack(&me, &ids).await.unwrap();
+                    let queue = ch.claims.as_ref().unwrap();
+                    let s = queue.settle(&me, &refs(&ids), Settle::Ack).await.unwrap();
                     assert!(s.stale.is_empty());
                     acked.fetch_add(ids.len() as u64, Relaxed);
                 }
@@ -260,7 +264,7 @@ fn reopen_a_channel_of_a_million_messages() {
     runtime().block_on(async {
         let (_store, ch) = open(&path, Synchronous::Normal, ChannelKind::WorkQueue).await;
         for chunk in 0..1000u64 {
-            ch.append((chunk * 1000..(chunk + 1) * 1000).map(message).collect())
+            ch.log.append((chunk * 1000..(chunk + 1) * 1000).map(message).collect())
                 .await
                 .unwrap();
         }
@@ -277,14 +281,15 @@ fn reopen_a_channel_of_a_million_messages() {
             let start = Instant::now();
             let (store, ch) = open(&path, Synchronous::Full, ChannelKind::WorkQueue).await;
             let opened = start.elapsed();
-            let first = ch.claim("w", 1).await.unwrap();
-            let stats = ch.stats().await.unwrap();
+            let first = ch.claims.as_ref().unwrap().claim("w", 1).await.unwrap();
+            let stats = ch.log.stats().await.unwrap();
             let ready = start.elapsed();
             assert_eq!(first.len(), 1);
             assert_eq!(stats.stored, 1_000_000);
-            ch.nack("w", &[first[0].message.id.clone()], None)
-                .await
-                .unwrap();
+            let nack = Settle::Nack { delay: None };
+            let queue = ch.claims.as_ref().unwrap();
+            let ids = [first[0].message.id.as_str()];
+            assert!(queue.settle("w", &ids, nack).await.unwrap().all_done());
             drop(store);
             println!(
                 "reopen: store + channel open {:.1} ms; + first claim and stats {:.1} ms",
@@ -307,7 +312,7 @@ fn reads(via_writer: bool, under_writes: bool) -> f64 {
     runtime().block_on(async {
         let (_store, ch) = open(&path, Synchronous::Full, ChannelKind::Broadcast).await;
         for chunk in 0..100u64 {
-            ch.append((chunk * 1000..(chunk + 1) * 1000).map(message).collect())
+            ch.log.append((chunk * 1000..(chunk + 1) * 1000).map(message).collect())
                 .await
                 .unwrap();
         }
@@ -319,7 +324,7 @@ fn reads(via_writer: bool, under_writes: bool) -> f64 {
             tasks.push(tokio::spawn(async move {
                 let mut n = 1 << 40;
                 while start.elapsed() < RUN {
-                    ch.append(vec![message(n)]).await.unwrap();
+                    ch.log.append(vec![message(n)]).await.unwrap();
                     n += 1;
                 }
             }));
@@ -333,7 +338,7 @@ fn reads(via_writer: bool, under_writes: bool) -> f64 {
                     x = (x * 48271) % 2_147_483_647;
                     let after = x % 99_900;
                     let got = if via_writer {
-                        ch.read(
+                        ch.log.read(
                             &reader,
                             sssn::store::ReadFrom::AfterSeq(after),
                             100,
@@ -342,7 +347,7 @@ fn reads(via_writer: bool, under_writes: bool) -> f64 {
                         .await
                         .unwrap()
                     } else {
-                        ch.range(after, 100).await.unwrap()
+                        ch.log.range(after, 100).await.unwrap()
                     };
                     rows.fetch_add(got.len() as u64, Relaxed);
                 }
@@ -386,21 +391,23 @@ fn file_size_under_a_steady_flow() {
     runtime().block_on(async {
         let (_store, ch) = open(&path, Synchronous::Full, ChannelKind::WorkQueue).await;
         // Keep a backlog of about 1,000: append 500, claim and ack the oldest 500.
-        ch.append((0..500).map(message).collect()).await.unwrap();
+        ch.log.append((0..500).map(message).collect()).await.unwrap();
         let mut n = 500;
         for round in 1..=2000u64 {
-            ch.append((n..n + 500).map(message).collect())
+            ch.log.append((n..n + 500).map(message).collect())
                 .await
                 .unwrap();
             n += 500;
-            let got = ch.claim("w", 500).await.unwrap();
+            let got = ch.claims.as_ref().unwrap().claim("w", 500).await.unwrap();
             let ids: Vec<String> = got.iter().map(|c| c.message.id.clone()).collect();
-            ch.ack("w", &ids).await.unwrap();
+            let queue = ch.claims.as_ref().unwrap();
+            let settled = queue.settle("w", &refs(&ids), Settle::Ack).await.unwrap();
+            assert!(settled.all_done());
             if round % 400 == 0 {
                 println!(
                     "{:>9} messages through, backlog {}: database {:.2} MiB, WAL {:.2} MiB",
                     round * 500,
-                    ch.stats().await.unwrap().stored,
+                    ch.log.stats().await.unwrap().stored,
                     len(&path) as f64 / (1 << 20) as f64,
                     len(Path::new(&wal)) as f64 / (1 << 20) as f64
                 );

@@ -11,7 +11,11 @@ use std::time::Duration;
 
 use sssn::ChannelKind;
 use sssn::message::ChannelMessage;
-use sssn::store::{ChannelSpec, ChannelStore, Entry, MemoryStore, ReadFilter, ReadFrom, Store};
+use sssn::policy::ClaimPolicy;
+use sssn::store::{
+    ChannelSpec, ChannelStorage, ClaimQueue, Entry, Log, MemoryStore, ReadFilter, ReadFrom, Settle,
+    Store,
+};
 use sssn_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use tokio::sync::broadcast;
 
@@ -41,8 +45,10 @@ impl Rng {
 }
 
 struct Sides {
-    memory: Arc<dyn ChannelStore>,
-    sqlite: Arc<dyn ChannelStore>,
+    memory: Arc<dyn Log>,
+    sqlite: Arc<dyn Log>,
+    /// The claim queues, on channels with claims.
+    queues: Option<(Arc<dyn ClaimQueue>, Arc<dyn ClaimQueue>)>,
     memory_feed: broadcast::Receiver<Entry>,
     sqlite_feed: broadcast::Receiver<Entry>,
     store: Option<SqliteStore>,
@@ -75,21 +81,43 @@ macro_rules! same {
     }};
 }
 
+/// Both claim queues, or none (a log-only channel has no claim surface in either store).
+fn pair(
+    memory: &ChannelStorage,
+    sqlite: &ChannelStorage,
+) -> Option<(Arc<dyn ClaimQueue>, Arc<dyn ClaimQueue>)> {
+    match (&memory.claims, &sqlite.claims) {
+        (Some(m), Some(q)) => Some((m.clone(), q.clone())),
+        (None, None) => None,
+        _ => panic!("the stores disagree on whether the channel has claims"),
+    }
+}
+
 async fn history(seed: u64, kind: ChannelKind, steps: usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.db");
-    let mut spec = ChannelSpec::new(format!("c-{seed}"), kind);
-    spec.claim_timeout = Duration::from_millis(1000);
-    spec.max_deliveries = Some(3);
+    let mut spec = ChannelSpec::log(format!("c-{seed}"));
+    if kind.claims() {
+        spec.claims = Some(ClaimPolicy {
+            lease: Duration::from_millis(1000),
+            max_deliveries: Some(3),
+        });
+    }
     spec.feed_capacity = 1 << 16;
     let memory = MemoryStore::new().open_channel(&spec).await.unwrap();
     let store = open_sqlite(&path);
     let sqlite = store.open_channel(&spec).await.unwrap();
+    let queues = pair(&memory, &sqlite);
+    assert_eq!(queues.is_some(), kind.claims(), "a claim queue exactly with claims");
+    let (memory_log, sqlite_log) = (memory.log.clone(), sqlite.log.clone());
+    // Nothing but `Sides` may hold the SQLite channel: reopening needs the file closed.
+    drop((memory, sqlite));
     let mut s = Sides {
-        memory_feed: memory.feed(),
-        sqlite_feed: sqlite.feed(),
-        memory,
-        sqlite,
+        memory_feed: memory_log.feed(),
+        sqlite_feed: sqlite_log.feed(),
+        memory: memory_log,
+        sqlite: sqlite_log,
+        queues,
         store: Some(store),
     };
     let mut rng = Rng(seed);
@@ -175,20 +203,14 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
             36..=47 => {
                 let who = *rng.pick(&claimers);
                 let limit = rng.below(4) as usize;
-                same!(
-                    ctx,
-                    s.memory.claim(who, limit).await,
-                    s.sqlite.claim(who, limit).await
-                );
+                if let Some((m, q)) = &s.queues {
+                    same!(ctx, m.claim(who, limit).await, q.claim(who, limit).await);
+                }
             }
             48..=55 => {
                 let who = *rng.pick(&claimers);
                 let ids = ids(&mut rng, &known);
-                same!(
-                    ctx,
-                    s.memory.ack(who, &ids).await,
-                    s.sqlite.ack(who, &ids).await
-                );
+                settle(&ctx, &s, who, &ids, Settle::Ack).await;
             }
             56..=61 => {
                 let who = *rng.pick(&claimers);
@@ -198,36 +220,25 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
                     1 => Some(Duration::ZERO),
                     _ => Some(Duration::from_millis(100 + rng.below(1900))),
                 };
-                same!(
-                    ctx,
-                    s.memory.nack(who, &ids, delay).await,
-                    s.sqlite.nack(who, &ids, delay).await
-                );
+                settle(&ctx, &s, who, &ids, Settle::Nack { delay }).await;
             }
             62..=63 => {
                 let who = *rng.pick(&claimers);
                 let ids = ids(&mut rng, &known);
-                same!(
-                    ctx,
-                    s.memory.reject(who, &ids, "bad").await,
-                    s.sqlite.reject(who, &ids, "bad").await
-                );
+                let how = Settle::Reject {
+                    reason: "bad".into(),
+                };
+                settle(&ctx, &s, who, &ids, how).await;
             }
             64..=66 => {
                 let who = *rng.pick(&claimers);
                 let ids = ids(&mut rng, &known);
-                same!(
-                    ctx,
-                    s.memory.extend(who, &ids).await,
-                    s.sqlite.extend(who, &ids).await
-                );
+                settle(&ctx, &s, who, &ids, Settle::Extend).await;
             }
             67..=68 => {
-                same!(
-                    ctx,
-                    s.memory.reclaim_expired().await,
-                    s.sqlite.reclaim_expired().await
-                );
+                if let Some((m, q)) = &s.queues {
+                    same!(ctx, m.reclaim_expired().await, q.reclaim_expired().await);
+                }
             }
             69..=78 => {
                 if rng.chance(25) {
@@ -241,19 +252,16 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
             }
             79..=80 => {
                 let limit = rng.below(10) as usize;
-                same!(
-                    ctx,
-                    s.memory.dead_letters(limit).await,
-                    s.sqlite.dead_letters(limit).await
-                );
+                if let Some((m, q)) = &s.queues {
+                    same!(ctx, m.dead_letters(limit).await, q.dead_letters(limit).await);
+                }
             }
             81 => {
                 let ids = ids(&mut rng, &known);
-                same!(
-                    ctx,
-                    s.memory.redrive(&ids).await,
-                    s.sqlite.redrive(&ids).await
-                );
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                if let Some((m, q)) = &s.queues {
+                    same!(ctx, m.redrive(&ids).await, q.redrive(&ids).await);
+                }
             }
             82..=83 => {
                 // Cut one second into a quiet gap, so that how finely a store keeps arrival
@@ -268,11 +276,8 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
             }
             84..=85 => {
                 let ids = ids(&mut rng, &known);
-                same!(
-                    ctx,
-                    s.memory.remove(&ids).await,
-                    s.sqlite.remove(&ids).await
-                );
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                same!(ctx, s.memory.remove(&ids).await, s.sqlite.remove(&ids).await);
             }
             86 => {
                 if rng.chance(30) {
@@ -280,14 +285,17 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
                 }
             }
             87..=95 => {
-                same!(ctx, s.memory.stats().await, s.sqlite.stats().await);
+                stats(&ctx, &s).await;
             }
             _ => {
                 // Close the file and open it again: nothing may change.
                 drop(std::mem::replace(&mut s.sqlite, s.memory.clone()));
+                let memory_queue = s.queues.take().map(|(m, _)| m);
                 drop(s.store.take());
                 let store = open_sqlite(&path);
-                s.sqlite = store.open_channel(&spec).await.unwrap();
+                let ChannelStorage { log, claims } = store.open_channel(&spec).await.unwrap();
+                s.queues = memory_queue.zip(claims);
+                s.sqlite = log;
                 s.sqlite_feed = s.sqlite.feed();
                 s.store = Some(store);
                 assert_eq!(s.memory.head(), s.sqlite.head(), "{ctx}: head after reopen");
@@ -300,11 +308,27 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
             "{ctx}: feed"
         );
     }
-    same!(
-        "final stats",
-        s.memory.stats().await,
-        s.sqlite.stats().await
-    );
+    stats("final stats", &s).await;
+}
+
+/// Settles on both sides (on channels with claims).
+async fn settle(ctx: &str, s: &Sides, who: &str, ids: &[String], how: Settle) {
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    if let Some((m, q)) = &s.queues {
+        same!(
+            ctx,
+            m.settle(who, &ids, how.clone()).await,
+            q.settle(who, &ids, how).await
+        );
+    }
+}
+
+/// Compares the log's and the claim queue's snapshots.
+async fn stats(ctx: &str, s: &Sides) {
+    same!(ctx, s.memory.stats().await, s.sqlite.stats().await);
+    if let Some((m, q)) = &s.queues {
+        same!(ctx, m.stats().await, q.stats().await);
+    }
 }
 
 #[tokio::test(start_paused = true)]

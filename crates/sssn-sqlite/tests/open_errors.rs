@@ -4,18 +4,18 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use sssn::message::ChannelMessage;
-use sssn::store::{ChannelSpec, ChannelStore, Store};
-use sssn::{ChannelKind, ErrorKind};
+use sssn::ErrorKind;
+use sssn::policy::ClaimPolicy;
+use sssn::store::{ChannelSpec, ChannelStorage, Settle, Store};
 use sssn_sqlite::{SqliteOptions, SqliteStore};
 
 fn spec(id: &str) -> ChannelSpec {
-    ChannelSpec::new(id, ChannelKind::WorkQueue)
+    ChannelSpec::with_claims(id, ClaimPolicy::default())
 }
 
-async fn channel(store: &SqliteStore, id: &str) -> Arc<dyn ChannelStore> {
+async fn channel(store: &SqliteStore, id: &str) -> ChannelStorage {
     store.open_channel(&spec(id)).await.expect("open channel")
 }
 
@@ -26,7 +26,7 @@ fn message(n: usize, bytes: usize) -> ChannelMessage {
 async fn stored_ids(path: &Path, id: &str) -> Vec<String> {
     let store = SqliteStore::open(path).expect("reopen");
     let ch = channel(&store, id).await;
-    ch.range(0, usize::MAX)
+    ch.log.range(0, usize::MAX)
         .await
         .unwrap()
         .into_iter()
@@ -80,7 +80,7 @@ async fn a_newer_schema_is_refused_and_keeps_its_data() {
     let id = {
         let store = SqliteStore::open(&path).unwrap();
         let ch = channel(&store, "q").await;
-        ch.append(vec![message(1, 10)]).await.unwrap()[0]
+        ch.log.append(vec![message(1, 10)]).await.unwrap()[0]
             .message
             .id
             .clone()
@@ -152,7 +152,7 @@ async fn a_channel_keeps_whether_it_has_claims() {
         let store = SqliteStore::open(&path).unwrap();
         channel(&store, "jobs").await;
         let err = store
-            .open_channel(&ChannelSpec::new("jobs", ChannelKind::Broadcast))
+            .open_channel(&ChannelSpec::log("jobs"))
             .await
             .err()
             .expect("refused while open");
@@ -160,25 +160,28 @@ async fn a_channel_keeps_whether_it_has_claims() {
     }
     let store = SqliteStore::open(&path).unwrap();
     let err = store
-        .open_channel(&ChannelSpec::new("jobs", ChannelKind::Mailbox))
+        .open_channel(&ChannelSpec::log("jobs"))
         .await
         .err()
         .expect("refused after reopening");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-    assert!(err.to_string().contains("work_queue"), "{err}");
-    // Same claim semantics: fine.
+    assert!(err.to_string().contains("created with claims"), "{err}");
+    // Same capabilities (another kind with claims, another lease): fine.
     store
-        .open_channel(&ChannelSpec::new("jobs", ChannelKind::Passthrough))
+        .open_channel(&ChannelSpec::with_claims(
+            "jobs",
+            ClaimPolicy::with_lease(std::time::Duration::from_secs(5)),
+        ))
         .await
-        .expect("passthrough has claims too");
+        .expect("claims again");
 }
 
 /// Appends 1 KiB messages one by one until the store refuses; returns the ids it
 /// acknowledged and the error.
-async fn fill(ch: &Arc<dyn ChannelStore>) -> (Vec<String>, sssn::Error) {
+async fn fill(ch: &ChannelStorage) -> (Vec<String>, sssn::Error) {
     let mut acked = Vec::new();
     for n in 0..1_000_000 {
-        match ch.append(vec![message(n, 1024)]).await {
+        match ch.log.append(vec![message(n, 1024)]).await {
             Ok(entries) => acked.push(entries[0].message.id.clone()),
             Err(e) => return (acked, e),
         }
@@ -196,7 +199,7 @@ async fn a_size_limit_fails_writes_like_a_full_disk_and_keeps_committed_data() {
             .open(&path)
             .unwrap();
         let ch = channel(&store, "q").await;
-        let mut feed = ch.feed();
+        let mut feed = ch.log.feed();
         let (acked, err) = fill(&ch).await;
         assert!(acked.len() > 50, "{} writes before full", acked.len());
         // Subscribers saw exactly the committed appends, not the one that failed.
@@ -205,17 +208,18 @@ async fn a_size_limit_fails_writes_like_a_full_disk_and_keeps_committed_data() {
             announced.push(e.message.id.clone());
         }
         assert_eq!(announced, acked);
-        assert_eq!(ch.head(), acked.len() as u64);
+        assert_eq!(ch.log.head(), acked.len() as u64);
         assert_eq!(err.kind(), ErrorKind::Store, "{err}");
         let msg = err.to_string();
         eprintln!("error: {msg}");
         assert!(msg.contains(&path.display().to_string()), "{msg}");
         assert!(msg.contains("SQLITE_FULL"), "{msg}");
         // Reads and settling still work; freeing space lets writes through again.
-        let claimed = ch.claim("w", 10).await.unwrap();
-        let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
-        assert_eq!(ch.ack("w", &ids).await.unwrap().done, ids);
-        ch.append(vec![message(0, 1024)])
+        let queue = ch.claims.as_ref().unwrap();
+        let claimed = queue.claim("w", 10).await.unwrap();
+        let ids: Vec<&str> = claimed.iter().map(|c| c.message.id.as_str()).collect();
+        assert_eq!(queue.settle("w", &ids, Settle::Ack).await.unwrap().done, ids);
+        ch.log.append(vec![message(0, 1024)])
             .await
             .expect("space freed by acks is reused");
         acked
@@ -307,7 +311,7 @@ async fn a_read_only_directory_is_named_and_its_database_kept() {
     let id = {
         let store = SqliteStore::open(&path).unwrap();
         let ch = channel(&store, "q").await;
-        ch.append(vec![message(1, 10)]).await.unwrap()[0]
+        ch.log.append(vec![message(1, 10)]).await.unwrap()[0]
             .message
             .id
             .clone()
@@ -332,13 +336,13 @@ async fn a_file_locked_by_another_program_fails_writes_clearly_then_recovers() {
         .open(&path)
         .unwrap();
     let ch = channel(&store, "q").await;
-    let first = ch.append(vec![message(0, 10)]).await.unwrap();
+    let first = ch.log.append(vec![message(0, 10)]).await.unwrap();
     // Another program (say the sqlite3 shell) takes the write lock and keeps it.
     let other = rusqlite::Connection::open(&path).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let attempts = (1..4).map(|n| {
         let ch = ch.clone();
-        tokio::spawn(async move { ch.append(vec![message(n, 10)]).await })
+        tokio::spawn(async move { ch.log.append(vec![message(n, 10)]).await })
     });
     for attempt in attempts {
         let err = attempt.await.unwrap().unwrap_err();
@@ -348,8 +352,9 @@ async fn a_file_locked_by_another_program_fails_writes_clearly_then_recovers() {
         assert!(msg.contains("locked by another connection"), "{msg}");
     }
     other.execute_batch("COMMIT").unwrap();
-    let next = ch.append(vec![message(9, 10)]).await.unwrap();
+    let next = ch.log.append(vec![message(9, 10)]).await.unwrap();
     let stored: Vec<_> = ch
+        .log
         .range(0, 10)
         .await
         .unwrap()
@@ -360,5 +365,5 @@ async fn a_file_locked_by_another_program_fails_writes_clearly_then_recovers() {
         stored,
         vec![first[0].message.id.clone(), next[0].message.id.clone()]
     );
-    assert_eq!(ch.head(), 2, "failed appends used no sequence");
+    assert_eq!(ch.log.head(), 2, "failed appends used no sequence");
 }

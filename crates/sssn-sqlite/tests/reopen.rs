@@ -5,22 +5,95 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sssn::ChannelKind;
 use sssn::message::ChannelMessage;
-use sssn::store::{ChannelSpec, ChannelStore, ReadFrom, Store};
+use sssn::policy::ClaimPolicy;
+use sssn::store::{
+    ChannelSpec, ChannelStorage, ClaimStats, Claimed, DeadLetter, Entry, LogStats, ReadFilter,
+    ReadFrom, Settle, Settled, Store,
+};
+use sssn::{ErrorKind, Result};
 use sssn_sqlite::SqliteStore;
 
 fn spec() -> ChannelSpec {
-    let mut spec = ChannelSpec::new("orders", ChannelKind::Passthrough);
-    spec.claim_timeout = Duration::from_millis(400);
-    spec.max_deliveries = Some(5);
-    spec
+    ChannelSpec::with_claims(
+        "orders",
+        ClaimPolicy {
+            lease: Duration::from_millis(400),
+            max_deliveries: Some(5),
+        },
+    )
 }
 
-async fn open(path: &std::path::Path) -> (SqliteStore, Arc<dyn ChannelStore>) {
+async fn open(path: &std::path::Path) -> (SqliteStore, Chan) {
     let store = SqliteStore::open(path).unwrap();
     let ch = store.open_channel(&spec()).await.unwrap();
-    (store, ch)
+    (store, Chan(ch))
+}
+
+/// A passthrough channel's storage, both halves, as this test drives it.
+struct Chan(ChannelStorage);
+
+/// What `stats` compares across the restart: the log's and the claims' snapshots.
+#[derive(Debug)]
+struct Stats {
+    stored: u64,
+    acknowledged: u64,
+    dead_lettered: u64,
+    cursors: Vec<(String, u64)>,
+}
+
+impl Chan {
+    fn queue(&self) -> &Arc<dyn sssn::store::ClaimQueue> {
+        self.0.claims.as_ref().expect("a passthrough channel has claims")
+    }
+    async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
+        self.0.log.append(messages).await
+    }
+    async fn read(
+        &self,
+        reader: &str,
+        from: ReadFrom,
+        limit: usize,
+        filter: &ReadFilter,
+    ) -> Result<Vec<Entry>> {
+        self.0.log.read(reader, from, limit, filter).await
+    }
+    fn head(&self) -> u64 {
+        self.0.log.head()
+    }
+    async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>> {
+        self.queue().claim(claimer, limit).await
+    }
+    async fn settle(&self, claimer: &str, ids: &[String], how: Settle) -> Result<Settled> {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.queue().settle(claimer, &ids, how).await
+    }
+    async fn ack(&self, claimer: &str, ids: &[String]) -> Result<Settled> {
+        self.settle(claimer, ids, Settle::Ack).await
+    }
+    async fn nack(&self, claimer: &str, ids: &[String], delay: Option<Duration>) -> Result<Settled> {
+        self.settle(claimer, ids, Settle::Nack { delay }).await
+    }
+    async fn reject(&self, claimer: &str, ids: &[String], reason: &str) -> Result<Settled> {
+        let reason = reason.to_owned();
+        self.settle(claimer, ids, Settle::Reject { reason }).await
+    }
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        self.queue().dead_letters(limit).await
+    }
+    async fn stats(&self) -> Result<Stats> {
+        let (log, claims): (LogStats, ClaimStats) =
+            (self.0.log.stats().await?, self.queue().stats().await?);
+        if log.head_seq != self.head() {
+            return Err(sssn::Error::new(ErrorKind::Internal, "head disagrees"));
+        }
+        Ok(Stats {
+            stored: log.stored,
+            acknowledged: claims.acknowledged,
+            dead_lettered: claims.dead_lettered,
+            cursors: log.cursors,
+        })
+    }
 }
 
 fn ids(entries: &[sssn::store::Entry]) -> Vec<String> {
@@ -49,13 +122,9 @@ async fn a_reopened_file_resumes_every_reader_claim_and_delay() {
         let claimed = ch.claim("w1", 4).await.unwrap();
         assert_eq!(claimed.len(), 4);
         // #0 acked, #1 rejected, #2 nacked for a while, #3 held by w1 when we "crash".
-        ch.ack("w1", &written[..1]).await.unwrap();
-        ch.reject("w1", &written[1..2], "bad address")
-            .await
-            .unwrap();
-        ch.nack("w1", &written[2..3], Some(Duration::from_millis(1500)))
-            .await
-            .unwrap();
+        assert!(ch.ack("w1", &written[..1]).await.unwrap().all_done());
+        assert!(ch.reject("w1", &written[1..2], "bad address").await.unwrap().all_done());
+        assert!(ch.nack("w1", &written[2..3], Some(Duration::from_millis(1500))).await.unwrap().all_done());
         before = ch.stats().await.unwrap();
     }
 
@@ -81,7 +150,7 @@ async fn a_reopened_file_resumes_every_reader_claim_and_delay() {
     let free = ch.claim("w2", 10).await.unwrap();
     let free_ids: Vec<_> = free.iter().map(|c| c.message.id.clone()).collect();
     assert_eq!(free_ids, written[4..]);
-    ch.ack("w2", &free_ids).await.unwrap();
+    assert!(ch.ack("w2", &free_ids).await.unwrap().all_done());
     // After the lease, #3 comes back as its second attempt; #2 is not due yet.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let back = ch.claim("w2", 10).await.unwrap();
@@ -128,7 +197,7 @@ async fn discovery_registrations_survive_a_restart_until_they_expire() {
         let store = Arc::new(SqliteStore::open(&path).unwrap());
         let registry = DiscoveryChannel::new("registry").store(store).build();
         registry.start().await.unwrap();
-        let d = registry.discovery().unwrap();
+        let d = &registry;
         d.register_channel(&info, Some(Duration::from_secs(3600)))
             .await
             .unwrap();
@@ -143,7 +212,7 @@ async fn discovery_registrations_survive_a_restart_until_they_expire() {
     let store = Arc::new(SqliteStore::open(&path).unwrap());
     let registry = DiscoveryChannel::new("registry").store(store).build();
     registry.start().await.unwrap();
-    let d = registry.discovery().unwrap();
+    let d = &registry;
     assert_eq!(d.get_channel("orders").await.unwrap(), Some(info));
     assert_eq!(
         d.get_system("resizer").await.unwrap().unwrap().system_name,

@@ -30,9 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sssn::channel::{BroadcastChannel, WorkQueueChannel};
 use sssn::message::ChannelMessage;
-use sssn::{Channel, ErrorKind};
+use sssn::{BroadcastChannel as Events, WorkQueueChannel as Jobs};
 use sssn_sqlite::SqliteStore;
 
 /// Messages with `n % POISON_EVERY == POISON_AT` are always nacked.
@@ -68,7 +67,7 @@ fn poison(n: u64) -> bool {
     n % POISON_EVERY == POISON_AT
 }
 
-async fn producer(jobs: Channel, events: Channel, mut log: Log, run: u64) {
+async fn producer(jobs: Jobs, events: Events, mut log: Log, run: u64) {
     for n in 0.. {
         let mut job = ChannelMessage::with_data(
             "producer",
@@ -92,7 +91,7 @@ async fn producer(jobs: Channel, events: Channel, mut log: Log, run: u64) {
     }
 }
 
-async fn consumer(jobs: Channel, name: String, mut log: Log, drain: bool) {
+async fn consumer(jobs: Jobs, name: String, mut log: Log, drain: bool) {
     loop {
         let claimed = jobs.claim(name.as_str(), 3).await.expect("claim");
         if claimed.is_empty() {
@@ -111,33 +110,30 @@ async fn consumer(jobs: Channel, name: String, mut log: Log, drain: bool) {
                 .map(|c| format!("C {} {}", c.message.id, c.attempt))
                 .collect::<Vec<_>>(),
         );
-        for c in claimed {
+        for c in &claimed {
             let id = c.message.id.clone();
             let is_poison = c.message.data::<serde_json::Value>().expect("json")["poison"]
                 .as_bool()
                 .expect("poison flag");
-            let ids = std::slice::from_ref(&id);
             if is_poison {
-                match jobs.nack(name.as_str(), ids).await {
-                    Ok(_) => log.record(&[format!("N {id} {}", c.attempt)]),
-                    Err(e) if e.kind() == ErrorKind::StaleClaim => {}
-                    Err(e) => panic!("nack: {e}"),
+                let settled = jobs.nack(name.as_str(), &c).await.expect("nack");
+                if settled.all_done() {
+                    log.record(&[format!("N {id} {}", c.attempt)]);
                 }
                 continue;
             }
             log.record(&[format!("P {id} {}", c.attempt)]);
-            match jobs.ack(name.as_str(), ids).await {
-                Ok(_) => log.record(&[format!("A {id} {}", c.attempt)]),
-                Err(e) if e.kind() == ErrorKind::StaleClaim => {
-                    log.record(&[format!("S {id} {}", c.attempt)]);
-                }
-                Err(e) => panic!("ack: {e}"),
+            let settled = jobs.ack(name.as_str(), &c).await.expect("ack");
+            if settled.all_done() {
+                log.record(&[format!("A {id} {}", c.attempt)]);
+            } else {
+                log.record(&[format!("S {id} {}", c.attempt)]);
             }
         }
     }
 }
 
-async fn reader(events: Channel, name: String, mut log: Log, drain: bool) {
+async fn reader(events: Events, name: String, mut log: Log, drain: bool) {
     loop {
         let got = events.read(name.as_str(), 8).await.expect("read");
         if got.is_empty() {
@@ -176,12 +172,12 @@ async fn main() -> Result<(), String> {
         other => return Err(format!("unknown mode '{other}'")),
     };
     let store = Arc::new(SqliteStore::open(db).map_err(|e| e.to_string())?);
-    let jobs = WorkQueueChannel::new("jobs")
+    let jobs = Jobs::new("jobs")
         .store(store.clone())
         .claim_timeout(Duration::from_millis(300))
         .max_deliveries(3)
         .build();
-    let events = BroadcastChannel::new("events").store(store).build();
+    let events = Events::new("events").store(store).build();
     jobs.start().await.map_err(|e| e.to_string())?;
     events.start().await.map_err(|e| e.to_string())?;
 

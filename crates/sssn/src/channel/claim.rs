@@ -93,6 +93,11 @@ impl MessageIds for Claimed {
         vec![self.message.id.as_str()]
     }
 }
+impl<T: MessageIds + ?Sized> MessageIds for &T {
+    fn message_ids(&self) -> Vec<&str> {
+        (**self).message_ids()
+    }
+}
 
 impl<K: Claims> Channel<K> {
     /// Claims up to `limit` of the oldest claimable messages for the lease
