@@ -184,6 +184,13 @@ impl From<Error> for ApiError {
         if matches!(e.kind(), ErrorKind::Store | ErrorKind::Internal) {
             tracing::error!(error = %e, "request failed on the server side");
         }
+        // v1's wording over HTTP: the caller is the token's holder.
+        if let Some((op, channel)) = e.denied_operation() {
+            return Self::new(
+                ErrorKind::PermissionDenied,
+                format!("Token does not permit '{op}' on channel '{channel}'."),
+            );
+        }
         Self::new(e.kind(), e.message())
     }
 }

@@ -38,9 +38,18 @@ fn ids_body(extra: Value) -> Value {
         {"type": "object", "properties": props}}}})
 }
 
-fn settled(verb: &str) -> Value {
+fn counted(verb: &str) -> Value {
     json!({"type": "object", "required": ["status", verb], "properties": {
         "status": {"type": "string", "enum": ["ok"]}, verb: {"type": "integer", "minimum": 0}}})
+}
+
+/// A settle's answer: v1's count, and the outcome of every id.
+fn settled(verb: &str) -> Value {
+    let ids = json!({"type": "array", "items": {"type": "string"}});
+    json!({"type": "object", "required": ["status", verb, "done", "stale"], "properties": {
+        "status": {"type": "string", "enum": ["ok"]}, verb: {"type": "integer", "minimum": 0},
+        "done": ids, "stale": {"type": "array", "items": {"type": "string"},
+            "description": "Ids with no live claim by the caller (expired, reclaimed, already settled or unknown); left alone."}}})
 }
 
 /// Standard error responses of channel routes.
@@ -201,7 +210,31 @@ fn operation(op: &str) -> Value {
             "Put dead letters back into the channel (admin).",
             vec![],
             Some(ids_body(json!({}))),
-            ok("Number moved back.", settled("redriven")),
+            ok("Number moved back.", counted("redriven")),
+            true,
+        ),
+        "clear" => (
+            "Remove every message (admin). Cursors stay valid.",
+            vec![],
+            None,
+            ok("Number removed.", counted("removed")),
+            false,
+        ),
+        "evict" => (
+            "Remove messages stored before `before` (epoch seconds), then all but the newest `max_count` (admin).",
+            vec![],
+            Some(
+                json!({"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "before": {"type": "number"}, "max_count": {"type": "integer", "minimum": 0}}}}}}),
+            ),
+            ok("Number removed.", counted("removed")),
+            true,
+        ),
+        "remove" => (
+            "Remove messages by id (admin).",
+            vec![],
+            Some(ids_body(json!({}))),
+            ok("Number removed.", counted("removed")),
             true,
         ),
         "info" => (
@@ -240,9 +273,6 @@ fn operation(op: &str) -> Value {
     responses.insert("200".into(), success);
     channel_errors(&mut responses, with_body);
     match op {
-        "acknowledge" | "nack" | "extend" | "reject" => {
-            responses.insert("409".into(), err("Stale claim: expired, reclaimed, already settled, unknown, or not the caller's (the others were settled)."));
-        }
         "write" | "writeBatch" => {
             responses.insert(
                 "429".into(),

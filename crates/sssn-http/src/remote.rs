@@ -9,8 +9,9 @@
 //! let client = ChannelClient::new("worker-1");
 //! // v1's form: the full channel URL and a bare token.
 //! client.connect_remote("jobs", "http://127.0.0.1:8000/channels/jobs", Some("worker-1"))?;
-//! client.write("jobs", &serde_json::json!({"n": 1})).await?;
-//! let claims = client.claim("jobs", 10).await?;
+//! let jobs = client.work_queue("jobs")?;
+//! jobs.write(&serde_json::json!({"n": 1})).await?;
+//! let claims = jobs.claim(10).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -59,10 +60,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sssn::channel::{ChannelStats, ReadOptions, RecvError};
 use sssn::security::Principal;
-use sssn::store::{Claimed, DeadLetter, Entry, Seq};
+use sssn::store::{Claimed, DeadLetter, Entry, Seq, Settle, Settled};
 use sssn::{
-    ChannelClient, ChannelEndpoint, ChannelInfo, ChannelMessage, Error, ErrorKind, Payload,
-    Subscription,
+    ChannelClient, ChannelEndpoint, ChannelInfo, ChannelKind, ChannelMessage, Error, ErrorKind,
+    Payload, Subscription,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -103,6 +104,8 @@ struct Inner {
     timeout: Duration,
     backoff_max: Duration,
     idle_timeout: Duration,
+    /// The channel's kind, once an `info` answer told it.
+    kind: OnceLock<ChannelKind>,
     subscriptions: Mutex<HashMap<String, Vec<CancellationToken>>>,
 }
 
@@ -204,6 +207,7 @@ impl RemoteChannel {
                 timeout: Duration::from_secs(30),
                 backoff_max: Duration::from_secs(5),
                 idle_timeout: Duration::from_secs(60),
+                kind: OnceLock::new(),
                 subscriptions: Mutex::new(HashMap::new()),
             }),
         })
@@ -220,6 +224,7 @@ impl RemoteChannel {
             timeout: shared.timeout,
             backoff_max: shared.backoff_max,
             idle_timeout: shared.idle_timeout,
+            kind: shared.kind.clone(),
             subscriptions: Mutex::new(HashMap::new()),
         });
         change(&mut inner);
@@ -263,28 +268,6 @@ impl RemoteChannel {
         self.inner.url.as_str()
     }
 
-    /// Dead letters, oldest first (needs admin rights).
-    pub async fn dead_letters(
-        &self,
-        caller: &Principal,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, Error> {
-        let url = self
-            .inner
-            .url_for("/dead-letters", &[("limit", &limit.to_string())]);
-        let r: wire::DeadLettersResponse = self
-            .inner
-            .call(Method::GET, url, caller, None, "dead-letters")
-            .await?;
-        Ok(r.dead_letters)
-    }
-
-    /// Puts dead letters back into the channel (needs admin rights).
-    pub async fn redrive(&self, caller: &Principal, ids: &[String]) -> Result<usize, Error> {
-        self.inner
-            .settle("/redrive", caller, ids_body(ids, None, None)?, "redrive")
-            .await
-    }
 }
 
 fn bearer(token: &str) -> Result<HeaderValue, Error> {
@@ -293,12 +276,12 @@ fn bearer(token: &str) -> Result<HeaderValue, Error> {
 }
 
 fn ids_body(
-    ids: &[String],
+    ids: &[&str],
     delay: Option<Duration>,
     reason: Option<&str>,
 ) -> Result<Vec<u8>, Error> {
     let body = IdsRequest {
-        message_ids: ids.to_vec(),
+        message_ids: ids.iter().map(|&id| id.to_owned()).collect(),
         delay_ms: delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         reason: reason.map(str::to_owned),
     };
@@ -408,16 +391,16 @@ impl Inner {
         })
     }
 
+    /// POSTs to `suffix` and reads a [`wire::SettledResponse`].
     async fn settle(
         &self,
         suffix: &str,
         caller: &Principal,
-        body: Vec<u8>,
+        body: Option<Vec<u8>>,
         op: &str,
-    ) -> Result<usize, Error> {
+    ) -> Result<wire::SettledResponse, Error> {
         let url = self.url_for(suffix, &[]);
-        let r: wire::SettledResponse = self.call(Method::POST, url, caller, Some(body), op).await?;
-        Ok(r.count())
+        self.call(Method::POST, url, caller, body, op).await
     }
 
     async fn open_events(
@@ -481,27 +464,41 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(|e| Error::new(ErrorKind::InvalidMessage, e.to_string()))
 }
 
-/// Hands the first payload back on the errors where a local channel does.
+/// Hands every payload back on the errors where a local channel does.
 fn with_rejected(e: Error, payloads: Vec<Payload>) -> Error {
-    if matches!(e.kind(), ErrorKind::Backpressure | ErrorKind::ShuttingDown)
-        && let Some(first) = payloads.into_iter().next()
-    {
-        return e.with_rejected(first);
+    if matches!(
+        e.kind(),
+        ErrorKind::Backpressure | ErrorKind::ShuttingDown | ErrorKind::PermissionDenied
+    ) {
+        return e.with_rejected_all(payloads);
     }
     e
 }
 
 #[async_trait]
 impl ChannelEndpoint for RemoteChannel {
+    fn channel_id(&self) -> &str {
+        &self.inner.channel_id
+    }
+
+    fn kind(&self) -> Option<ChannelKind> {
+        self.inner.kind.get().copied()
+    }
+
     fn is_remote(&self) -> bool {
         true
     }
 
     async fn info(&self, caller: &Principal) -> Result<ChannelInfo, Error> {
         let url = self.inner.url_for("/info", &[]);
-        self.inner
+        let info: ChannelInfo = self
+            .inner
             .call(Method::GET, url, caller, None, "info")
-            .await
+            .await?;
+        if let Some(kind) = info.kind {
+            let _ = self.inner.kind.set(kind);
+        }
+        Ok(info)
     }
 
     async fn write_batch(
@@ -585,48 +582,59 @@ impl ChannelEndpoint for RemoteChannel {
             .collect())
     }
 
-    async fn ack(&self, caller: &Principal, ids: &[String]) -> Result<usize, Error> {
-        self.inner
-            .settle(
-                "/acknowledge",
-                caller,
-                ids_body(ids, None, None)?,
-                "acknowledge",
-            )
-            .await
-    }
-
-    async fn nack(
+    async fn settle(
         &self,
         caller: &Principal,
-        ids: &[String],
-        delay: Option<Duration>,
-    ) -> Result<usize, Error> {
-        self.inner
-            .settle("/nack", caller, ids_body(ids, delay, None)?, "nack")
-            .await
+        ids: &[&str],
+        how: Settle,
+    ) -> Result<Settled, Error> {
+        let (suffix, op, body) = match &how {
+            Settle::Ack => ("/acknowledge", "acknowledge", ids_body(ids, None, None)?),
+            Settle::Nack { delay } => ("/nack", "nack", ids_body(ids, *delay, None)?),
+            Settle::Reject { reason } => ("/reject", "reject", ids_body(ids, None, Some(reason))?),
+            Settle::Extend => ("/extend", "extend", ids_body(ids, None, None)?),
+        };
+        let r = self.inner.settle(suffix, caller, Some(body), op).await?;
+        Ok(r.settled(ids))
     }
 
-    async fn reject(
+    async fn dead_letters(&self, caller: &Principal, limit: usize) -> Result<Vec<DeadLetter>, Error> {
+        let url = self
+            .inner
+            .url_for("/dead-letters", &[("limit", &limit.to_string())]);
+        let r: wire::DeadLettersResponse = self
+            .inner
+            .call(Method::GET, url, caller, None, "dead-letters")
+            .await?;
+        Ok(r.dead_letters)
+    }
+
+    async fn redrive(&self, caller: &Principal, ids: &[&str]) -> Result<usize, Error> {
+        let body = ids_body(ids, None, None)?;
+        let r = self.inner.settle("/redrive", caller, Some(body), "redrive").await?;
+        Ok(r.count())
+    }
+
+    async fn clear(&self, caller: &Principal) -> Result<usize, Error> {
+        let r = self.inner.settle("/clear", caller, None, "clear").await?;
+        Ok(r.count())
+    }
+
+    async fn evict(
         &self,
         caller: &Principal,
-        ids: &[String],
-        reason: &str,
+        before: Option<f64>,
+        max_count: Option<usize>,
     ) -> Result<usize, Error> {
-        self.inner
-            .settle(
-                "/reject",
-                caller,
-                ids_body(ids, None, Some(reason))?,
-                "reject",
-            )
-            .await
+        let body = encode(&wire::EvictRequest { before, max_count })?;
+        let r = self.inner.settle("/evict", caller, Some(body), "evict").await?;
+        Ok(r.count())
     }
 
-    async fn extend(&self, caller: &Principal, ids: &[String]) -> Result<usize, Error> {
-        self.inner
-            .settle("/extend", caller, ids_body(ids, None, None)?, "extend")
-            .await
+    async fn remove(&self, caller: &Principal, ids: &[&str]) -> Result<usize, Error> {
+        let body = ids_body(ids, None, None)?;
+        let r = self.inner.settle("/remove", caller, Some(body), "remove").await?;
+        Ok(r.count())
     }
 
     async fn subscribe(

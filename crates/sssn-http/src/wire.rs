@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sssn::channel::ChannelStats;
-use sssn::store::{DeadLetter, Seq};
+use sssn::store::{DeadLetter, Seq, Settled};
 use sssn::{ChannelInfo, ChannelMessage, Content, Error, ErrorKind, Payload};
 
 /// How a write body is to be understood (query `kind`, or v1's `direct`).
@@ -272,9 +272,45 @@ pub struct SettledResponse {
     /// Redrive: how many dead letters went back into the channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redriven: Option<usize>,
+    /// Clear, evict, remove: how many messages were removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<usize>,
+    /// Settling: the ids that were settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<Vec<String>>,
+    /// Settling: the ids with no live claim by the caller (expired, reclaimed, already
+    /// settled or unknown); they were left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<Vec<String>>,
 }
 
 impl SettledResponse {
+    /// The answer to a settle (`verb`: acknowledged, nacked, extended, rejected): v1's
+    /// count, and the outcome of every id.
+    pub fn of(verb: &str, settled: Settled) -> Self {
+        let mut r = Self::count_of(verb, settled.done.len());
+        r.done = Some(settled.done);
+        r.stale = Some(settled.stale);
+        r
+    }
+
+    /// An answer that carries a count under `verb`.
+    pub fn count_of(verb: &str, n: usize) -> Self {
+        let mut r = Self {
+            status: "ok".into(),
+            ..Self::default()
+        };
+        match verb {
+            "acknowledged" => r.acknowledged = Some(n),
+            "nacked" => r.nacked = Some(n),
+            "extended" => r.extended = Some(n),
+            "rejected" => r.rejected = Some(n),
+            "redriven" => r.redriven = Some(n),
+            _ => r.removed = Some(n),
+        }
+        r
+    }
+
     /// The count, whichever verb carries it.
     pub fn count(&self) -> usize {
         self.acknowledged
@@ -282,8 +318,51 @@ impl SettledResponse {
             .or(self.extended)
             .or(self.rejected)
             .or(self.redriven)
+            .or(self.removed)
             .unwrap_or(0)
     }
+
+    /// The per-id outcome of a settle of `ids`. A server that reports no outcome (v1)
+    /// settled everything it counted.
+    pub fn settled(self, ids: &[&str]) -> Settled {
+        let n = self.count().min(ids.len());
+        match (self.done, self.stale) {
+            (Some(done), Some(stale)) => Settled { done, stale },
+            _ => {
+                Settled {
+                    done: ids[..n].iter().map(|&id| id.to_owned()).collect(),
+                    stale: ids[n..].iter().map(|&id| id.to_owned()).collect(),
+                }
+            }
+        }
+    }
+}
+
+/// The body of `POST /channels/{id}/evict`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvictRequest {
+    /// Remove messages stored before this time (Unix epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<f64>,
+    /// Then keep only the newest this many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_count: Option<usize>,
+}
+
+/// Parses an [`EvictRequest`] body.
+pub fn parse_evict(body: &[u8]) -> Result<EvictRequest, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(EvictRequest::default());
+    }
+    let request: EvictRequest = serde_json::from_slice(body).map_err(|e| {
+        invalid(format!(
+            "The body must be {{\"before\": epoch seconds, \"max_count\": n}}: {e}"
+        ))
+    })?;
+    if request.before.is_some_and(|b| !b.is_finite()) {
+        return Err(invalid("'before' must be a finite number of epoch seconds."));
+    }
+    Ok(request)
 }
 
 /// One claimed message in `POST /channels/{id}/claim`.

@@ -123,7 +123,10 @@ async fn v1_info_and_exclusive_read_with_ack_and_nack_counts() {
         )
         .await
         .ok();
-    assert_eq!(ack, json!({"status": "ok", "acknowledged": 1}));
+    assert_eq!(
+        ack,
+        json!({"status": "ok", "acknowledged": 1, "done": [ids[0]], "stale": []})
+    );
     let nack = h
         .post(
             "/channels/open/nack",
@@ -132,37 +135,46 @@ async fn v1_info_and_exclusive_read_with_ack_and_nack_counts() {
         )
         .await
         .ok();
-    assert_eq!(nack, json!({"status": "ok", "nacked": 1}));
+    assert_eq!(
+        nack,
+        json!({"status": "ok", "nacked": 1, "done": [ids[1]], "stale": []})
+    );
     // A missing key means no ids (v1).
     assert_eq!(
         h.post("/channels/open/acknowledge", "worker", "{}")
             .await
             .ok(),
-        json!({"status": "ok", "acknowledged": 0})
+        json!({"status": "ok", "acknowledged": 0, "done": [], "stale": []})
     );
-    // Acking again, or someone else's claim: 409, the claim is stale.
+    // Acking again, or someone else's claim: the id is reported stale, nothing happens.
     let r = h
         .post(
             "/channels/open/acknowledge",
             "worker",
             &json!({"message_ids": [ids[0]]}).to_string(),
         )
-        .await;
-    r.expect_error(409);
-    assert_eq!(r.kind(), "stale_claim");
+        .await
+        .ok();
+    assert_eq!(
+        r,
+        json!({"status": "ok", "acknowledged": 0, "done": [], "stale": [ids[0]]})
+    );
     let again = h.get("/channels/open?exclusive=1", "other").await.ok();
     let nacked_id = again["messages"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(
         nacked_id, ids[1],
         "the nacked message is claimable again, oldest first"
     );
-    h.post(
-        "/channels/open/acknowledge",
-        "worker",
-        &json!({"message_ids": [nacked_id]}).to_string(),
-    )
-    .await
-    .expect_error(409);
+    let r = h
+        .post(
+            "/channels/open/acknowledge",
+            "worker",
+            &json!({"message_ids": [nacked_id]}).to_string(),
+        )
+        .await
+        .ok();
+    assert_eq!(r["stale"], json!([nacked_id]), "another's claim is stale");
+    assert_eq!(r["acknowledged"], 0);
 }
 
 #[tokio::test]
@@ -441,14 +453,19 @@ async fn batch_write_and_batch_claim_with_attempts_and_leases() {
         .post("/channels/jobs/extend", "worker", &body(&[&ids[0]]))
         .await
         .ok();
-    assert_eq!(ext, json!({"status": "ok", "extended": 1}));
+    assert_eq!(
+        ext,
+        json!({"status": "ok", "extended": 1, "done": [ids[0]], "stale": []})
+    );
     // Someone else cannot extend, ack or nack my claim.
-    h.post("/channels/jobs/extend", "worker-2", &body(&[&ids[0]]))
-        .await
-        .expect_error(409);
-    h.post("/channels/jobs/acknowledge", "worker-2", &body(&[&ids[0]]))
-        .await
-        .expect_error(409);
+    for verb in ["extend", "acknowledge", "nack"] {
+        let r = h
+            .post(&format!("/channels/jobs/{verb}"), "worker-2", &body(&[&ids[0]]))
+            .await
+            .ok();
+        assert_eq!(r["stale"], json!([ids[0]]), "{verb}");
+        assert_eq!(r["done"], json!([]), "{verb}");
+    }
 
     // Nack with a delay: not claimable before it is over.
     let n = h
@@ -459,7 +476,10 @@ async fn batch_write_and_batch_claim_with_attempts_and_leases() {
         )
         .await
         .ok();
-    assert_eq!(n, json!({"status": "ok", "nacked": 1}));
+    assert_eq!(
+        n,
+        json!({"status": "ok", "nacked": 1, "done": [ids[1]], "stale": []})
+    );
     assert_eq!(
         h.post("/channels/jobs/claim?limit=10", "worker-3", "")
             .await
@@ -480,7 +500,10 @@ async fn batch_write_and_batch_claim_with_attempts_and_leases() {
         )
         .await
         .ok();
-    assert_eq!(rej, json!({"status": "ok", "rejected": 1}));
+    assert_eq!(
+        rej,
+        json!({"status": "ok", "rejected": 1, "done": [ids[2]], "stale": []})
+    );
     let dl = h.get("/channels/jobs/dead-letters", "admin").await.ok();
     let letters = dl["dead_letters"].as_array().unwrap();
     assert_eq!(letters.len(), 1);

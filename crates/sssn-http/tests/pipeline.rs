@@ -49,16 +49,16 @@ impl System for Worker {
     }
 
     async fn step(&mut self, ctx: &mut SystemContext) -> Result<()> {
-        for claimed in ctx.claim("raw-records", 3).await? {
+        let (queue, out) = (ctx.work_queue("raw-records")?, ctx.broadcast("processed")?);
+        for claimed in queue.claim(3).await? {
             let record: Record = claimed.message.data()?;
             let processed = Processed {
                 record_id: record.id,
                 fahrenheit: record.value * 9.0 / 5.0 + 32.0,
                 worker: ctx.id().to_owned(),
             };
-            ctx.write("processed", &processed).await?;
-            ctx.ack("raw-records", std::slice::from_ref(&claimed.message.id))
-                .await?;
+            out.write(&processed).await?;
+            queue.ack(&claimed).await?.into_result()?;
         }
         Ok(())
     }
@@ -133,7 +133,8 @@ async fn pipeline_with_remote_workers_and_dashboard() {
                 value: 22.1 + f64::from(i) * 0.3,
             };
             ids.insert(record.id.clone());
-            ingestor.write("raw-records", &record).await.unwrap();
+            let queue = ingestor.work_queue("raw-records").unwrap();
+            queue.write(&record).await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

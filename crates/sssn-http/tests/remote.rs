@@ -15,7 +15,7 @@ use sssn::channel::{
     WorkQueueChannel,
 };
 use sssn::security::{AclSecurity, JwtSecurity, Principal, Role, Security};
-use sssn::{Channel, ChannelClient, ChannelMessage, Content, ErrorKind, Payload};
+use sssn::{Channel, ChannelClient, ChannelEndpoint, ChannelMessage, Content, ErrorKind, Payload};
 use sssn_http::{ConnectRemote, RemoteChannel};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
@@ -39,9 +39,9 @@ async fn pair(
 async fn write_read_cursor_and_after_like_local() {
     let ch = started(PassthroughChannel::new("p").public()).await;
     let (local, remote, _h) = pair(&ch, "sys").await;
-    let id1 = remote.write("p", &json!({"n": 1})).await.unwrap();
-    let id2 = local.write("p", &json!({"n": 2})).await.unwrap();
-    let got = remote.read("p", 10).await.unwrap();
+    let id1 = remote.channel("p").unwrap().write(&json!({"n": 1})).await.unwrap();
+    let id2 = local.channel("p").unwrap().write(&json!({"n": 2})).await.unwrap();
+    let got = remote.channel("p").unwrap().read(10).await.unwrap();
     let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, [id1.as_str(), id2.as_str()]);
     assert_eq!(got[0].sender_id, "sys", "the caller's id is the sender");
@@ -52,14 +52,12 @@ async fn write_read_cursor_and_after_like_local() {
         "the message read remotely is the one stored"
     );
     // Same identity, same server-side cursor: the local client sees nothing new either.
-    assert!(local.read("p", 10).await.unwrap().is_empty());
-    assert!(remote.read("p", 10).await.unwrap().is_empty());
-    let id3 = local.write("p", &3).await.unwrap();
-    assert_eq!(remote.read("p", 10).await.unwrap()[0].id, id3);
+    assert!(local.channel("p").unwrap().read(10).await.unwrap().is_empty());
+    assert!(remote.channel("p").unwrap().read(10).await.unwrap().is_empty());
+    let id3 = local.channel("p").unwrap().write(&3).await.unwrap();
+    assert_eq!(remote.channel("p").unwrap().read(10).await.unwrap()[0].id, id3);
     let after = remote
-        .read_with(
-            "p",
-            ReadOptions {
+        .channel("p").unwrap().read_with(ReadOptions {
                 limit: 10,
                 exclusive: false,
                 after: Some(id1.clone()),
@@ -69,9 +67,9 @@ async fn write_read_cursor_and_after_like_local() {
         .unwrap();
     let after_ids: Vec<&str> = after.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(after_ids, [id2.as_str(), id3.as_str()]);
-    let info = remote.info("p").await.unwrap();
+    let info = remote.channel("p").unwrap().info().await.unwrap();
     assert_eq!(info, ch.info());
-    let stats = remote.stats("p").await.unwrap();
+    let stats = remote.channel("p").unwrap().stats().await.unwrap();
     assert_eq!(stats.state, ChannelState::Running);
     assert_eq!(stats.writes, 3);
 }
@@ -81,16 +79,14 @@ async fn typed_content_direct_and_mixed_batches_round_trip() {
     let ch = started(PassthroughChannel::new("p").public()).await;
     let (_local, remote, _h) = pair(&ch, "sys").await;
     let content = Content::from_json(r#"{"celsius": 2.5, "sensor": "s1"}"#).unwrap();
-    remote.write_content("p", content.clone()).await.unwrap();
+    remote.channel("p").unwrap().write_content(content.clone()).await.unwrap();
     let msg = ChannelMessage::with_data("sys", &[1, 2])
         .unwrap()
         .correlation_id("c");
-    let id = remote.write_message("p", msg.clone()).await.unwrap();
+    let id = remote.channel("p").unwrap().write_message(msg.clone()).await.unwrap();
     assert_eq!(id, msg.id);
     let ids = remote
-        .write_batch(
-            "p",
-            vec![
+        .channel("p").unwrap().write_batch(vec![
                 Payload::Data(json!("d")),
                 Payload::Content(content.clone()),
                 Payload::Message(ChannelMessage::with_data("sys", &3).unwrap()),
@@ -100,17 +96,17 @@ async fn typed_content_direct_and_mixed_batches_round_trip() {
         .unwrap();
     assert_eq!(ids.len(), 3);
     let same = remote
-        .write_batch("p", vec![Payload::Data(json!(4)), Payload::Data(json!(5))])
+        .channel("p").unwrap().write_batch(vec![Payload::Data(json!(4)), Payload::Data(json!(5))])
         .await
         .unwrap();
     assert_eq!(same.len(), 2);
-    let got = remote.read("p", 100).await.unwrap();
+    let got = remote.channel("p").unwrap().read(100).await.unwrap();
     assert_eq!(got.len(), 7);
     assert_eq!(got[0].content, content, "content text kept exactly");
     assert_eq!(*got[1], msg, "a direct write is stored as sent");
     assert_eq!(got[3].content, content);
     assert_eq!(got[6].data::<i32>().unwrap(), 5);
-    assert!(remote.write_batch("p", vec![]).await.unwrap().is_empty());
+    assert!(remote.channel("p").unwrap().write_batch(vec![]).await.unwrap().is_empty());
 }
 
 /// Runs `op` through both clients and checks both fail with `kind`.
@@ -137,22 +133,25 @@ async fn errors_have_the_same_kinds_as_local() {
     let q = started(WorkQueueChannel::new("q").public()).await;
     let (local, remote, _h) = pair(&q, "w").await;
     same_error!(local, remote, ErrorKind::UnsupportedOperation, |c| c
-        .read("q", 1));
-    same_error!(local, remote, ErrorKind::StaleClaim, |c| c
-        .ack("q", &["nope".to_owned()]));
-    same_error!(local, remote, ErrorKind::NotConnected, |c| c
-        .read("elsewhere", 1));
+        .channel("q").unwrap().read(1));
+    // A stale id is reported, the same way, on both paths.
+    for c in [&local, &remote] {
+        let settled = c.work_queue("q").unwrap().ack(&["nope"]).await.unwrap();
+        assert_eq!(settled.stale, ["nope"]);
+        let err = settled.into_result().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::StaleClaim);
+        let err = c.channel("elsewhere").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotConnected);
+    }
     let foreign = ChannelMessage::with_data("someone-else", &1).unwrap();
     same_error!(local, remote, ErrorKind::PermissionDenied, |c| c
-        .write_message("q", foreign.clone()));
+        .channel("q").unwrap().write_message(foreign.clone()));
 
     let b = started(BroadcastChannel::new("b").public()).await;
     let (local, remote, _h2) = pair(&b, "r").await;
     same_error!(local, remote, ErrorKind::UnsupportedOperation, |c| c
-        .claim("b", 1));
-    same_error!(local, remote, ErrorKind::InvalidArgument, |c| c.read_with(
-        "b",
-        ReadOptions {
+        .channel("b").unwrap().claim(1));
+    same_error!(local, remote, ErrorKind::InvalidArgument, |c| c.channel("b").unwrap().read_with(ReadOptions {
             after: Some("unknown-id".into()),
             ..ReadOptions::default()
         }
@@ -162,25 +161,25 @@ async fn errors_have_the_same_kinds_as_local() {
     let guarded = started(PassthroughChannel::new("g").public().security(acl)).await;
     let (local, remote, _h3) = pair(&guarded, "reader").await;
     same_error!(local, remote, ErrorKind::PermissionDenied, |c| c
-        .write("g", &1));
-    local.read("g", 1).await.unwrap();
-    remote.read("g", 1).await.unwrap();
+        .channel("g").unwrap().write(&1));
+    local.channel("g").unwrap().read(1).await.unwrap();
+    remote.channel("g").unwrap().read(1).await.unwrap();
 }
 
 #[tokio::test]
 async fn refused_writes_hand_the_payload_back_like_local() {
     let ingest = common::full_after("ingest", 1).await;
     let (local, remote, _h) = pair(&ingest, "w").await;
-    remote.write("ingest", &0).await.unwrap();
+    remote.channel("ingest").unwrap().write(&0).await.unwrap();
     let (l, r) = same_error!(local, remote, ErrorKind::Backpressure, |c| c
-        .write("ingest", &json!({"n": 7})));
+        .channel("ingest").unwrap().write(&json!({"n": 7})));
     assert_eq!(l.into_rejected(), Some(Payload::Data(json!({"n": 7}))));
     assert_eq!(r.into_rejected(), Some(Payload::Data(json!({"n": 7}))));
 
     let stopped = started(PassthroughChannel::new("s").public()).await;
     let (local, remote, _h2) = pair(&stopped, "w").await;
     stopped.stop().await;
-    let (_, r) = same_error!(local, remote, ErrorKind::ShuttingDown, |c| c.write("s", &1));
+    let (_, r) = same_error!(local, remote, ErrorKind::ShuttingDown, |c| c.channel("s").unwrap().write(&1));
     assert_eq!(r.into_rejected(), Some(Payload::Data(json!(1))));
 }
 
@@ -201,29 +200,35 @@ async fn claim_ack_nack_fencing_and_lease_expiry() {
     w2.connect_remote("jobs", &url, None).unwrap();
 
     let ids = w1
-        .write_batch("jobs", (0..4).map(|i| Payload::Data(json!(i))).collect())
+        .channel("jobs").unwrap().write_batch((0..4).map(|i| Payload::Data(json!(i))).collect())
         .await
         .unwrap();
-    let c1 = w1.claim("jobs", 2).await.unwrap();
+    let c1 = w1.channel("jobs").unwrap().claim(2).await.unwrap();
     assert_eq!(c1.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(c1[0].attempt, 1);
     assert_eq!(c1[0].message.id, ids[0]);
-    let c2 = w2.claim("jobs", 10).await.unwrap();
+    let c2 = w2.channel("jobs").unwrap().claim(10).await.unwrap();
     assert_eq!(c2.len(), 2, "competing consumers get different messages");
 
     // Fenced: w2 cannot settle w1's claims.
-    let err = w2.ack("jobs", &[ids[0].clone()]).await.unwrap_err();
+    let err = w2.channel("jobs").unwrap().ack(&[ids[0].clone()]).await.unwrap().into_result().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StaleClaim);
-    assert_eq!(w1.ack("jobs", &[ids[0].clone()]).await.unwrap(), 1);
-    assert_eq!(w1.nack("jobs", &[ids[1].clone()]).await.unwrap(), 1);
-    let again = w2.claim("jobs", 1).await.unwrap();
+    assert_eq!(w1.channel("jobs").unwrap().ack(&[ids[0].clone()]).await.unwrap()
+            .done
+            .len(), 1);
+    assert_eq!(w1.channel("jobs").unwrap().nack(&[ids[1].clone()]).await.unwrap()
+            .done
+            .len(), 1);
+    let again = w2.channel("jobs").unwrap().claim(1).await.unwrap();
     assert_eq!(again[0].message.id, ids[1]);
     assert_eq!(again[0].attempt, 2, "a nacked message is delivered again");
 
     // Renew w2's lease, then let every lease run out.
-    assert_eq!(w2.extend("jobs", &[ids[1].clone()]).await.unwrap(), 1);
+    assert_eq!(w2.channel("jobs").unwrap().extend(&[ids[1].clone()]).await.unwrap()
+            .done
+            .len(), 1);
     tokio::time::sleep(Duration::from_millis(1800)).await;
-    let reclaimed = w1.claim("jobs", 10).await.unwrap();
+    let reclaimed = w1.channel("jobs").unwrap().claim(10).await.unwrap();
     let mut got: Vec<String> = reclaimed.iter().map(|c| c.message.id.clone()).collect();
     got.sort();
     let mut expected = vec![ids[1].clone(), ids[2].clone(), ids[3].clone()];
@@ -231,21 +236,25 @@ async fn claim_ack_nack_fencing_and_lease_expiry() {
     assert_eq!(got, expected, "expired leases are claimable again");
     assert!(reclaimed.iter().all(|c| c.attempt >= 2));
     // w2's ack after its lease ran out is refused: w1 holds the message now.
-    let err = w2.ack("jobs", &[ids[2].clone()]).await.unwrap_err();
+    let err = w2.channel("jobs").unwrap().ack(&[ids[2].clone()]).await.unwrap().into_result().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StaleClaim);
 
     // Nack with a delay, reject to the dead letters, redrive (admin, open security).
     assert_eq!(
-        w1.nack_after("jobs", &[ids[2].clone()], Duration::from_secs(60))
+        w1.channel("jobs").unwrap().nack_after(&[ids[2].clone()], Duration::from_secs(60))
             .await
-            .unwrap(),
+            .unwrap()
+            .done
+            .len(),
         1
     );
-    assert!(w2.claim("jobs", 10).await.unwrap().is_empty());
+    assert!(w2.channel("jobs").unwrap().claim(10).await.unwrap().is_empty());
     assert_eq!(
-        w1.reject("jobs", &[ids[3].clone()], "poison")
+        w1.channel("jobs").unwrap().reject(&[ids[3].clone()], "poison")
             .await
-            .unwrap(),
+            .unwrap()
+            .done
+            .len(),
         1
     );
     let remote = RemoteChannel::connect(&url, Some("ops")).unwrap();
@@ -254,10 +263,10 @@ async fn claim_ack_nack_fencing_and_lease_expiry() {
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].reason, "poison");
     assert_eq!(letters[0].message.id, ids[3]);
-    assert_eq!(remote.redrive(&admin, &[ids[3].clone()]).await.unwrap(), 1);
-    let back = w2.claim("jobs", 10).await.unwrap();
+    assert_eq!(remote.redrive(&admin, &[ids[3].as_str()]).await.unwrap(), 1);
+    let back = w2.channel("jobs").unwrap().claim(10).await.unwrap();
     assert_eq!(back[0].message.id, ids[3]);
-    let stats = w1.stats("jobs").await.unwrap();
+    let stats = w1.channel("jobs").unwrap().stats().await.unwrap();
     assert_eq!(stats.acks, 1);
     assert_eq!(stats.dead_lettered, 0);
 }
@@ -266,17 +275,19 @@ async fn claim_ack_nack_fencing_and_lease_expiry() {
 async fn exclusive_read_is_a_claim_like_local() {
     let p = started(PassthroughChannel::new("p").public()).await;
     let (local, remote, _h) = pair(&p, "w").await;
-    local.write("p", &1).await.unwrap();
-    local.write("p", &2).await.unwrap();
+    local.channel("p").unwrap().write(&1).await.unwrap();
+    local.channel("p").unwrap().write(&2).await.unwrap();
     let opts = ReadOptions {
         limit: 1,
         exclusive: true,
         after: None,
     };
-    let a = local.read_with("p", opts.clone()).await.unwrap();
-    let b = remote.read_with("p", opts).await.unwrap();
+    let a = local.channel("p").unwrap().read_with(opts.clone()).await.unwrap();
+    let b = remote.channel("p").unwrap().read_with(opts).await.unwrap();
     assert_ne!(a[0].id, b[0].id);
-    assert_eq!(remote.ack("p", &[b[0].id.clone()]).await.unwrap(), 1);
+    assert_eq!(remote.channel("p").unwrap().ack(&[b[0].id.clone()]).await.unwrap()
+            .done
+            .len(), 1);
 }
 
 #[tokio::test]
@@ -298,8 +309,8 @@ async fn jwt_tokens_identify_remote_callers() {
     client
         .connect_remote("q", &url, Some(&format!("Bearer {token}")))
         .unwrap();
-    client.write("q", &1).await.unwrap();
-    let c = client.claim("q", 1).await.unwrap();
+    client.channel("q").unwrap().write(&1).await.unwrap();
+    let c = client.channel("q").unwrap().claim(1).await.unwrap();
     assert_eq!(
         c[0].message.sender_id, "worker-7",
         "the token's subject, not the client's id"
@@ -310,16 +321,16 @@ async fn jwt_tokens_identify_remote_callers() {
     let ro = ChannelClient::new("dash");
     ro.connect_remote("q", &url, Some(&reader)).unwrap();
     assert_eq!(
-        ro.write("q", &1).await.unwrap_err().kind(),
+        ro.channel("q").unwrap().write(&1).await.unwrap_err().kind(),
         ErrorKind::PermissionDenied
     );
     let bad = ChannelClient::new("x");
     bad.connect_remote("q", &url, Some("forged")).unwrap();
     assert_eq!(
-        bad.write("q", &1).await.unwrap_err().kind(),
+        bad.channel("q").unwrap().write(&1).await.unwrap_err().kind(),
         ErrorKind::Unauthenticated
     );
-    let err = bad.subscribe("q").await.unwrap_err();
+    let err = bad.channel("q").unwrap().subscribe().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthenticated);
 }
 
@@ -333,7 +344,7 @@ async fn unreachable_servers_and_unknown_channels() {
         .connect_remote("c", &format!("http://{addr}/channels/c"), None)
         .unwrap();
     assert_eq!(
-        client.read("c", 1).await.unwrap_err().kind(),
+        client.channel("c").unwrap().read(1).await.unwrap_err().kind(),
         ErrorKind::Remote
     );
 
@@ -341,12 +352,12 @@ async fn unreachable_servers_and_unknown_channels() {
     let h = serve(vec![ch]).await;
     // Server URL form: the channel id is the connection id.
     client.connect_remote("p", &h.server.url(), None).unwrap();
-    client.write("p", &1).await.unwrap();
+    client.channel("p").unwrap().write(&1).await.unwrap();
     client
         .connect_remote("missing", &h.server.url(), None)
         .unwrap();
     assert_eq!(
-        client.read("missing", 1).await.unwrap_err().kind(),
+        client.channel("missing").unwrap().read(1).await.unwrap_err().kind(),
         ErrorKind::NotFound
     );
 }
@@ -355,8 +366,8 @@ async fn unreachable_servers_and_unknown_channels() {
 async fn remote_subscriptions_deliver_in_order_and_filter_mailboxes() {
     let feed = started(BroadcastChannel::new("feed").public()).await;
     let (local, remote, _h) = pair(&feed, "dash").await;
-    let mut rsub = remote.subscribe("feed").await.unwrap();
-    let mut lsub = local.subscribe("feed").await.unwrap();
+    let mut rsub = remote.channel("feed").unwrap().subscribe().await.unwrap();
+    let mut lsub = local.channel("feed").unwrap().subscribe().await.unwrap();
     for i in 0..20 {
         feed.write("sensor", &i).await.unwrap();
     }
@@ -369,16 +380,16 @@ async fn remote_subscriptions_deliver_in_order_and_filter_mailboxes() {
     }
     assert_eq!(rsub.position(), 20);
     // subscribe_after replays from a sequence.
-    let mut replay = remote.subscribe_after("feed", 17).await.unwrap();
+    let mut replay = remote.channel("feed").unwrap().subscribe_after(17).await.unwrap();
     assert_eq!(replay.recv().await.unwrap().seq, 18);
     // Unsubscribe closes remote subscriptions.
-    remote.unsubscribe("feed").await;
+    remote.channel("feed").unwrap().unsubscribe().await;
     assert!(rsub.next().await.is_none());
     assert!(replay.next().await.is_none());
 
     let mail = started(MailboxChannel::new("mail").public()).await;
     let (_l, remote, _h2) = pair(&mail, "alice").await;
-    let mut sub = remote.subscribe("mail").await.unwrap();
+    let mut sub = remote.channel("mail").unwrap().subscribe().await.unwrap();
     for to in ["bob", "alice"] {
         let m = ChannelMessage::with_data("post", &to)
             .unwrap()
@@ -437,7 +448,7 @@ async fn remote_subscription_resumes_after_a_dropped_connection() {
             None,
         )
         .unwrap();
-    let mut sub = client.subscribe("feed").await.unwrap();
+    let mut sub = client.channel("feed").unwrap().subscribe().await.unwrap();
     let mut seen = Vec::new();
     for round in 0..3u64 {
         for i in 0..50 {

@@ -17,7 +17,6 @@ use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use sssn::Subscription;
 use sssn::channel::{ChannelState, RecvError};
-use sssn::security::Operation;
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
@@ -46,7 +45,7 @@ pub(super) async fn events(
         })?)?),
         None => q.get("after").map(|a| wire::parse_seq(a)).transpose()?,
     };
-    let (channel, caller) = state.authorize(&headers, &id, Operation::Subscribe)?;
+    let (channel, caller) = state.caller(&headers, &id)?;
     if state.shutdown.is_cancelled() {
         return Err(ApiError::new(
             sssn::ErrorKind::ShuttingDown,

@@ -35,6 +35,7 @@ use axum::response::IntoResponse;
 use axum::routing::MethodRouter;
 use axum::serve::ListenerExt;
 use sssn::security::{Operation, Principal};
+use sssn::channel::Kind;
 use sssn::{Channel, Error, ErrorKind, Visibility};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::task::JoinHandle;
@@ -78,6 +79,9 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/channels/{id}/reject", "reject"),
     route("GET", "/channels/{id}/dead-letters", "deadLetters"),
     route("POST", "/channels/{id}/redrive", "redrive"),
+    route("POST", "/channels/{id}/clear", "clear"),
+    route("POST", "/channels/{id}/evict", "evict"),
+    route("POST", "/channels/{id}/remove", "remove"),
     route("GET", "/channels/{id}/info", "info"),
     route("GET", "/channels/{id}/stats", "stats"),
     route("GET", "/channels/{id}/events", "events"),
@@ -132,15 +136,15 @@ impl ServerBuilder {
     /// Hosts `channel` (skipped with a log line if it is private and
     /// [`serve_private`](Self::serve_private) is off).
     #[must_use]
-    pub fn channel(mut self, channel: Channel) -> Self {
-        self.channels.push(channel);
+    pub fn channel<K: Kind>(mut self, channel: Channel<K>) -> Self {
+        self.channels.push(channel.erased());
         self
     }
 
     /// Hosts every channel of `channels` (same rule as [`channel`](Self::channel)).
     #[must_use]
-    pub fn channels(mut self, channels: impl IntoIterator<Item = Channel>) -> Self {
-        self.channels.extend(channels);
+    pub fn channels<K: Kind>(mut self, channels: impl IntoIterator<Item = Channel<K>>) -> Self {
+        self.channels.extend(channels.into_iter().map(|c| c.erased()));
         self
     }
 
@@ -365,24 +369,13 @@ impl AppState {
             .ok_or_else(|| ApiError::unknown_channel(id))
     }
 
-    /// Token present → channel served → token authenticated → operation authorised, in
-    /// that order (401, 404, 401, 403).
-    fn authorize(
-        &self,
-        headers: &HeaderMap,
-        id: &str,
-        op: Operation,
-    ) -> Result<(Channel, Principal), ApiError> {
+    /// Token present → channel served → token authenticated, in that order (401, 404,
+    /// 401). The operation is then authorised by the channel itself, the one check on
+    /// every path (403).
+    fn caller(&self, headers: &HeaderMap, id: &str) -> Result<(Channel, Principal), ApiError> {
         let token = bearer(headers)?;
         let channel = self.channel(id)?;
-        let security = channel.security();
-        let principal = authenticate(&*security, token)?;
-        if !security.authorize(&principal, id, op) {
-            return Err(ApiError::new(
-                ErrorKind::PermissionDenied,
-                format!("Token does not permit '{op}' on channel '{id}'."),
-            ));
-        }
+        let principal = authenticate(&*channel.security(), token)?;
         Ok((channel.clone(), principal))
     }
 
@@ -464,6 +457,9 @@ fn method_router(operation: &str) -> MethodRouter<Arc<AppState>> {
         "reject" => post(routes::reject),
         "deadLetters" => get(routes::dead_letters),
         "redrive" => post(routes::redrive),
+        "clear" => post(routes::clear),
+        "evict" => post(routes::evict),
+        "remove" => post(routes::remove),
         "info" => get(routes::info),
         "stats" => get(routes::stats),
         "events" => get(events::events),

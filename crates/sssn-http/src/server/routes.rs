@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use serde::Serialize;
-use sssn::ErrorKind;
 use sssn::channel::ReadOptions;
-use sssn::security::Operation;
+use sssn::store::Settle;
+use sssn::{ChannelEndpoint, ErrorKind};
 
 use super::AppState;
 use crate::error::ApiError;
@@ -157,12 +157,7 @@ pub(super) async fn read(
         .map(|v| wire::parse_bool(v))
         .transpose()?
         .unwrap_or(false);
-    let op = if exclusive {
-        Operation::Claim
-    } else {
-        Operation::Read
-    };
-    let (channel, caller) = state.authorize(&headers, &id, op)?;
+    let (channel, caller) = state.caller(&headers, &id)?;
     let options = ReadOptions {
         limit: limit(&state, &q, 10)?,
         exclusive,
@@ -189,7 +184,7 @@ pub(super) async fn write(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let kind = payload_kind(&query(params)?)?;
-    let (channel, caller) = state.authorize(&headers, &id, Operation::Write)?;
+    let (channel, caller) = state.caller(&headers, &id)?;
     let body = body_bytes(&state, &headers, body).await?;
     let payload = wire::parse_write(&body, kind)?;
     let item_id = channel.write_payload(&caller, payload).await?;
@@ -208,7 +203,7 @@ pub(super) async fn write_batch(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let kind = payload_kind(&query(params)?)?;
-    let (channel, caller) = state.authorize(&headers, &id, Operation::Write)?;
+    let (channel, caller) = state.caller(&headers, &id)?;
     let body = body_bytes(&state, &headers, body).await?;
     let payloads = wire::parse_batch(&body, kind)?;
     let item_ids = channel.write_batch(&caller, payloads).await?;
@@ -226,7 +221,7 @@ pub(super) async fn claim(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let q = query(params)?;
-    let (channel, caller) = state.authorize(&headers, &id, Operation::Claim)?;
+    let (channel, caller) = state.caller(&headers, &id)?;
     let claimed = channel.claim(&caller, limit(&state, &q, 1)?).await?;
     let claims = claimed
         .iter()
@@ -242,12 +237,13 @@ pub(super) async fn claim(
 
 /// The operations that take `{"message_ids": [...]}`.
 #[derive(Clone, Copy)]
-enum Settle {
+enum Settling {
     Ack,
     Nack,
     Extend,
     Reject,
     Redrive,
+    Remove,
 }
 
 async fn settle(
@@ -255,43 +251,39 @@ async fn settle(
     id: Id,
     headers: &HeaderMap,
     body: Body,
-    what: Settle,
+    what: Settling,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let op = match what {
-        Settle::Ack => Operation::Ack,
-        Settle::Nack | Settle::Extend | Settle::Reject => Operation::Nack,
-        Settle::Redrive => Operation::Admin,
-    };
-    let (channel, caller) = state.authorize(headers, &id, op)?;
+    let (channel, caller) = state.caller(headers, &id)?;
     let body = body_bytes(state, headers, body).await?;
     let request = wire::parse_ids(&body)?;
-    let ids = &request.message_ids;
-    let mut response = wire::SettledResponse {
-        status: "ok".into(),
-        ..Default::default()
+    let ids: Vec<&str> = request.message_ids.iter().map(String::as_str).collect();
+    let how = match what {
+        Settling::Ack => Settle::Ack,
+        Settling::Nack => Settle::Nack {
+            delay: request.delay_ms.map(Duration::from_millis),
+        },
+        Settling::Extend => Settle::Extend,
+        Settling::Reject => Settle::Reject {
+            reason: request.reason.clone().unwrap_or_else(|| "rejected".into()),
+        },
+        Settling::Redrive => {
+            let n = channel.redrive(&caller, &ids).await?;
+            return Ok(json(&wire::SettledResponse::count_of("redriven", n)));
+        }
+        Settling::Remove => {
+            let n = ChannelEndpoint::remove(&channel, &caller, &ids).await?;
+            return Ok(json(&wire::SettledResponse::count_of("removed", n)));
+        }
     };
-    match what {
-        Settle::Ack => response.acknowledged = Some(channel.ack(&caller, ids).await?),
-        Settle::Nack => {
-            let n = match request.delay_ms {
-                Some(ms) => {
-                    channel
-                        .nack_after(&caller, ids, Duration::from_millis(ms))
-                        .await?
-                }
-                None => channel.nack(&caller, ids).await?,
-            };
-            response.nacked = Some(n);
-        }
-        Settle::Extend => response.extended = Some(channel.extend(&caller, ids).await?),
-        Settle::Reject => {
-            let reason = request.reason.as_deref().unwrap_or("rejected");
-            response.rejected = Some(channel.reject(&caller, ids, reason).await?);
-        }
-        Settle::Redrive => response.redriven = Some(channel.redrive(&caller, ids).await?),
-    }
-    Ok(json(&response))
+    let verb = match what {
+        Settling::Ack => "acknowledged",
+        Settling::Nack => "nacked",
+        Settling::Extend => "extended",
+        _ => "rejected",
+    };
+    let settled = ChannelEndpoint::settle(&channel, &caller, &ids, how).await?;
+    Ok(json(&wire::SettledResponse::of(verb, settled)))
 }
 
 pub(super) async fn acknowledge(
@@ -300,7 +292,7 @@ pub(super) async fn acknowledge(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settle::Ack).await
+    settle(&state, id, &headers, body, Settling::Ack).await
 }
 
 pub(super) async fn nack(
@@ -309,7 +301,7 @@ pub(super) async fn nack(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settle::Nack).await
+    settle(&state, id, &headers, body, Settling::Nack).await
 }
 
 pub(super) async fn extend(
@@ -318,7 +310,7 @@ pub(super) async fn extend(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settle::Extend).await
+    settle(&state, id, &headers, body, Settling::Extend).await
 }
 
 pub(super) async fn reject(
@@ -327,7 +319,7 @@ pub(super) async fn reject(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settle::Reject).await
+    settle(&state, id, &headers, body, Settling::Reject).await
 }
 
 pub(super) async fn redrive(
@@ -336,7 +328,41 @@ pub(super) async fn redrive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settle::Redrive).await
+    settle(&state, id, &headers, body, Settling::Redrive).await
+}
+
+pub(super) async fn remove(
+    State(state): S,
+    id: Id,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    settle(&state, id, &headers, body, Settling::Remove).await
+}
+
+pub(super) async fn clear(
+    State(state): S,
+    id: Id,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let (channel, caller) = state.caller(&headers, &id)?;
+    let n = ChannelEndpoint::clear(&channel, &caller).await?;
+    Ok(json(&wire::SettledResponse::count_of("removed", n)))
+}
+
+pub(super) async fn evict(
+    State(state): S,
+    id: Id,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let (channel, caller) = state.caller(&headers, &id)?;
+    let body = body_bytes(&state, &headers, body).await?;
+    let request = wire::parse_evict(&body)?;
+    let n = ChannelEndpoint::evict(&channel, &caller, request.before, request.max_count).await?;
+    Ok(json(&wire::SettledResponse::count_of("removed", n)))
 }
 
 pub(super) async fn dead_letters(
@@ -347,10 +373,9 @@ pub(super) async fn dead_letters(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let q = query(params)?;
-    let (channel, caller) = state.authorize(&headers, &id, Operation::Admin)?;
-    let dead_letters = channel
-        .dead_letters(&caller, limit(&state, &q, 100)?)
-        .await?;
+    let (channel, caller) = state.caller(&headers, &id)?;
+    let dead_letters =
+        ChannelEndpoint::dead_letters(&channel, &caller, limit(&state, &q, 100)?).await?;
     Ok(json(&wire::DeadLettersResponse { dead_letters }))
 }
 
@@ -360,8 +385,8 @@ pub(super) async fn info(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let (channel, _) = state.authorize(&headers, &id, Operation::Read)?;
-    Ok(json(&channel.info()))
+    let (channel, caller) = state.caller(&headers, &id)?;
+    Ok(json(&channel.info_for(&caller)?))
 }
 
 pub(super) async fn stats(
@@ -370,6 +395,6 @@ pub(super) async fn stats(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let (channel, _) = state.authorize(&headers, &id, Operation::Read)?;
-    Ok(json(&channel.stats().await?))
+    let (channel, caller) = state.caller(&headers, &id)?;
+    Ok(json(&channel.stats_for(&caller).await?))
 }

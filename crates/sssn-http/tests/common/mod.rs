@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sssn::Channel;
 use sssn::channel::ChannelBuilder;
+use sssn::channel::kind::Typed;
 use sssn_http::sse::{SseEvent, SseParser};
 use sssn_http::{Server, ServerBuilder, ServerHandle};
 
@@ -17,11 +18,11 @@ pub struct Harness {
     pub http: reqwest::Client,
 }
 
-/// Builds and starts a channel.
-pub async fn started(builder: ChannelBuilder) -> Channel {
+/// Builds and starts a channel; the server holds the type-erased handle.
+pub async fn started<K: Typed>(builder: ChannelBuilder<K>) -> Channel {
     let ch = builder.build();
     ch.start().await.unwrap();
-    ch
+    ch.erased()
 }
 
 pub async fn serve(channels: Vec<Channel>) -> Harness {
