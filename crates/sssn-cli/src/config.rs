@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Deserializer};
 use sssn::Channel;
-use sssn::channel::{ChannelBuilder, PeriodicChannel, source_fn};
+use sssn::channel::ChannelBuilder;
 use sssn::security::{AclSecurity, JwtSecurity, OpenSecurity, Security};
 use sssn::store::{MemoryStore, Store};
-use sssn::{ChannelKind, Payload, Visibility};
+use sssn::{ChannelKind, Visibility};
 use sssn_http::ServerBuilder;
 
 /// The whole file.
@@ -331,15 +331,10 @@ impl ChannelConfig {
         stores: &mut Stores,
     ) -> anyhow::Result<Channel> {
         let kind: ChannelKind = self.kind.parse()?;
-        let mut b = match kind {
-            // A periodic channel from a config has no source of its own: it buffers
-            // writes and converts them every period.
-            ChannelKind::Periodic => PeriodicChannel::new(
-                self.id.clone(),
-                source_fn(|| async { Ok(Vec::<Payload>::new()) }),
-            ),
-            k => ChannelBuilder::new(k, self.id.clone()),
-        };
+        // A periodic channel from a config has no source of its own: it buffers writes and
+        // converts them every period. Options the kind does not use are refused by
+        // `try_build`, naming them.
+        let mut b = ChannelBuilder::new(kind, self.id.clone());
         if let Some(n) = &self.name {
             b = b.name(n);
         }

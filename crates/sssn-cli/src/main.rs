@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use sssn::channel::ReadOptions;
 use sssn::security::{JwtSecurity, Principal, Role, Security};
-use sssn::{ChannelEndpoint, Payload};
+use sssn::{ChannelEndpoint, Payload, Settle};
 use sssn_http::RemoteChannel;
 use sssn_http::wire::{self, PayloadKind};
 
@@ -322,12 +322,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ack { remote, ids } => {
-            print_line(remote.connect()?.ack(&me(), &ids).await?)?;
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let settled = remote.connect()?.settle(&me(), &ids, Settle::Ack).await?;
+            print_line(settled.into_result()?)?;
             Ok(())
         }
         Command::Nack { remote, delay, ids } => {
             let delay = delay.as_deref().map(parse_duration).transpose()?;
-            print_line(remote.connect()?.nack(&me(), &ids, delay).await?)?;
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let how = Settle::Nack { delay };
+            let settled = remote.connect()?.settle(&me(), &ids, how).await?;
+            print_line(settled.into_result()?)?;
             Ok(())
         }
         Command::Tail {

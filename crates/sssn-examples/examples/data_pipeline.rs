@@ -5,24 +5,24 @@
 //! cargo run --release --example data_pipeline -- [--duration SECS] [--period SECS] [--store URL]
 //! ```
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
-use sssn::channel::{BroadcastChannel, PeriodicChannel, WorkQueueChannel, source_fn};
+use sssn::channel::{BroadcastChannel, WorkQueueChannel};
 use sssn::store::Entry;
-use sssn::{Channel, Network, Result, System, SystemContext, SystemSpec};
+use sssn::{Error, ErrorKind, Network, Result, System, SystemContext, SystemSpec};
 
 /// Command-line options.
 #[derive(Parser)]
+#[command(about = "The founding example: a periodic ingestor feeds a work queue, three workers claim, transform and publish to a broadcast channel, a dashboard subscribes.")]
 pub struct Args {
     /// How long the pipeline runs, in seconds.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = sssn_examples::duration_secs)]
     pub duration: f64,
-    /// Seconds between two ingest cycles.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds between two ingest cycles (at least 0.01).
+    #[arg(long, default_value_t = 5.0, value_parser = sssn_examples::period_secs)]
     pub period: f64,
     /// Where channels keep their data: memory, sqlite:PATH or nats://HOST:PORT.
     #[arg(long, default_value = "memory")]
@@ -48,33 +48,31 @@ struct Processed {
     worker: String,
 }
 
-/// The ingestor: a periodic channel whose pull queues 5 records into `raw-records`. It
-/// keeps nothing itself. It runs ⌈duration / period⌉ cycles, the first at start.
-fn data_ingestor(queue: Channel, period: Duration, cycles: u64) -> Channel {
-    let mut done = 0;
-    let source = source_fn(move || {
-        let queue = queue.clone();
-        done += 1;
-        let pull = done <= cycles;
-        async move {
-            if pull {
-                for i in 0..5 {
-                    let record = Record {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        sensor: "s1".into(),
-                        value: 22.1 + f64::from(i) * 0.3,
-                    };
-                    queue.write("ingestor", &record).await?;
-                }
-                println!("[Ingestor] queued 5 records");
-            }
-            Ok(Vec::new())
+/// Polls a (simulated) API once per tick, every `period`, and queues the raw records it
+/// gets into `raw-records`. It runs `cycles` cycles, the first at start.
+struct DataIngestor {
+    cycles: u64,
+}
+
+#[async_trait]
+impl System for DataIngestor {
+    async fn step(&mut self, ctx: &mut SystemContext) -> Result<()> {
+        if self.cycles == 0 {
+            return Ok(());
         }
-    });
-    PeriodicChannel::new("ingestor", source)
-        .name("Data Ingestor")
-        .period(period)
-        .build()
+        self.cycles -= 1;
+        let queue = ctx.work_queue("raw-records")?;
+        for i in 0..5 {
+            let record = Record {
+                id: uuid::Uuid::new_v4().to_string(),
+                sensor: "s1".into(),
+                value: 22.1 + f64::from(i) * 0.3,
+            };
+            queue.write(&record).await?;
+        }
+        println!("[Ingestor] queued 5 records");
+        Ok(())
+    }
 }
 
 /// Claims up to 3 records per tick, transforms them, publishes, acknowledges.
@@ -102,20 +100,21 @@ impl System for TransformWorker {
     }
 
     async fn step(&mut self, ctx: &mut SystemContext) -> Result<()> {
-        for claimed in ctx.claim("raw-records", 3).await? {
-            let id = claimed.message.id.clone();
+        let (queue, processed) = (ctx.work_queue("raw-records")?, ctx.broadcast("processed")?);
+        for claimed in queue.claim(3).await? {
             let outcome = async {
                 let record: Record = claimed.message.data()?;
-                let processed = Self::transform(ctx, record).await?;
-                ctx.write("processed", &processed).await
+                let record = Self::transform(ctx, record).await?;
+                processed.write(&record).await
             };
+            // A stale settle (the lease ran out mid-transform) becomes a step error: logged.
             match outcome.await {
                 Ok(_) => {
-                    ctx.ack("raw-records", &[id]).await?;
+                    queue.ack(&claimed).await?.into_result()?;
                 }
                 Err(e) => {
                     println!("[{}] transform error: {e}", ctx.id());
-                    ctx.nack("raw-records", &[id]).await?;
+                    queue.nack(&claimed).await?.into_result()?;
                 }
             }
         }
@@ -123,9 +122,10 @@ impl System for TransformWorker {
     }
 }
 
-/// Prints every processed record as it arrives.
+/// Prints every processed record as it arrives, and keeps their ids.
+#[derive(Default)]
 struct Dashboard {
-    received: Arc<Mutex<Vec<String>>>,
+    received: Vec<String>,
 }
 
 #[async_trait]
@@ -145,10 +145,7 @@ impl System for Dashboard {
             "[Dashboard] {status} | {} | {:.1}°C | worker={}",
             p.sensor, p.celsius, p.worker
         );
-        self.received
-            .lock()
-            .expect("dashboard lock")
-            .push(p.record_id);
+        self.received.push(p.record_id);
         Ok(())
     }
 }
@@ -162,18 +159,28 @@ pub struct Report {
 /// Builds the pipeline, runs it for `args.duration`, and reports.
 pub async fn run(args: Args) -> Result<Report> {
     let duration = Duration::from_secs_f64(args.duration);
-    let period = Duration::from_secs_f64(args.period);
     let cycles = (args.duration / args.period).ceil() as u64;
 
     let mut net =
         Network::new("pipeline").with_store(sssn_examples::open_store(&args.store).await?);
-    let queue = net.add_channel(
+    net.add_channel(
         WorkQueueChannel::new("raw-records")
+            .name("Raw Records")
             .claim_timeout(Duration::from_secs(30))
             .build(),
     )?;
-    net.add_channel(BroadcastChannel::new("processed").build())?;
-    net.add_channel(data_ingestor(queue, period, cycles))?;
+    net.add_channel(
+        BroadcastChannel::new("processed")
+            .name("Processed Records")
+            .build(),
+    )?;
+    net.add_system(
+        SystemSpec::new("ingestor")
+            .name("Data Ingestor")
+            .tick_rate(1.0 / args.period)
+            .writes(["raw-records"]),
+        DataIngestor { cycles },
+    )?;
     for i in 1..=3 {
         net.add_system(
             SystemSpec::new(format!("worker-{i}"))
@@ -183,21 +190,25 @@ pub async fn run(args: Args) -> Result<Report> {
             TransformWorker,
         )?;
     }
-    let received = Arc::new(Mutex::new(Vec::new()));
     net.add_system(
         SystemSpec::new("dashboard")
             .tick_rate(0.0)
             .reads(["processed"]),
-        Dashboard {
-            received: received.clone(),
-        },
+        Dashboard::default(),
     )?;
 
     println!("Pipeline starting — runs for {} seconds...", args.duration);
-    net.run_for(duration).await?;
-    let record_ids = received.lock().expect("dashboard lock").clone();
-    println!("Dashboard received {} processed records.", record_ids.len());
-    Ok(Report { record_ids })
+    let mut stopped = net.run_for(duration).await?;
+    let dashboard: Dashboard = stopped
+        .take("dashboard")
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "the dashboard did not come back"))?;
+    println!(
+        "Dashboard received {} processed records.",
+        dashboard.received.len()
+    );
+    Ok(Report {
+        record_ids: dashboard.received,
+    })
 }
 
 #[tokio::main]

@@ -2,23 +2,37 @@
 //! finds the feed by visibility and name, connects, and prints readings.
 //!
 //! ```text
-//! cargo run --release --example discovery
+//! cargo run --release --example discovery -- [--duration SECS] [--store URL]
 //! ```
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use clap::Parser;
 use serde_json::{Value, json};
 use sssn::channel::{BroadcastChannel, DiscoveryChannel};
 use sssn::descriptor::ServiceMethod;
-use sssn::{Channel, Network, Result, System, SystemContext, SystemSpec, Visibility};
+use sssn::{
+    BroadcastChannel as Feed, Channel, Error, ErrorKind, Network, Result, System, SystemContext,
+    SystemSpec, Visibility,
+};
+
+/// Command-line options.
+#[derive(Parser)]
+#[command(about = "Service discovery: a service registers itself and its feed; a consumer finds the feed and reads it.")]
+pub struct Args {
+    /// How long the demo runs, in seconds.
+    #[arg(long, default_value_t = 5.0, value_parser = sssn_examples::duration_secs)]
+    pub duration: f64,
+    /// Where channels keep their data: memory, sqlite:PATH or nats://HOST:PORT.
+    #[arg(long, default_value = "memory")]
+    pub store: String,
+}
 
 /// Owns the public `temperature-feed` and announces itself.
 struct TemperatureService {
-    feed: Channel,
+    feed: Feed,
 }
 
 #[async_trait]
@@ -35,11 +49,9 @@ impl System for TemperatureService {
     }
 
     async fn step(&mut self, ctx: &mut SystemContext) -> Result<()> {
-        ctx.write(
-            "temperature-feed",
-            &json!({"celsius": 22.4, "ts": sssn::clock::now_secs()}),
-        )
-        .await?;
+        ctx.broadcast("temperature-feed")?
+            .write(&json!({"celsius": 22.4, "ts": sssn::clock::now_secs()}))
+            .await?;
         Ok(())
     }
 
@@ -57,7 +69,7 @@ struct DataConsumer {
     /// connect by URL instead).
     lookup: HashMap<String, Channel>,
     connected: Option<String>,
-    readings: Arc<AtomicUsize>,
+    readings: usize,
 }
 
 #[async_trait]
@@ -87,19 +99,20 @@ impl System for DataConsumer {
             }
             return Ok(());
         };
-        for message in ctx.read(feed, 10).await? {
+        for message in ctx.broadcast(feed)?.read(10).await? {
             let reading: Value = message.data()?;
             println!("[Consumer] temp={}°C", reading["celsius"]);
-            self.readings.fetch_add(1, Ordering::SeqCst);
+            self.readings += 1;
         }
         Ok(())
     }
 }
 
-/// Runs the demo for `duration`; returns how many readings the consumer printed.
-pub async fn run(duration: Duration) -> Result<usize> {
-    let readings = Arc::new(AtomicUsize::new(0));
-    let mut net = Network::new("discovery-demo");
+/// Runs the demo for `args.duration`; returns how many readings the consumer printed.
+pub async fn run(args: Args) -> Result<usize> {
+    let duration = Duration::from_secs_f64(args.duration);
+    let mut net =
+        Network::new("discovery-demo").with_store(sssn_examples::open_store(&args.store).await?);
     net.add_channel(DiscoveryChannel::new("registry").build())?;
     let feed = net.add_channel(
         BroadcastChannel::new("temperature-feed")
@@ -119,17 +132,20 @@ pub async fn run(duration: Duration) -> Result<usize> {
             .tick_rate(2.0)
             .reads(["registry"]),
         DataConsumer {
-            lookup: HashMap::from([(feed.id().to_owned(), feed)]),
+            lookup: HashMap::from([(feed.id().to_owned(), feed.erased())]),
             connected: None,
-            readings: readings.clone(),
+            readings: 0,
         },
     )?;
-    net.run_for(duration).await?;
-    Ok(readings.load(Ordering::SeqCst))
+    let mut stopped = net.run_for(duration).await?;
+    let consumer: DataConsumer = stopped
+        .take("consumer")
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "the consumer did not come back"))?;
+    Ok(consumer.readings)
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     sssn_examples::init_logging();
-    sssn_examples::exit_code(run(Duration::from_secs(5)).await)
+    sssn_examples::exit_code(run(Args::parse()).await)
 }

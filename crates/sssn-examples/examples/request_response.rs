@@ -1,18 +1,28 @@
 //! Request/response over two channels: a compute service adds numbers.
 //!
 //! ```text
-//! cargo run --release --example request_response
+//! cargo run --release --example request_response -- [--store URL]
 //! ```
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use clap::Parser;
 use serde_json::{Value, json};
 use sssn::channel::{MailboxChannel, PassthroughChannel};
 use sssn::request::{Requester, reply};
 use sssn::store::Entry;
 use sssn::{ChannelClient, Network, Result, System, SystemContext, SystemSpec};
+
+/// Command-line options.
+#[derive(Parser)]
+#[command(about = "Request/response over two channels: a compute service adds numbers.")]
+pub struct Args {
+    /// Where channels keep their data: memory, sqlite:PATH or nats://HOST:PORT.
+    #[arg(long, default_value = "memory")]
+    pub store: String,
+}
 
 /// Answers `{"a": x, "b": y}` with `{"result": x + y}`.
 struct ComputeService;
@@ -33,8 +43,9 @@ impl System for ComputeService {
 
 /// Runs the demo; returns the answer to 7 + 35 and how many of the 10 concurrent requests
 /// were answered correctly.
-pub async fn run() -> Result<(i64, usize)> {
-    let mut net = Network::new("compute");
+pub async fn run(args: Args) -> Result<(i64, usize)> {
+    let mut net =
+        Network::new("compute").with_store(sssn_examples::open_store(&args.store).await?);
     let requests = net.add_channel(PassthroughChannel::new("compute-request").build())?;
     let responses = net.add_channel(MailboxChannel::new("compute-response").build())?;
     net.add_system(
@@ -86,5 +97,5 @@ pub async fn run() -> Result<(i64, usize)> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     sssn_examples::init_logging();
-    sssn_examples::exit_code(run().await)
+    sssn_examples::exit_code(run(Args::parse()).await)
 }

@@ -53,3 +53,57 @@ pub fn exit_code<T>(result: sssn::Result<T>) -> std::process::ExitCode {
         }
     }
 }
+
+/// Longest run an example accepts: a year.
+const MAX_DURATION_SECS: f64 = 365.0 * 86_400.0;
+
+fn seconds(text: &str, ok: impl Fn(f64) -> bool, range: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !secs.is_finite() || !ok(secs) {
+        return Err(format!("{text} seconds is out of range: give {range}"));
+    }
+    Ok(secs)
+}
+
+/// Parses a run duration in seconds (a flag): a finite number above 0, at most a year.
+pub fn duration_secs(text: &str) -> Result<f64, String> {
+    seconds(
+        text,
+        |s| s > 0.0 && s <= MAX_DURATION_SECS,
+        "more than 0 and at most 31536000 (a year)",
+    )
+}
+
+/// Parses a period in seconds (a flag): from 0.01 s (a faster loop floods the output) to a
+/// day.
+pub fn period_secs(text: &str) -> Result<f64, String> {
+    seconds(
+        text,
+        |s| (0.01..=86_400.0).contains(&s),
+        "from 0.01 to 86400 (a day)",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_flags_refuse_what_cannot_run() {
+        for bad in ["-5", "0", "nan", "inf", "1e30", "x", ""] {
+            assert!(duration_secs(bad).is_err(), "duration {bad:?}");
+        }
+        for bad in ["-1", "0", "0.001", "nan", "1e9"] {
+            assert!(period_secs(bad).is_err(), "period {bad:?}");
+        }
+        assert_eq!(duration_secs("12").unwrap(), 12.0);
+        assert_eq!(period_secs("0.5").unwrap(), 0.5);
+        assert_eq!(
+            period_secs("0").unwrap_err(),
+            "0 seconds is out of range: give from 0.01 to 86400 (a day)"
+        );
+    }
+}

@@ -44,7 +44,10 @@ mod request_response;
 
 #[tokio::test(start_paused = true)]
 async fn request_response_answers_42_and_all_concurrent_requests() {
-    let (answer, concurrent) = request_response::run().await.unwrap();
+    let args = request_response::Args {
+        store: "memory".into(),
+    };
+    let (answer, concurrent) = request_response::run(args).await.unwrap();
     assert_eq!(answer, 42);
     assert_eq!(concurrent, 10);
 }
@@ -54,9 +57,11 @@ mod discovery;
 
 #[tokio::test(start_paused = true)]
 async fn discovery_consumer_finds_the_feed_and_reads_it() {
-    let readings = discovery::run(std::time::Duration::from_secs(5))
-        .await
-        .unwrap();
+    let args = discovery::Args {
+        duration: 5.0,
+        store: "memory".into(),
+    };
+    let readings = discovery::run(args).await.unwrap();
     assert!(
         readings >= 5,
         "the consumer printed {readings} temperatures"
@@ -68,9 +73,11 @@ mod quick_start;
 
 #[tokio::test(start_paused = true)]
 async fn quick_start_monitor_prints_each_reading() {
-    let seen = quick_start::run(std::time::Duration::from_millis(2600))
-        .await
-        .unwrap();
+    let args = quick_start::Args {
+        duration: 2.6,
+        store: "memory".into(),
+    };
+    let seen = quick_start::run(args).await.unwrap();
     assert_eq!(seen, 6, "readings at 0, 0.5, … 2.5 s");
 }
 
