@@ -58,9 +58,9 @@ fuzz_target!(|data: &[u8]| {
     };
     runtime().block_on(async move {
         let channels = [
-            PassthroughChannel::new("p").public().build(),
-            WorkQueueChannel::new("q").public().build(),
-            BroadcastChannel::new("b").public().build(),
+            PassthroughChannel::new("p").public().build().erased(),
+            WorkQueueChannel::new("q").public().build().erased(),
+            BroadcastChannel::new("b").public().build().erased(),
         ];
         for c in &channels {
             c.start().await.unwrap();

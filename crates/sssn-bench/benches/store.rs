@@ -8,13 +8,12 @@
 //! The store operations are async but the memory store never suspends, so each
 //! measurement drives `iters` calls inside one `block_on` of a current-thread runtime.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sssn::ChannelMessage;
-use sssn::message::ChannelKind;
-use sssn::store::{ChannelSpec, ChannelStore, MemoryStore, Store};
+use sssn::policy::ClaimPolicy;
+use sssn::store::{ChannelSpec, ChannelStorage, MemoryStore, Settle, Store};
 use sssn_bench::scenarios::record;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -29,22 +28,20 @@ fn message(i: usize) -> ChannelMessage {
 }
 
 /// A fresh work-queue channel store on a fresh memory store.
-async fn queue(rt_id: usize) -> Arc<dyn ChannelStore> {
+async fn queue(rt_id: usize) -> ChannelStorage {
+    let spec = ChannelSpec::with_claims(format!("bench-{rt_id}"), ClaimPolicy::default());
     MemoryStore::new()
-        .open_channel(&ChannelSpec::new(
-            format!("bench-{rt_id}"),
-            ChannelKind::WorkQueue,
-        ))
+        .open_channel(&spec)
         .await
         .expect("open channel")
 }
 
 /// A queue holding `n` messages; their ids.
-async fn filled(n: usize) -> (Arc<dyn ChannelStore>, Vec<String>) {
+async fn filled(n: usize) -> (ChannelStorage, Vec<String>) {
     let q = queue(n).await;
     let messages: Vec<ChannelMessage> = (0..n).map(message).collect();
     let ids = messages.iter().map(|m| m.id.clone()).collect();
-    q.append(messages).await.expect("append");
+    q.log.append(messages).await.expect("append");
     (q, ids)
 }
 
@@ -59,7 +56,7 @@ fn store(c: &mut Criterion) {
                 let messages: Vec<ChannelMessage> = (0..iters as usize).map(message).collect();
                 let t = Instant::now();
                 for m in messages {
-                    std::hint::black_box(q.append(vec![m]).await.expect("append"));
+                    std::hint::black_box(q.log.append(vec![m]).await.expect("append"));
                 }
                 t.elapsed()
             })
@@ -70,9 +67,10 @@ fn store(c: &mut Criterion) {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let (q, _) = filled(iters as usize).await;
+                let queue = q.claims.as_ref().expect("claims");
                 let t = Instant::now();
                 for _ in 0..iters {
-                    std::hint::black_box(q.claim("worker", 1).await.expect("claim"));
+                    std::hint::black_box(queue.claim("worker", 1).await.expect("claim"));
                 }
                 t.elapsed()
             })
@@ -83,18 +81,19 @@ fn store(c: &mut Criterion) {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let (q, ids) = filled(iters as usize).await;
-                let claimed = q.claim("worker", iters as usize).await.expect("claim");
+                let queue = q.claims.as_ref().expect("claims");
+                let claimed = queue.claim("worker", iters as usize).await.expect("claim");
                 assert_eq!(claimed.len(), iters as usize);
                 let t = Instant::now();
                 for id in &ids {
-                    let s = q
-                        .ack("worker", std::slice::from_ref(id))
+                    let s = queue
+                        .settle("worker", &[id.as_str()], Settle::Ack)
                         .await
                         .expect("ack");
-                    std::hint::black_box(s);
+                    let _ = std::hint::black_box(s);
                 }
                 let elapsed = t.elapsed();
-                assert_eq!(q.stats().await.expect("stats").stored, 0);
+                assert_eq!(q.log.stats().await.expect("stats").stored, 0);
                 elapsed
             })
         });

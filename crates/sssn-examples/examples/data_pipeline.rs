@@ -16,7 +16,9 @@ use sssn::{Error, ErrorKind, Network, Result, System, SystemContext, SystemSpec}
 
 /// Command-line options.
 #[derive(Parser)]
-#[command(about = "The founding example: a periodic ingestor feeds a work queue, three workers claim, transform and publish to a broadcast channel, a dashboard subscribes.")]
+#[command(
+    about = "The founding example: a periodic ingestor feeds a work queue, three workers claim, transform and publish to a broadcast channel, a dashboard subscribes."
+)]
 pub struct Args {
     /// How long the pipeline runs, in seconds.
     #[arg(long, default_value_t = 30.0, value_parser = sssn_examples::duration_secs)]

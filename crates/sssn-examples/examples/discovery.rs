@@ -20,7 +20,9 @@ use sssn::{
 
 /// Command-line options.
 #[derive(Parser)]
-#[command(about = "Service discovery: a service registers itself and its feed; a consumer finds the feed and reads it.")]
+#[command(
+    about = "Service discovery: a service registers itself and its feed; a consumer finds the feed and reads it."
+)]
 pub struct Args {
     /// How long the demo runs, in seconds.
     #[arg(long, default_value_t = 5.0, value_parser = sssn_examples::duration_secs)]

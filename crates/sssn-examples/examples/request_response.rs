@@ -44,8 +44,7 @@ impl System for ComputeService {
 /// Runs the demo; returns the answer to 7 + 35 and how many of the 10 concurrent requests
 /// were answered correctly.
 pub async fn run(args: Args) -> Result<(i64, usize)> {
-    let mut net =
-        Network::new("compute").with_store(sssn_examples::open_store(&args.store).await?);
+    let mut net = Network::new("compute").with_store(sssn_examples::open_store(&args.store).await?);
     let requests = net.add_channel(PassthroughChannel::new("compute-request").build())?;
     let responses = net.add_channel(MailboxChannel::new("compute-response").build())?;
     net.add_system(

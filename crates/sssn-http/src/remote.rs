@@ -267,7 +267,6 @@ impl RemoteChannel {
     pub fn url(&self) -> &str {
         self.inner.url.as_str()
     }
-
 }
 
 fn bearer(token: &str) -> Result<HeaderValue, Error> {
@@ -275,11 +274,7 @@ fn bearer(token: &str) -> Result<HeaderValue, Error> {
         .map_err(|_| invalid("the token contains characters not allowed in a header"))
 }
 
-fn ids_body(
-    ids: &[&str],
-    delay: Option<Duration>,
-    reason: Option<&str>,
-) -> Result<Vec<u8>, Error> {
+fn ids_body(ids: &[&str], delay: Option<Duration>, reason: Option<&str>) -> Result<Vec<u8>, Error> {
     let body = IdsRequest {
         message_ids: ids.iter().map(|&id| id.to_owned()).collect(),
         delay_ms: delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
@@ -598,7 +593,11 @@ impl ChannelEndpoint for RemoteChannel {
         Ok(r.settled(ids))
     }
 
-    async fn dead_letters(&self, caller: &Principal, limit: usize) -> Result<Vec<DeadLetter>, Error> {
+    async fn dead_letters(
+        &self,
+        caller: &Principal,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, Error> {
         let url = self
             .inner
             .url_for("/dead-letters", &[("limit", &limit.to_string())]);
@@ -611,7 +610,10 @@ impl ChannelEndpoint for RemoteChannel {
 
     async fn redrive(&self, caller: &Principal, ids: &[&str]) -> Result<usize, Error> {
         let body = ids_body(ids, None, None)?;
-        let r = self.inner.settle("/redrive", caller, Some(body), "redrive").await?;
+        let r = self
+            .inner
+            .settle("/redrive", caller, Some(body), "redrive")
+            .await?;
         Ok(r.count())
     }
 
@@ -627,13 +629,19 @@ impl ChannelEndpoint for RemoteChannel {
         max_count: Option<usize>,
     ) -> Result<usize, Error> {
         let body = encode(&wire::EvictRequest { before, max_count })?;
-        let r = self.inner.settle("/evict", caller, Some(body), "evict").await?;
+        let r = self
+            .inner
+            .settle("/evict", caller, Some(body), "evict")
+            .await?;
         Ok(r.count())
     }
 
     async fn remove(&self, caller: &Principal, ids: &[&str]) -> Result<usize, Error> {
         let body = ids_body(ids, None, None)?;
-        let r = self.inner.settle("/remove", caller, Some(body), "remove").await?;
+        let r = self
+            .inner
+            .settle("/remove", caller, Some(body), "remove")
+            .await?;
         Ok(r.count())
     }
 

@@ -328,12 +328,10 @@ impl SettledResponse {
         let n = self.count().min(ids.len());
         match (self.done, self.stale) {
             (Some(done), Some(stale)) => Settled { done, stale },
-            _ => {
-                Settled {
-                    done: ids[..n].iter().map(|&id| id.to_owned()).collect(),
-                    stale: ids[n..].iter().map(|&id| id.to_owned()).collect(),
-                }
-            }
+            _ => Settled {
+                done: ids[..n].iter().map(|&id| id.to_owned()).collect(),
+                stale: ids[n..].iter().map(|&id| id.to_owned()).collect(),
+            },
         }
     }
 }
@@ -360,7 +358,9 @@ pub fn parse_evict(body: &[u8]) -> Result<EvictRequest, Error> {
         ))
     })?;
     if request.before.is_some_and(|b| !b.is_finite()) {
-        return Err(invalid("'before' must be a finite number of epoch seconds."));
+        return Err(invalid(
+            "'before' must be a finite number of epoch seconds.",
+        ));
     }
     Ok(request)
 }

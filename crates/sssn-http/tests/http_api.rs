@@ -460,7 +460,11 @@ async fn batch_write_and_batch_claim_with_attempts_and_leases() {
     // Someone else cannot extend, ack or nack my claim.
     for verb in ["extend", "acknowledge", "nack"] {
         let r = h
-            .post(&format!("/channels/jobs/{verb}"), "worker-2", &body(&[&ids[0]]))
+            .post(
+                &format!("/channels/jobs/{verb}"),
+                "worker-2",
+                &body(&[&ids[0]]),
+            )
             .await
             .ok();
         assert_eq!(r["stale"], json!([ids[0]]), "{verb}");

@@ -39,8 +39,18 @@ async fn pair(
 async fn write_read_cursor_and_after_like_local() {
     let ch = started(PassthroughChannel::new("p").public()).await;
     let (local, remote, _h) = pair(&ch, "sys").await;
-    let id1 = remote.channel("p").unwrap().write(&json!({"n": 1})).await.unwrap();
-    let id2 = local.channel("p").unwrap().write(&json!({"n": 2})).await.unwrap();
+    let id1 = remote
+        .channel("p")
+        .unwrap()
+        .write(&json!({"n": 1}))
+        .await
+        .unwrap();
+    let id2 = local
+        .channel("p")
+        .unwrap()
+        .write(&json!({"n": 2}))
+        .await
+        .unwrap();
     let got = remote.channel("p").unwrap().read(10).await.unwrap();
     let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, [id1.as_str(), id2.as_str()]);
@@ -52,17 +62,37 @@ async fn write_read_cursor_and_after_like_local() {
         "the message read remotely is the one stored"
     );
     // Same identity, same server-side cursor: the local client sees nothing new either.
-    assert!(local.channel("p").unwrap().read(10).await.unwrap().is_empty());
-    assert!(remote.channel("p").unwrap().read(10).await.unwrap().is_empty());
+    assert!(
+        local
+            .channel("p")
+            .unwrap()
+            .read(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        remote
+            .channel("p")
+            .unwrap()
+            .read(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let id3 = local.channel("p").unwrap().write(&3).await.unwrap();
-    assert_eq!(remote.channel("p").unwrap().read(10).await.unwrap()[0].id, id3);
+    assert_eq!(
+        remote.channel("p").unwrap().read(10).await.unwrap()[0].id,
+        id3
+    );
     let after = remote
-        .channel("p").unwrap().read_with(ReadOptions {
-                limit: 10,
-                exclusive: false,
-                after: Some(id1.clone()),
-            },
-        )
+        .channel("p")
+        .unwrap()
+        .read_with(ReadOptions {
+            limit: 10,
+            exclusive: false,
+            after: Some(id1.clone()),
+        })
         .await
         .unwrap();
     let after_ids: Vec<&str> = after.iter().map(|m| m.id.as_str()).collect();
@@ -79,24 +109,37 @@ async fn typed_content_direct_and_mixed_batches_round_trip() {
     let ch = started(PassthroughChannel::new("p").public()).await;
     let (_local, remote, _h) = pair(&ch, "sys").await;
     let content = Content::from_json(r#"{"celsius": 2.5, "sensor": "s1"}"#).unwrap();
-    remote.channel("p").unwrap().write_content(content.clone()).await.unwrap();
+    remote
+        .channel("p")
+        .unwrap()
+        .write_content(content.clone())
+        .await
+        .unwrap();
     let msg = ChannelMessage::with_data("sys", &[1, 2])
         .unwrap()
         .correlation_id("c");
-    let id = remote.channel("p").unwrap().write_message(msg.clone()).await.unwrap();
+    let id = remote
+        .channel("p")
+        .unwrap()
+        .write_message(msg.clone())
+        .await
+        .unwrap();
     assert_eq!(id, msg.id);
     let ids = remote
-        .channel("p").unwrap().write_batch(vec![
-                Payload::Data(json!("d")),
-                Payload::Content(content.clone()),
-                Payload::Message(ChannelMessage::with_data("sys", &3).unwrap()),
-            ],
-        )
+        .channel("p")
+        .unwrap()
+        .write_batch(vec![
+            Payload::Data(json!("d")),
+            Payload::Content(content.clone()),
+            Payload::Message(ChannelMessage::with_data("sys", &3).unwrap()),
+        ])
         .await
         .unwrap();
     assert_eq!(ids.len(), 3);
     let same = remote
-        .channel("p").unwrap().write_batch(vec![Payload::Data(json!(4)), Payload::Data(json!(5))])
+        .channel("p")
+        .unwrap()
+        .write_batch(vec![Payload::Data(json!(4)), Payload::Data(json!(5))])
         .await
         .unwrap();
     assert_eq!(same.len(), 2);
@@ -106,7 +149,15 @@ async fn typed_content_direct_and_mixed_batches_round_trip() {
     assert_eq!(*got[1], msg, "a direct write is stored as sent");
     assert_eq!(got[3].content, content);
     assert_eq!(got[6].data::<i32>().unwrap(), 5);
-    assert!(remote.channel("p").unwrap().write_batch(vec![]).await.unwrap().is_empty());
+    assert!(
+        remote
+            .channel("p")
+            .unwrap()
+            .write_batch(vec![])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Runs `op` through both clients and checks both fail with `kind`.
@@ -133,7 +184,9 @@ async fn errors_have_the_same_kinds_as_local() {
     let q = started(WorkQueueChannel::new("q").public()).await;
     let (local, remote, _h) = pair(&q, "w").await;
     same_error!(local, remote, ErrorKind::UnsupportedOperation, |c| c
-        .channel("q").unwrap().read(1));
+        .channel("q")
+        .unwrap()
+        .read(1));
     // A stale id is reported, the same way, on both paths.
     for c in [&local, &remote] {
         let settled = c.work_queue("q").unwrap().ack(&["nope"]).await.unwrap();
@@ -145,23 +198,31 @@ async fn errors_have_the_same_kinds_as_local() {
     }
     let foreign = ChannelMessage::with_data("someone-else", &1).unwrap();
     same_error!(local, remote, ErrorKind::PermissionDenied, |c| c
-        .channel("q").unwrap().write_message(foreign.clone()));
+        .channel("q")
+        .unwrap()
+        .write_message(foreign.clone()));
 
     let b = started(BroadcastChannel::new("b").public()).await;
     let (local, remote, _h2) = pair(&b, "r").await;
     same_error!(local, remote, ErrorKind::UnsupportedOperation, |c| c
-        .channel("b").unwrap().claim(1));
-    same_error!(local, remote, ErrorKind::InvalidArgument, |c| c.channel("b").unwrap().read_with(ReadOptions {
+        .channel("b")
+        .unwrap()
+        .claim(1));
+    same_error!(local, remote, ErrorKind::InvalidArgument, |c| c
+        .channel("b")
+        .unwrap()
+        .read_with(ReadOptions {
             after: Some("unknown-id".into()),
             ..ReadOptions::default()
-        }
-    ));
+        }));
 
     let acl = Arc::new(AclSecurity::new(&["reader"], &["writer"], &[] as &[&str]));
     let guarded = started(PassthroughChannel::new("g").public().security(acl)).await;
     let (local, remote, _h3) = pair(&guarded, "reader").await;
     same_error!(local, remote, ErrorKind::PermissionDenied, |c| c
-        .channel("g").unwrap().write(&1));
+        .channel("g")
+        .unwrap()
+        .write(&1));
     local.channel("g").unwrap().read(1).await.unwrap();
     remote.channel("g").unwrap().read(1).await.unwrap();
 }
@@ -172,14 +233,19 @@ async fn refused_writes_hand_the_payload_back_like_local() {
     let (local, remote, _h) = pair(&ingest, "w").await;
     remote.channel("ingest").unwrap().write(&0).await.unwrap();
     let (l, r) = same_error!(local, remote, ErrorKind::Backpressure, |c| c
-        .channel("ingest").unwrap().write(&json!({"n": 7})));
+        .channel("ingest")
+        .unwrap()
+        .write(&json!({"n": 7})));
     assert_eq!(l.into_rejected(), Some(Payload::Data(json!({"n": 7}))));
     assert_eq!(r.into_rejected(), Some(Payload::Data(json!({"n": 7}))));
 
     let stopped = started(PassthroughChannel::new("s").public()).await;
     let (local, remote, _h2) = pair(&stopped, "w").await;
     stopped.stop().await;
-    let (_, r) = same_error!(local, remote, ErrorKind::ShuttingDown, |c| c.channel("s").unwrap().write(&1));
+    let (_, r) = same_error!(local, remote, ErrorKind::ShuttingDown, |c| c
+        .channel("s")
+        .unwrap()
+        .write(&1));
     assert_eq!(r.into_rejected(), Some(Payload::Data(json!(1))));
 }
 
@@ -200,7 +266,9 @@ async fn claim_ack_nack_fencing_and_lease_expiry() {
     w2.connect_remote("jobs", &url, None).unwrap();
 
     let ids = w1
-        .channel("jobs").unwrap().write_batch((0..4).map(|i| Payload::Data(json!(i))).collect())
+        .channel("jobs")
+        .unwrap()
+        .write_batch((0..4).map(|i| Payload::Data(json!(i))).collect())
         .await
         .unwrap();
     let c1 = w1.channel("jobs").unwrap().claim(2).await.unwrap();
@@ -211,22 +279,50 @@ async fn claim_ack_nack_fencing_and_lease_expiry() {
     assert_eq!(c2.len(), 2, "competing consumers get different messages");
 
     // Fenced: w2 cannot settle w1's claims.
-    let err = w2.channel("jobs").unwrap().ack(&[ids[0].clone()]).await.unwrap().into_result().unwrap_err();
+    let err = w2
+        .channel("jobs")
+        .unwrap()
+        .ack(&[ids[0].clone()])
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StaleClaim);
-    assert_eq!(w1.channel("jobs").unwrap().ack(&[ids[0].clone()]).await.unwrap()
+    assert_eq!(
+        w1.channel("jobs")
+            .unwrap()
+            .ack(&[ids[0].clone()])
+            .await
+            .unwrap()
             .done
-            .len(), 1);
-    assert_eq!(w1.channel("jobs").unwrap().nack(&[ids[1].clone()]).await.unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        w1.channel("jobs")
+            .unwrap()
+            .nack(&[ids[1].clone()])
+            .await
+            .unwrap()
             .done
-            .len(), 1);
+            .len(),
+        1
+    );
     let again = w2.channel("jobs").unwrap().claim(1).await.unwrap();
     assert_eq!(again[0].message.id, ids[1]);
     assert_eq!(again[0].attempt, 2, "a nacked message is delivered again");
 
     // Renew w2's lease, then let every lease run out.
-    assert_eq!(w2.channel("jobs").unwrap().extend(&[ids[1].clone()]).await.unwrap()
+    assert_eq!(
+        w2.channel("jobs")
+            .unwrap()
+            .extend(&[ids[1].clone()])
+            .await
+            .unwrap()
             .done
-            .len(), 1);
+            .len(),
+        1
+    );
     tokio::time::sleep(Duration::from_millis(1800)).await;
     let reclaimed = w1.channel("jobs").unwrap().claim(10).await.unwrap();
     let mut got: Vec<String> = reclaimed.iter().map(|c| c.message.id.clone()).collect();
@@ -236,21 +332,39 @@ async fn claim_ack_nack_fencing_and_lease_expiry() {
     assert_eq!(got, expected, "expired leases are claimable again");
     assert!(reclaimed.iter().all(|c| c.attempt >= 2));
     // w2's ack after its lease ran out is refused: w1 holds the message now.
-    let err = w2.channel("jobs").unwrap().ack(&[ids[2].clone()]).await.unwrap().into_result().unwrap_err();
+    let err = w2
+        .channel("jobs")
+        .unwrap()
+        .ack(&[ids[2].clone()])
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::StaleClaim);
 
     // Nack with a delay, reject to the dead letters, redrive (admin, open security).
     assert_eq!(
-        w1.channel("jobs").unwrap().nack_after(&[ids[2].clone()], Duration::from_secs(60))
+        w1.channel("jobs")
+            .unwrap()
+            .nack_after(&[ids[2].clone()], Duration::from_secs(60))
             .await
             .unwrap()
             .done
             .len(),
         1
     );
-    assert!(w2.channel("jobs").unwrap().claim(10).await.unwrap().is_empty());
+    assert!(
+        w2.channel("jobs")
+            .unwrap()
+            .claim(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        w1.channel("jobs").unwrap().reject(&[ids[3].clone()], "poison")
+        w1.channel("jobs")
+            .unwrap()
+            .reject(&[ids[3].clone()], "poison")
             .await
             .unwrap()
             .done
@@ -282,12 +396,25 @@ async fn exclusive_read_is_a_claim_like_local() {
         exclusive: true,
         after: None,
     };
-    let a = local.channel("p").unwrap().read_with(opts.clone()).await.unwrap();
+    let a = local
+        .channel("p")
+        .unwrap()
+        .read_with(opts.clone())
+        .await
+        .unwrap();
     let b = remote.channel("p").unwrap().read_with(opts).await.unwrap();
     assert_ne!(a[0].id, b[0].id);
-    assert_eq!(remote.channel("p").unwrap().ack(&[b[0].id.clone()]).await.unwrap()
+    assert_eq!(
+        remote
+            .channel("p")
+            .unwrap()
+            .ack(&[b[0].id.clone()])
+            .await
+            .unwrap()
             .done
-            .len(), 1);
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -327,7 +454,12 @@ async fn jwt_tokens_identify_remote_callers() {
     let bad = ChannelClient::new("x");
     bad.connect_remote("q", &url, Some("forged")).unwrap();
     assert_eq!(
-        bad.channel("q").unwrap().write(&1).await.unwrap_err().kind(),
+        bad.channel("q")
+            .unwrap()
+            .write(&1)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::Unauthenticated
     );
     let err = bad.channel("q").unwrap().subscribe().await.unwrap_err();
@@ -344,7 +476,13 @@ async fn unreachable_servers_and_unknown_channels() {
         .connect_remote("c", &format!("http://{addr}/channels/c"), None)
         .unwrap();
     assert_eq!(
-        client.channel("c").unwrap().read(1).await.unwrap_err().kind(),
+        client
+            .channel("c")
+            .unwrap()
+            .read(1)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::Remote
     );
 
@@ -357,7 +495,13 @@ async fn unreachable_servers_and_unknown_channels() {
         .connect_remote("missing", &h.server.url(), None)
         .unwrap();
     assert_eq!(
-        client.channel("missing").unwrap().read(1).await.unwrap_err().kind(),
+        client
+            .channel("missing")
+            .unwrap()
+            .read(1)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::NotFound
     );
 }
@@ -380,7 +524,12 @@ async fn remote_subscriptions_deliver_in_order_and_filter_mailboxes() {
     }
     assert_eq!(rsub.position(), 20);
     // subscribe_after replays from a sequence.
-    let mut replay = remote.channel("feed").unwrap().subscribe_after(17).await.unwrap();
+    let mut replay = remote
+        .channel("feed")
+        .unwrap()
+        .subscribe_after(17)
+        .await
+        .unwrap();
     assert_eq!(replay.recv().await.unwrap().seq, 18);
     // Unsubscribe closes remote subscriptions.
     remote.channel("feed").unwrap().unsubscribe().await;

@@ -329,7 +329,16 @@ pub(crate) fn maintain(
         .query_map((ch.chan, int(now)), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Db<_>>()?;
     for &(rowid, attempts) in &expired {
-        release(txn, ch, policy, rowid, attempts, None, Release::LeaseExpired, now)?;
+        release(
+            txn,
+            ch,
+            policy,
+            rowid,
+            attempts,
+            None,
+            Release::LeaseExpired,
+            now,
+        )?;
     }
     Ok(expired.len())
 }
@@ -471,7 +480,8 @@ pub(crate) fn settle(
                 })
             })
             .optional()?;
-        let Some(held) = held.filter(|h| ClaimPolicy::may_settle(&h.holder, h.deadline, claimer, now))
+        let Some(held) =
+            held.filter(|h| ClaimPolicy::may_settle(&h.holder, h.deadline, claimer, now))
         else {
             out.stale.push(id.clone());
             continue;
@@ -487,7 +497,16 @@ pub(crate) fn settle(
             }
             Settle::Nack { delay } => {
                 let due = ClaimPolicy::release_due(now, *delay);
-                release(txn, ch, policy, held.rowid, held.attempts, due, Release::Nack, now)?;
+                release(
+                    txn,
+                    ch,
+                    policy,
+                    held.rowid,
+                    held.attempts,
+                    due,
+                    Release::Nack,
+                    now,
+                )?;
             }
             Settle::Reject { reason } => {
                 let reason = DeadReason::Rejected(reason.clone());

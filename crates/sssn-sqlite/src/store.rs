@@ -273,7 +273,13 @@ impl StoreInner {
 impl Store for SqliteStore {
     async fn open_channel(&self, spec: &ChannelSpec) -> Result<ChannelStorage> {
         let claims = spec.claims.is_some();
-        let capabilities = |claims: bool| if claims { "with claims" } else { "without claims" };
+        let capabilities = |claims: bool| {
+            if claims {
+                "with claims"
+            } else {
+                "without claims"
+            }
+        };
         let mut channels = self.inner.channels.lock().await;
         let shared = match channels.get(&spec.id) {
             Some(shared) if shared.policy.is_some() != claims => {

@@ -102,7 +102,8 @@ async fn space_left_by_a_burst_is_given_back_when_idle() {
         .unwrap();
     let ch = work_queue(&store).await;
     for chunk in 0..40u64 {
-        ch.log.append((chunk * 500..(chunk + 1) * 500).map(message).collect())
+        ch.log
+            .append((chunk * 500..(chunk + 1) * 500).map(message).collect())
             .await
             .unwrap();
     }

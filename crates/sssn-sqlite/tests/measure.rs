@@ -224,7 +224,13 @@ fn cycles(producers: u64, consumers: u64, batch: u64) -> f64 {
             tasks.push(tokio::spawn(async move {
                 let me = format!("c{c}");
                 while start.elapsed() < RUN {
-                    let got = ch.claims.as_ref().unwrap().claim(&me, batch as usize).await.unwrap();
+                    let got = ch
+                        .claims
+                        .as_ref()
+                        .unwrap()
+                        .claim(&me, batch as usize)
+                        .await
+                        .unwrap();
                     if got.is_empty() {
                         tokio::time::sleep(Duration::from_millis(1)).await;
                         continue;
@@ -264,7 +270,8 @@ fn reopen_a_channel_of_a_million_messages() {
     runtime().block_on(async {
         let (_store, ch) = open(&path, Synchronous::Normal, ChannelKind::WorkQueue).await;
         for chunk in 0..1000u64 {
-            ch.log.append((chunk * 1000..(chunk + 1) * 1000).map(message).collect())
+            ch.log
+                .append((chunk * 1000..(chunk + 1) * 1000).map(message).collect())
                 .await
                 .unwrap();
         }
@@ -312,7 +319,8 @@ fn reads(via_writer: bool, under_writes: bool) -> f64 {
     runtime().block_on(async {
         let (_store, ch) = open(&path, Synchronous::Full, ChannelKind::Broadcast).await;
         for chunk in 0..100u64 {
-            ch.log.append((chunk * 1000..(chunk + 1) * 1000).map(message).collect())
+            ch.log
+                .append((chunk * 1000..(chunk + 1) * 1000).map(message).collect())
                 .await
                 .unwrap();
         }
@@ -338,14 +346,15 @@ fn reads(via_writer: bool, under_writes: bool) -> f64 {
                     x = (x * 48271) % 2_147_483_647;
                     let after = x % 99_900;
                     let got = if via_writer {
-                        ch.log.read(
-                            &reader,
-                            sssn::store::ReadFrom::AfterSeq(after),
-                            100,
-                            &Default::default(),
-                        )
-                        .await
-                        .unwrap()
+                        ch.log
+                            .read(
+                                &reader,
+                                sssn::store::ReadFrom::AfterSeq(after),
+                                100,
+                                &Default::default(),
+                            )
+                            .await
+                            .unwrap()
                     } else {
                         ch.log.range(after, 100).await.unwrap()
                     };
@@ -391,10 +400,14 @@ fn file_size_under_a_steady_flow() {
     runtime().block_on(async {
         let (_store, ch) = open(&path, Synchronous::Full, ChannelKind::WorkQueue).await;
         // Keep a backlog of about 1,000: append 500, claim and ack the oldest 500.
-        ch.log.append((0..500).map(message).collect()).await.unwrap();
+        ch.log
+            .append((0..500).map(message).collect())
+            .await
+            .unwrap();
         let mut n = 500;
         for round in 1..=2000u64 {
-            ch.log.append((n..n + 500).map(message).collect())
+            ch.log
+                .append((n..n + 500).map(message).collect())
                 .await
                 .unwrap();
             n += 500;

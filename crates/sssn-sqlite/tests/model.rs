@@ -108,7 +108,11 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
     let store = open_sqlite(&path);
     let sqlite = store.open_channel(&spec).await.unwrap();
     let queues = pair(&memory, &sqlite);
-    assert_eq!(queues.is_some(), kind.claims(), "a claim queue exactly with claims");
+    assert_eq!(
+        queues.is_some(),
+        kind.claims(),
+        "a claim queue exactly with claims"
+    );
     let (memory_log, sqlite_log) = (memory.log.clone(), sqlite.log.clone());
     // Nothing but `Sides` may hold the SQLite channel: reopening needs the file closed.
     drop((memory, sqlite));
@@ -253,7 +257,11 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
             79..=80 => {
                 let limit = rng.below(10) as usize;
                 if let Some((m, q)) = &s.queues {
-                    same!(ctx, m.dead_letters(limit).await, q.dead_letters(limit).await);
+                    same!(
+                        ctx,
+                        m.dead_letters(limit).await,
+                        q.dead_letters(limit).await
+                    );
                 }
             }
             81 => {
@@ -277,7 +285,11 @@ async fn history(seed: u64, kind: ChannelKind, steps: usize) {
             84..=85 => {
                 let ids = ids(&mut rng, &known);
                 let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                same!(ctx, s.memory.remove(&ids).await, s.sqlite.remove(&ids).await);
+                same!(
+                    ctx,
+                    s.memory.remove(&ids).await,
+                    s.sqlite.remove(&ids).await
+                );
             }
             86 => {
                 if rng.chance(30) {

@@ -5,8 +5,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sssn::message::ChannelMessage;
 use sssn::ErrorKind;
+use sssn::message::ChannelMessage;
 use sssn::policy::ClaimPolicy;
 use sssn::store::{ChannelSpec, ChannelStorage, Settle, Store};
 use sssn_sqlite::{SqliteOptions, SqliteStore};
@@ -26,7 +26,8 @@ fn message(n: usize, bytes: usize) -> ChannelMessage {
 async fn stored_ids(path: &Path, id: &str) -> Vec<String> {
     let store = SqliteStore::open(path).expect("reopen");
     let ch = channel(&store, id).await;
-    ch.log.range(0, usize::MAX)
+    ch.log
+        .range(0, usize::MAX)
         .await
         .unwrap()
         .into_iter()
@@ -154,16 +155,14 @@ async fn a_channel_keeps_whether_it_has_claims() {
         let err = store
             .open_channel(&ChannelSpec::log("jobs"))
             .await
-            .err()
-            .expect("refused while open");
+            .expect_err("refused while open");
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     }
     let store = SqliteStore::open(&path).unwrap();
     let err = store
         .open_channel(&ChannelSpec::log("jobs"))
         .await
-        .err()
-        .expect("refused after reopening");
+        .expect_err("refused after reopening");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     assert!(err.to_string().contains("created with claims"), "{err}");
     // Same capabilities (another kind with claims, another lease): fine.
@@ -218,8 +217,12 @@ async fn a_size_limit_fails_writes_like_a_full_disk_and_keeps_committed_data() {
         let queue = ch.claims.as_ref().unwrap();
         let claimed = queue.claim("w", 10).await.unwrap();
         let ids: Vec<&str> = claimed.iter().map(|c| c.message.id.as_str()).collect();
-        assert_eq!(queue.settle("w", &ids, Settle::Ack).await.unwrap().done, ids);
-        ch.log.append(vec![message(0, 1024)])
+        assert_eq!(
+            queue.settle("w", &ids, Settle::Ack).await.unwrap().done,
+            ids
+        );
+        ch.log
+            .append(vec![message(0, 1024)])
             .await
             .expect("space freed by acks is reused");
         acked

@@ -44,7 +44,10 @@ struct Stats {
 
 impl Chan {
     fn queue(&self) -> &Arc<dyn sssn::store::ClaimQueue> {
-        self.0.claims.as_ref().expect("a passthrough channel has claims")
+        self.0
+            .claims
+            .as_ref()
+            .expect("a passthrough channel has claims")
     }
     async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
         self.0.log.append(messages).await
@@ -71,7 +74,12 @@ impl Chan {
     async fn ack(&self, claimer: &str, ids: &[String]) -> Result<Settled> {
         self.settle(claimer, ids, Settle::Ack).await
     }
-    async fn nack(&self, claimer: &str, ids: &[String], delay: Option<Duration>) -> Result<Settled> {
+    async fn nack(
+        &self,
+        claimer: &str,
+        ids: &[String],
+        delay: Option<Duration>,
+    ) -> Result<Settled> {
         self.settle(claimer, ids, Settle::Nack { delay }).await
     }
     async fn reject(&self, claimer: &str, ids: &[String], reason: &str) -> Result<Settled> {
@@ -123,8 +131,18 @@ async fn a_reopened_file_resumes_every_reader_claim_and_delay() {
         assert_eq!(claimed.len(), 4);
         // #0 acked, #1 rejected, #2 nacked for a while, #3 held by w1 when we "crash".
         assert!(ch.ack("w1", &written[..1]).await.unwrap().all_done());
-        assert!(ch.reject("w1", &written[1..2], "bad address").await.unwrap().all_done());
-        assert!(ch.nack("w1", &written[2..3], Some(Duration::from_millis(1500))).await.unwrap().all_done());
+        assert!(
+            ch.reject("w1", &written[1..2], "bad address")
+                .await
+                .unwrap()
+                .all_done()
+        );
+        assert!(
+            ch.nack("w1", &written[2..3], Some(Duration::from_millis(1500)))
+                .await
+                .unwrap()
+                .all_done()
+        );
         before = ch.stats().await.unwrap();
     }
 

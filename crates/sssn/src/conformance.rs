@@ -276,7 +276,12 @@ pub async fn nack_by_non_holder_is_stale(h: &impl Harness) {
         "the claim stays in place"
     );
     assert_eq!(
-        ch.ack("w2", &ids).await.unwrap().into_result().unwrap_err().kind(),
+        ch.ack("w2", &ids)
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_err()
+            .kind(),
         ErrorKind::StaleClaim
     );
     assert_eq!(ch.ack("w1", &ids).await.unwrap().done.len(), 1);
@@ -313,7 +318,12 @@ pub async fn ack_after_expiry_is_fenced(h: &impl Harness) {
         "the message was not consumed by the late ack"
     );
     assert_eq!(
-        ch.ack("w1", &ids).await.unwrap().into_result().unwrap_err().kind(),
+        ch.ack("w1", &ids)
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_err()
+            .kind(),
         ErrorKind::StaleClaim
     );
     assert_eq!(ch.ack("w2", &ids).await.unwrap().done.len(), 1);
@@ -348,7 +358,12 @@ pub async fn extend_keeps_the_lease(h: &impl Harness) {
     );
     assert_eq!(ch.ack("w1", &ids).await.unwrap().done.len(), 1);
     assert_eq!(
-        ch.extend("w1", &ids).await.unwrap().into_result().unwrap_err().kind(),
+        ch.extend("w1", &ids)
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_err()
+            .kind(),
         ErrorKind::StaleClaim
     );
 }

@@ -338,7 +338,11 @@ impl Network {
                 stop_all(&channels).await;
                 return Err(Error::new(
                     e.kind(),
-                    format!("setup of system '{}' failed: {}", runner.handle_id(), e.message()),
+                    format!(
+                        "setup of system '{}' failed: {}",
+                        runner.handle_id(),
+                        e.message()
+                    ),
                 ));
             }
             handles.push(runner.handle());

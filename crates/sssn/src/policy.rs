@@ -122,10 +122,9 @@ impl ClaimPolicy {
     /// line, or a dead letter once it used its last delivery.
     pub fn on_release(&self, attempts: u32, why: Release) -> Fate {
         match self.max_deliveries {
-            Some(max) if attempts >= max => Fate::DeadLetter(DeadReason::MaxDeliveries {
-                max,
-                last: why,
-            }),
+            Some(max) if attempts >= max => {
+                Fate::DeadLetter(DeadReason::MaxDeliveries { max, last: why })
+            }
             _ => Fate::Requeue,
         }
     }
@@ -165,7 +164,10 @@ mod tests {
         let Fate::DeadLetter(reason) = p.on_release(3, Release::Nack) else {
             panic!("the third release of a 3-delivery message dead-letters");
         };
-        assert_eq!(reason.to_string(), "max_deliveries (3) exceeded; last: nack");
+        assert_eq!(
+            reason.to_string(),
+            "max_deliveries (3) exceeded; last: nack"
+        );
         assert_eq!(
             p.on_redelivery(4),
             Fate::DeadLetter(DeadReason::MaxDeliveries {
@@ -184,7 +186,10 @@ mod tests {
     fn only_the_live_holder_settles() {
         assert!(ClaimPolicy::may_settle("w1", 100, "w1", 99));
         assert!(!ClaimPolicy::may_settle("w1", 100, "w1", 100), "lapsed");
-        assert!(!ClaimPolicy::may_settle("w1", 100, "w2", 50), "not the holder");
+        assert!(
+            !ClaimPolicy::may_settle("w1", 100, "w2", 50),
+            "not the holder"
+        );
     }
 
     #[test]

@@ -121,8 +121,7 @@ impl Requester {
             Ok(requests) => requests.write_message(message).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = sent
-        {
+        if let Err(e) = sent {
             forget();
             return Err(e);
         }

@@ -157,7 +157,10 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     model.msgs[i].fate = Fate::Acked;
                 } else {
                     prop_assert_eq!(settled.stale.len(), 1);
-                    prop_assert_eq!(settled.into_result().unwrap_err().kind(), ErrorKind::StaleClaim);
+                    prop_assert_eq!(
+                        settled.into_result().unwrap_err().kind(),
+                        ErrorKind::StaleClaim
+                    );
                 }
             }
             Op::Nack {

@@ -28,7 +28,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 use sssn::channel::{BroadcastChannel, WorkQueueChannel};
 use sssn::security::Principal;
-use sssn::{Channel, ChannelEndpoint, ChannelMessage, Payload};
+use sssn::{ChannelEndpoint, ChannelMessage, Payload};
 use sssn_http::sse::{SseParser, encode_event};
 use sssn_http::{RemoteChannel, Server};
 use tokio::net::TcpListener;
@@ -41,8 +41,8 @@ const BATCH: usize = 1_000;
 
 struct Setup {
     client: reqwest::Client,
-    writes: Channel,
-    feed: Channel,
+    writes: sssn::WorkQueueChannel,
+    feed: sssn::BroadcastChannel,
     writes_url: String,
     feed_url: String,
     bare: String,

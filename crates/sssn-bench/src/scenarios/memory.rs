@@ -154,8 +154,8 @@ pub fn child(args: &[String]) -> anyhow::Result<()> {
         let mut kept_vec: Vec<Value> = Vec::new();
         let before = rss_bytes().context("reading RSS")?;
         let channel = match kind.as_str() {
-            "work-queue" | "acked" => Some(WorkQueueChannel::new("memory").build()),
-            "broadcast" => Some(BroadcastChannel::new("memory").build()),
+            "work-queue" | "acked" => Some(WorkQueueChannel::new("memory").build().erased()),
+            "broadcast" => Some(BroadcastChannel::new("memory").build().erased()),
             "vec" => None,
             other => bail!("unknown kind '{other}'"),
         };
@@ -171,7 +171,8 @@ pub fn child(args: &[String]) -> anyhow::Result<()> {
                         let claimed = ch.claim("worker", 1_000).await?;
                         let ids: Vec<String> =
                             claimed.iter().map(|c| c.message.id.clone()).collect();
-                        ch.ack("worker", &ids).await?;
+                        let settled = ch.ack("worker", &ids).await?;
+                        ensure!(settled.all_done(), "stale acks: {:?}", settled.stale);
                     }
                 }
                 let stored = ch.stats().await?.stored;

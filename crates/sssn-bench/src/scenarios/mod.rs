@@ -154,7 +154,7 @@ pub fn secs(t: Instant) -> f64 {
 /// Subscribes `subscribers` readers to `feed`; each task counts deliveries until it has
 /// seen `n` messages (or its subscription closes) and returns the count.
 pub async fn count_deliveries(
-    feed: &sssn::Channel,
+    feed: &sssn::BroadcastChannel,
     subscribers: usize,
     n: usize,
 ) -> anyhow::Result<tokio::task::JoinSet<usize>> {

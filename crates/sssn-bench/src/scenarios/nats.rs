@@ -151,7 +151,7 @@ async fn work_queue(s: Arc<Setup>, n: usize) -> anyhow::Result<f64> {
                     return Ok::<_, sssn::Error>(acked);
                 }
                 let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
-                acked += queue.ack(me.as_str(), &ids).await?;
+                acked += queue.ack(me.as_str(), &ids).await?.done.len();
             }
         });
     }

@@ -10,8 +10,8 @@
 use std::time::Instant;
 
 use anyhow::ensure;
+use sssn::Payload;
 use sssn::channel::WorkQueueChannel;
-use sssn::{Channel, Payload};
 
 use super::{Config, label, progress, record};
 use crate::report::{Better, Figure, Goal, Outcome};
@@ -34,7 +34,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
         // Refilling small histories each run keeps them at H; the largest one is filled
         // once (each run adds only M to it).
         let reuse = h >= 1_000_000;
-        let mut kept: Option<Channel> = None;
+        let mut kept: Option<WorkQueueChannel> = None;
         if reuse {
             progress("scaling", format_args!("passing {h} messages through…"));
             let t = Instant::now();
@@ -101,7 +101,7 @@ fn payloads(from: usize, n: usize) -> Vec<Payload> {
 
 /// A started work queue through which `history` messages have passed (written, claimed,
 /// acknowledged).
-async fn queue_with_history(history: usize) -> anyhow::Result<Channel> {
+async fn queue_with_history(history: usize) -> anyhow::Result<WorkQueueChannel> {
     let queue = WorkQueueChannel::new("bench-scaling").build();
     queue.start().await?;
     let mut done = 0;
@@ -110,7 +110,7 @@ async fn queue_with_history(history: usize) -> anyhow::Result<Channel> {
         queue.write_batch("producer", payloads(done, n)).await?;
         let claimed = queue.claim("drainer", n).await?;
         let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
-        let acked = queue.ack("drainer", &ids).await?;
+        let acked = queue.ack("drainer", &ids).await?.done.len();
         ensure!(acked == n, "history: acked {acked} of {n}");
         done += n;
     }
@@ -118,7 +118,7 @@ async fn queue_with_history(history: usize) -> anyhow::Result<Channel> {
 }
 
 /// Writes `m` messages (not timed), then times claim 10 + ack until drained; µs per message.
-async fn claim_ack_cost(queue: &Channel, m: usize) -> anyhow::Result<f64> {
+async fn claim_ack_cost(queue: &WorkQueueChannel, m: usize) -> anyhow::Result<f64> {
     let mut written = 0;
     while written < m {
         let n = BATCH.min(m - written);
@@ -133,7 +133,7 @@ async fn claim_ack_cost(queue: &Channel, m: usize) -> anyhow::Result<f64> {
             break;
         }
         let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
-        acked += queue.ack("worker", &ids).await?;
+        acked += queue.ack("worker", &ids).await?.done.len();
     }
     let elapsed = t.elapsed();
     ensure!(acked == m, "acked {acked} of {m}");

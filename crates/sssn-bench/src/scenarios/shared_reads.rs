@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use sssn::channel::PassthroughChannel;
-use sssn::{Channel, ChannelMessage, Payload};
+use sssn::{ChannelMessage, Payload};
 
 use super::{Config, paired, progress, record, secs};
 use crate::report::{Better, Figure, Outcome};
@@ -81,7 +81,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
     ])
 }
 
-async fn ours(channel: Channel, round: usize, n: usize) -> anyhow::Result<f64> {
+async fn ours(channel: PassthroughChannel, round: usize, n: usize) -> anyhow::Result<f64> {
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for k in 0..READERS {

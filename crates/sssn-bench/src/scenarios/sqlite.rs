@@ -23,7 +23,7 @@ use anyhow::{Context, ensure};
 use rusqlite::Connection;
 use sssn::channel::WorkQueueChannel;
 use sssn::store::Store;
-use sssn::{Channel, ChannelMessage, Payload};
+use sssn::{ChannelMessage, Payload};
 use sssn_sqlite::SqliteStore;
 
 use super::{Config, label, paired, progress, record, secs};
@@ -141,7 +141,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
     Ok(out)
 }
 
-fn queue(store: Arc<dyn Store>) -> Channel {
+fn queue(store: Arc<dyn Store>) -> WorkQueueChannel {
     WorkQueueChannel::new("jobs")
         .claim_timeout(Duration::from_secs(60))
         .store(store)
@@ -289,7 +289,10 @@ async fn cycle(store: Option<Arc<SqliteStore>>, n: usize) -> anyhow::Result<f64>
                     continue;
                 }
                 let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
-                acked.fetch_add(q.ack(me.as_str(), &ids).await?, Ordering::Relaxed);
+                acked.fetch_add(
+                    q.ack(me.as_str(), &ids).await?.done.len(),
+                    Ordering::Relaxed,
+                );
             }
             Ok::<_, sssn::Error>(())
         });
@@ -332,8 +335,7 @@ async fn restart(path: &Path, size: usize) -> anyhow::Result<f64> {
     let claimed = q.claim("restarter", 1).await?;
     let elapsed = secs(t);
     ensure!(claimed.len() == 1, "nothing to claim after the restart");
-    q.nack("restarter", &[claimed[0].message.id.clone()])
-        .await?;
+    q.nack("restarter", &claimed[0]).await?.into_result()?;
     let stored = q.stats().await?.stored;
     ensure!(
         stored == size as u64,

@@ -186,8 +186,8 @@ impl System for Worker {
 
     async fn step(&mut self, ctx: &mut SystemContext) -> sssn::Result<()> {
         let mut work_ns = 0;
-        for claimed in ctx.claim("raw-records", 3).await? {
-            let id = claimed.message.id.clone();
+        let (queue, out) = (ctx.work_queue("raw-records")?, ctx.broadcast("processed")?);
+        for claimed in queue.claim(3).await? {
             let record: Record = claimed.message.data()?;
             let t = now_ns();
             tokio::time::sleep(Duration::from_millis(20)).await; // simulated work
@@ -200,8 +200,8 @@ impl System for Worker {
                 ingested_ns: record.ingested_ns,
                 work_ns,
             };
-            ctx.write("processed", &processed).await?;
-            ctx.ack("raw-records", &[id]).await?;
+            out.write(&processed).await?;
+            queue.ack(&claimed).await?.into_result()?;
         }
         Ok(())
     }

@@ -108,7 +108,7 @@ async fn ours(values: Arc<Vec<Value>>) -> anyhow::Result<Timing> {
                     return Ok::<_, sssn::Error>(());
                 }
                 let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
-                let n = queue.ack(me.as_str(), &ids).await?;
+                let n = queue.ack(me.as_str(), &ids).await?.done.len();
                 acked.fetch_add(n, Ordering::Relaxed);
             }
         });

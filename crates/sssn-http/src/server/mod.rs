@@ -34,8 +34,8 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::MethodRouter;
 use axum::serve::ListenerExt;
-use sssn::security::{Operation, Principal};
 use sssn::channel::Kind;
+use sssn::security::{Operation, Principal};
 use sssn::{Channel, Error, ErrorKind, Visibility};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::task::JoinHandle;
@@ -144,7 +144,8 @@ impl ServerBuilder {
     /// Hosts every channel of `channels` (same rule as [`channel`](Self::channel)).
     #[must_use]
     pub fn channels<K: Kind>(mut self, channels: impl IntoIterator<Item = Channel<K>>) -> Self {
-        self.channels.extend(channels.into_iter().map(|c| c.erased()));
+        self.channels
+            .extend(channels.into_iter().map(|c| c.erased()));
         self
     }
 

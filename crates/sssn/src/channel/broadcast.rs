@@ -10,7 +10,12 @@ use crate::message::ChannelKind;
 #[derive(Debug, Clone, Copy)]
 pub struct Broadcast;
 
-kind!(Broadcast, ChannelKind::Broadcast, SharedReads, Subscriptions);
+kind!(
+    Broadcast,
+    ChannelKind::Broadcast,
+    SharedReads,
+    Subscriptions
+);
 
 /// A broadcast channel handle.
 pub type BroadcastChannel = Channel<Broadcast>;

@@ -131,7 +131,10 @@ impl Core {
         self.storage()?.claims.as_ref().ok_or_else(|| {
             Error::new(
                 ErrorKind::Internal,
-                format!("channel '{}' has claims but its store opened none", self.id()),
+                format!(
+                    "channel '{}' has claims but its store opened none",
+                    self.id()
+                ),
             )
         })
     }

@@ -78,8 +78,7 @@ impl Channel<Discovery> {
     }
 
     fn expiry(&self, ttl: Option<Duration>) -> f64 {
-        crate::clock::now_secs()
-            + ttl.unwrap_or(self.core.registration_ttl).as_secs_f64()
+        crate::clock::now_secs() + ttl.unwrap_or(self.core.registration_ttl).as_secs_f64()
     }
 
     async fn put(&self, id: String, content: Content) -> Result<()> {

@@ -111,9 +111,12 @@ pub(crate) use kind;
 mod tests {
     use super::*;
 
+    // Compile-time checks: each call compiles only if the kind has the capability.
+    #[allow(clippy::extra_unused_type_parameters)]
     fn claims<K: Claims>() -> bool {
         true
     }
+    #[allow(clippy::extra_unused_type_parameters)]
     fn reads<K: SharedReads>() -> bool {
         true
     }

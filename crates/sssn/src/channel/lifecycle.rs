@@ -32,7 +32,8 @@ impl<K: Kind> Channel<K> {
             .spawn(async move { this.maintenance_loop(token).await });
         if self.has_loop() {
             let this = self.erased();
-            core.tasks.spawn(async move { this.pull_loop(cancel).await });
+            core.tasks
+                .spawn(async move { this.pull_loop(cancel).await });
         }
         Ok(())
     }

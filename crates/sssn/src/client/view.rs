@@ -214,7 +214,9 @@ impl<K: Claims> ChannelView<K> {
 
     /// Puts dead letters back as new messages (admin).
     pub async fn redrive(&self, ids: &(impl MessageIds + ?Sized)) -> Result<usize> {
-        self.endpoint.redrive(&self.caller, &ids.message_ids()).await
+        self.endpoint
+            .redrive(&self.caller, &ids.message_ids())
+            .await
     }
 }
 

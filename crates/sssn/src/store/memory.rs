@@ -15,8 +15,8 @@ use tokio::sync::broadcast;
 
 use super::id_index::IdIndex;
 use super::{
-    ChannelSpec, ChannelStorage, ClaimQueue, ClaimStats, Claimed, DeadLetter, Entry, Log,
-    LogStats, ReadFilter, ReadFrom, Seq, Settle, Settled, Store,
+    ChannelSpec, ChannelStorage, ClaimQueue, ClaimStats, Claimed, DeadLetter, Entry, Log, LogStats,
+    ReadFilter, ReadFrom, Seq, Settle, Settled, Store,
 };
 use crate::clock::now_millis;
 use crate::error::{Error, ErrorKind, Result};
@@ -57,8 +57,16 @@ impl Store for MemoryStore {
                 format!(
                     "channel '{}' exists in this memory store {} claims and cannot be opened {}",
                     spec.id,
-                    if channel.policy.is_some() { "with" } else { "without" },
-                    if spec.claims.is_some() { "with claims" } else { "without claims" },
+                    if channel.policy.is_some() {
+                        "with"
+                    } else {
+                        "without"
+                    },
+                    if spec.claims.is_some() {
+                        "with claims"
+                    } else {
+                        "without claims"
+                    },
                 ),
             ));
         }
