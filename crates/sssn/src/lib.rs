@@ -29,3 +29,8 @@ pub use message::{
 pub use network::Network;
 pub use store::{Claimed, DeadLetter, Entry, Settle, Settled};
 pub use system::{System, SystemContext, SystemSpec};
+
+/// The Rust snippets of the repository's README, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeSnippets;

@@ -43,7 +43,7 @@ use crate::channel::{Channel, Kind};
 use crate::client::ChannelClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::Visibility;
-use crate::store::Store;
+use crate::store::{IntoStore, Store};
 use crate::system::{
     Runner, RunnerParts, System, SystemContext, SystemHandle, SystemSpec, SystemState,
 };
@@ -135,10 +135,11 @@ impl Network {
         &self.id
     }
 
-    /// The store for channels that were built without one (default: memory).
+    /// The store for channels that were built without one (default: memory), by value or
+    /// shared: `with_store(SqliteStore::open("app.db")?)`.
     #[must_use]
-    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
+    pub fn with_store(mut self, store: impl IntoStore) -> Self {
+        self.store = Some(store.into_store());
         self
     }
 

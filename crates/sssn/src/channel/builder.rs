@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ChannelInfo, ChannelKind, ChannelMessage, Payload, Visibility};
 use crate::policy::ClaimPolicy;
 use crate::security::Security;
-use crate::store::{ChannelSpec, Store};
+use crate::store::{ChannelSpec, IntoStore, Store};
 
 pub(crate) const DEFAULT_PERIOD: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_RAW_BUFFER: usize = 10_000;
@@ -144,10 +144,11 @@ impl<K: Kind> ChannelBuilder<K> {
         self
     }
 
-    /// The storage backend (default: the network's store, else a private memory store).
+    /// The storage backend, by value or shared (default: the network's store, else a
+    /// private memory store).
     #[must_use]
-    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
+    pub fn store(mut self, store: impl IntoStore) -> Self {
+        self.store = Some(store.into_store());
         self
     }
 

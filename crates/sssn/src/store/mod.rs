@@ -272,6 +272,31 @@ pub trait Store: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
+/// Anything that can serve as a store: a store by value (`SqliteStore::open(..)?`), or one
+/// already shared (`Arc<SqliteStore>`, `Arc<dyn Store>`).
+pub trait IntoStore {
+    /// The shared store.
+    fn into_store(self) -> Arc<dyn Store>;
+}
+
+impl<S: Store> IntoStore for S {
+    fn into_store(self) -> Arc<dyn Store> {
+        Arc::new(self)
+    }
+}
+
+impl<S: Store> IntoStore for Arc<S> {
+    fn into_store(self) -> Arc<dyn Store> {
+        self
+    }
+}
+
+impl IntoStore for Arc<dyn Store> {
+    fn into_store(self) -> Arc<dyn Store> {
+        self
+    }
+}
+
 /// A channel's log: messages in sequence order, reader cursors, retention, push feed.
 #[async_trait]
 pub trait Log: Send + Sync + 'static {
