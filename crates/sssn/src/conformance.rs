@@ -91,9 +91,11 @@ macro_rules! conformance_tests {
             extend_keeps_the_lease, max_deliveries_dead_letters, reject_dead_letters,
             work_queue_refuses_shared_reads, broadcast_refuses_claims,
             broadcast_readers_see_everything, subscribe_and_unsubscribe,
-            lagging_subscriber_catches_up, subscribe_after_resumes, mailbox_delivers_every_addressed_message,
+            lagging_subscriber_catches_up, subscribers_are_told_of_removed_messages,
+            subscribe_after_resumes, mailbox_delivers_every_addressed_message,
             evict_does_not_shift_cursors, remove_and_clear_keep_cursors_valid,
-            retention_runs_on_every_kind, duplicate_ids_are_idempotent, stats_reflect_state,
+            retention_runs_on_every_kind, count_retention_follows_the_writes,
+            duplicate_ids_are_idempotent, stats_reflect_state,
             discovery_registry, periodic_channel_pulls, security_on_every_operation,
             write_batch_and_entries_after, direct_writes_cannot_spoof, lifecycle_and_drain,
             reopen_keeps_contents);
@@ -496,7 +498,7 @@ pub async fn lagging_subscriber_catches_up(h: &impl Harness) {
         {
             Ok(e) => got.push(e.message.id.clone()),
             Err(RecvError::Lagged(n)) => lagged += n,
-            Err(RecvError::Closed) => panic!("closed"),
+            Err(e) => panic!("{e}"),
         }
     }
     assert!(
@@ -509,6 +511,52 @@ pub async fn lagging_subscriber_catches_up(h: &impl Harness) {
     );
     let stats = ch.stats().await.unwrap();
     assert_eq!(stats.subscribers[0].queue_depth, 0);
+}
+
+/// What retention removed before a subscriber got it is reported as a gap, never skipped
+/// silently.
+pub async fn subscribers_are_told_of_removed_messages(h: &impl Harness) {
+    let ch = started(h, BroadcastChannel::new(uid("b")).subscriber_capacity(4)).await;
+    let mut sub = ch.subscribe("slow").await.unwrap();
+    write_n(&ch, 20).await;
+    assert_eq!(ch.evict("admin", None, Some(5)).await.unwrap(), 15);
+    h.advance(Duration::from_millis(300)).await;
+    // Every sequence is delivered or inside a reported gap, once, in order.
+    let mut next = 1;
+    let mut lost = 0;
+    while next <= 20 {
+        match tokio::time::timeout(Duration::from_secs(5), sub.recv())
+            .await
+            .expect("in time")
+        {
+            Ok(e) => {
+                assert_eq!(e.seq, next, "delivered in order");
+                next += 1;
+            }
+            Err(RecvError::Gap { from, to }) => {
+                assert_eq!(from, next, "a gap starts where delivery stopped");
+                assert!(
+                    to >= from && to <= 15,
+                    "only removed messages are lost: {from}..={to}"
+                );
+                lost += to - from + 1;
+                next = to + 1;
+            }
+            Err(RecvError::Lagged(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(lost <= 15);
+    // Resuming from a position whose successors are gone: the gap first, then the rest.
+    let mut late = ch.subscribe_after("late", 3).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), late.recv())
+        .await
+        .expect("in time");
+    assert_eq!(first.unwrap_err(), RecvError::Gap { from: 4, to: 15 });
+    let second = tokio::time::timeout(Duration::from_secs(5), late.recv())
+        .await
+        .expect("in time");
+    assert_eq!(second.unwrap().seq, 16);
 }
 
 pub async fn subscribe_after_resumes(h: &impl Harness) {
@@ -629,6 +677,35 @@ pub async fn retention_runs_on_every_kind(h: &impl Harness) {
     write_n(&aged, 1).await;
     aged.maintain().await.unwrap();
     assert_eq!(aged.stats().await.unwrap().stored, 1);
+}
+
+/// Count retention does not wait for maintenance: what is stored follows `max_count`, not
+/// the write rate times the maintenance interval.
+pub async fn count_retention_follows_the_writes(h: &impl Harness) {
+    let ch = started(
+        h,
+        BroadcastChannel::new(uid("b"))
+            .retention_max_count(50)
+            .maintenance_interval(Duration::from_secs(3600)),
+    )
+    .await;
+    let mut most = 0;
+    for round in 0..20 {
+        let batch = (0..10)
+            .map(|i| Payload::Data(json!({"n": round * 10 + i})))
+            .collect();
+        ch.write_batch("writer", batch).await.unwrap();
+        write_n(&ch, 1).await;
+        most = most.max(ch.stats().await.unwrap().stored);
+    }
+    assert!(most <= 50 + 5 + 11, "stored {most} with max_count 50");
+    let kept = ch.entries_after("r", 0, 1000).await.unwrap();
+    assert!(kept.len() >= 50, "the newest 50 are kept ({})", kept.len());
+    assert_eq!(
+        kept.last().unwrap().seq,
+        220,
+        "the newest is the last written"
+    );
 }
 
 pub async fn duplicate_ids_are_idempotent(h: &impl Harness) {

@@ -69,8 +69,9 @@ impl Requester {
                             let _ = tx.send(entry.message);
                         }
                     }
-                    Err(RecvError::Lagged(_)) => {} // the subscription catches up from the store
                     Err(RecvError::Closed) => return,
+                    // A lag catches up from the store; a reply lost to a gap times out.
+                    Err(_) => {}
                 }
             }
         });

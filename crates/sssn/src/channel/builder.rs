@@ -123,7 +123,8 @@ impl<K: Kind> ChannelBuilder<K> {
         self
     }
 
-    /// Maintenance keeps only the newest `count` messages.
+    /// Keeps only the newest `count` messages: enforced as writes arrive (stored messages
+    /// stay within `count` plus a tenth of it), and by maintenance.
     #[must_use]
     pub fn retention_max_count(mut self, count: usize) -> Self {
         self.retention_max_count = Some(count);

@@ -2,7 +2,7 @@
 //! makes (life cycle, authorisation, capabilities), written once for every kind.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -53,6 +53,8 @@ pub(crate) struct Core {
     pub(crate) spec: ChannelSpec,
     pub(crate) retention_max_age: Option<Duration>,
     pub(crate) retention_max_count: Option<usize>,
+    /// Messages appended since count retention last ran (it runs as writes arrive).
+    pub(crate) since_trim: AtomicUsize,
     pub(crate) maintenance_interval: Duration,
     pub(crate) registration_ttl: Duration,
     /// The backend: chosen by the builder or a network, or the memory default at start.
@@ -241,7 +243,31 @@ impl Core {
                 f(&e.message);
             }
         }
+        self.trim_as_written(entries.len()).await;
         Ok(entries)
+    }
+
+    /// Count retention as writes arrive: once a tenth of `max_count` (at least one) was
+    /// appended since the last trim, trim to `max_count`. Stored messages then stay within
+    /// `max_count` plus that slack whatever the write rate, at one store call per slack's
+    /// worth of writes. The write already succeeded: a failed trim goes to `on_error`.
+    async fn trim_as_written(&self, appended: usize) {
+        let Some(max) = self.retention_max_count else {
+            return;
+        };
+        let slack = (max / 10).max(1);
+        let since = self.since_trim.fetch_add(appended, Ordering::Relaxed) + appended;
+        if since < slack {
+            return;
+        }
+        self.since_trim.store(0, Ordering::Relaxed);
+        let trimmed = match self.log() {
+            Ok(log) => log.evict(None, Some(max)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = trimmed {
+            self.error_hook("retention", &e);
+        }
     }
 
     /// Opens the storage (at the first start) from the chosen backend, memory by default.

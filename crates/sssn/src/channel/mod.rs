@@ -212,6 +212,7 @@ impl<K: Kind> Channel<K> {
             spec: b.spec(),
             retention_max_age: b.retention_max_age,
             retention_max_count: b.retention_max_count,
+            since_trim: Default::default(),
             maintenance_interval: b.maintenance_interval,
             registration_ttl: b.registration_ttl.unwrap_or(builder::DEFAULT_TTL),
             backend: Mutex::new(b.store.map_or(Backend::Unset, Backend::Chosen)),

@@ -4,8 +4,10 @@
 //! store's feed of committed appends), so a slow subscriber never blocks writers or other
 //! subscribers. When it falls more than the queue's capacity behind, [`Subscription::recv`]
 //! reports [`RecvError::Lagged`] with the number of messages it skipped past, then
-//! continues *from the store* at the first message it has not seen: delivery stays
-//! gap-free as long as retention has not removed those messages.
+//! continues *from the store* at the first message it has not seen. Messages that are no
+//! longer stored by then (retention, removal, a consuming ack) cannot be delivered: `recv`
+//! says so with [`RecvError::Gap`] naming the first and last sequence lost, then goes on
+//! with the next stored message. Nothing is ever skipped silently.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,10 +25,20 @@ use crate::store::{Entry, Log, ReadFilter, Seq};
 
 /// Why [`Subscription::recv`] returned no message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecvError {
     /// The subscriber fell behind by this many messages; the next `recv` catches up from
     /// the store.
     Lagged(u64),
+    /// The messages with sequences `from..=to` can no longer be delivered: they were
+    /// removed (retention, removal, an ack) before this subscriber got them. The next
+    /// `recv` goes on after `to`.
+    Gap {
+        /// First sequence lost.
+        from: Seq,
+        /// Last sequence lost.
+        to: Seq,
+    },
     /// Unsubscribed, or the channel stopped.
     Closed,
 }
@@ -35,6 +47,9 @@ impl std::fmt::Display for RecvError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Lagged(n) => write!(f, "subscriber lagged by {n} messages"),
+            Self::Gap { from, to } => {
+                write!(f, "messages {from} to {to} were removed before delivery")
+            }
             Self::Closed => f.write_str("subscription closed"),
         }
     }
@@ -169,7 +184,8 @@ impl Subscription {
         self.state.position.load(Ordering::Relaxed)
     }
 
-    /// The next message, in sequence order, without gaps or repeats.
+    /// The next message, in sequence order, without repeats. Messages removed before
+    /// they could be delivered are reported as [`RecvError::Gap`], never skipped silently.
     pub async fn recv(&mut self) -> Result<Entry, RecvError> {
         let Self {
             channel_id,
@@ -206,7 +222,19 @@ impl Subscription {
                     if state.closed.load(Ordering::Relaxed) {
                         return Err(RecvError::Closed);
                     }
-                    if let Some(entry) = backlog.pop_front() {
+                    if let Some(next) = backlog.front().map(|e| e.seq) {
+                        // Stored sequences are dense: a jump is messages removed meanwhile.
+                        if next > position() + 1 {
+                            let gap = RecvError::Gap {
+                                from: position() + 1,
+                                to: next - 1,
+                            };
+                            advance(next - 1);
+                            return Err(gap);
+                        }
+                        let Some(entry) = backlog.pop_front() else {
+                            continue;
+                        };
                         advance(entry.seq);
                         if filter.matches(&entry.message) {
                             return Ok(entry);
@@ -214,12 +242,24 @@ impl Subscription {
                         continue;
                     }
                     if *catching_up {
-                        let missed = store.range(position(), 256).await.map_err(|e| {
+                        let from = position();
+                        let missed = store.range(from, 256).await.map_err(|e| {
                             tracing::warn!(channel = %channel_id, error = %e, "subscriber catch-up failed");
                             RecvError::Closed
                         })?;
                         if missed.is_empty() {
                             *catching_up = false;
+                            // Everything up to the head is gone (the head is read after the
+                            // range, so nothing appended meanwhile is taken for lost).
+                            let head = store.head();
+                            if head > from {
+                                let gap = RecvError::Gap {
+                                    from: from + 1,
+                                    to: head,
+                                };
+                                advance(head);
+                                return Err(gap);
+                            }
                         } else {
                             backlog.extend(missed);
                         }
@@ -260,14 +300,18 @@ impl Subscription {
         }
     }
 
-    /// Like [`recv`](Self::recv), but catches up after a lag silently (logging it), and
-    /// returns `None` once closed.
+    /// Like [`recv`](Self::recv), but goes on after a lag (logged at debug level: nothing
+    /// is lost) or a gap (logged as a warning: messages were lost), and returns `None` once
+    /// closed.
     pub async fn next(&mut self) -> Option<Entry> {
         loop {
             match self.recv().await {
                 Ok(entry) => return Some(entry),
                 Err(RecvError::Lagged(n)) => {
                     tracing::debug!(channel = %self.channel_id, reader = %self.reader(), missed = n, "subscriber lagged; catching up from the store");
+                }
+                Err(RecvError::Gap { from, to }) => {
+                    tracing::warn!(channel = %self.channel_id, reader = %self.reader(), from, to, "messages were removed before this subscriber got them");
                 }
                 Err(RecvError::Closed) => return None,
             }

@@ -102,6 +102,9 @@ impl SystemContext {
                     Err(RecvError::Lagged(n)) => {
                         tracing::debug!(channel = %id, missed = n, "system subscription lagged; catching up");
                     }
+                    Err(RecvError::Gap { from, to }) => {
+                        tracing::warn!(channel = %id, from, to, "messages were removed before this system got them");
+                    }
                     Err(RecvError::Closed) => return,
                 }
             }
@@ -135,8 +138,9 @@ impl SystemContext {
                     r = sub.recv() => r,
                 };
                 match next {
-                    Ok(_) | Err(RecvError::Lagged(_)) => wake.notify_one(),
                     Err(RecvError::Closed) => return,
+                    // Anything else means the channel changed: look.
+                    Ok(_) | Err(_) => wake.notify_one(),
                 }
             }
         });
