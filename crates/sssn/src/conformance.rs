@@ -823,16 +823,23 @@ pub async fn periodic_channel_pulls(h: &impl Harness) {
         json!({"pull": 0})
     );
     let item = ch.write("ext", &"buffered").await.unwrap();
-    assert!(
-        item.contains('_'),
-        "buffered writes return an item id: {item}"
+    assert_eq!(
+        ch.stats().await.unwrap().raw_buffered,
+        1,
+        "buffered, not stored yet"
     );
     ch.drain(Some(Duration::from_secs(5))).await.unwrap();
     let rest = ch.read("r", 100).await.unwrap();
-    assert!(
-        rest.iter()
-            .any(|m| m.data::<String>().ok().as_deref() == Some("buffered"))
+    let stored = rest
+        .iter()
+        .find(|m| m.data::<String>().ok().as_deref() == Some("buffered"))
+        .expect("the buffered write was stored");
+    assert_eq!(
+        stored.id, item,
+        "the id a buffered write returns is the stored message's"
     );
+    assert_eq!(stored.sender_id, "ext");
+    assert_eq!(ch.stats().await.unwrap().raw_buffered, 0);
 }
 
 pub async fn security_on_every_operation(h: &impl Harness) {
@@ -901,6 +908,16 @@ pub async fn direct_writes_cannot_spoof(h: &impl Harness) {
     blank.sender_id.clear();
     ch.write_message("alice", blank).await.unwrap();
     assert_eq!(ch.read("r", 1).await.unwrap()[0].sender_id, "alice");
+    // A periodic channel refuses it when it is written, not later in its loop.
+    let periodic = started(h, PeriodicChannel::buffered(uid("per"))).await;
+    let forged = ChannelMessage::with_data("admin", &1).unwrap();
+    let err = periodic
+        .write_message("mallory", forged.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(err.into_rejected(), Some(Payload::Message(forged)));
+    assert_eq!(periodic.stats().await.unwrap().raw_buffered, 0);
 }
 
 pub async fn lifecycle_and_drain(h: &impl Harness) {

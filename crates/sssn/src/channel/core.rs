@@ -208,24 +208,33 @@ impl Core {
         }
     }
 
+    /// A direct write must carry the writer's own `sender_id` (or none): nobody writes in
+    /// another's name.
+    pub(crate) fn check_sender(&self, sender: &str, payload: &Payload) -> Result<()> {
+        match payload {
+            Payload::Message(m) if !m.sender_id.is_empty() && m.sender_id != sender => {
+                Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "'{sender}' cannot write a message whose sender_id is '{}' to channel '{}'.",
+                        m.sender_id,
+                        self.id()
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Converts a payload into the message to store, enforcing the sender.
     pub(crate) fn prepare(&self, sender: &str, payload: Payload) -> Result<Option<ChannelMessage>> {
-        let direct = matches!(payload, Payload::Message(_));
+        self.check_sender(sender, &payload)?;
         let Some(mut message) = self.hooks.convert(sender, payload)? else {
             return Ok(None);
         };
         message.validate()?;
         if message.sender_id.is_empty() {
             message.sender_id = sender.to_owned();
-        } else if message.sender_id != sender && direct {
-            return Err(Error::new(
-                ErrorKind::PermissionDenied,
-                format!(
-                    "'{sender}' cannot write a message whose sender_id is '{}' to channel '{}'.",
-                    message.sender_id,
-                    self.id()
-                ),
-            ));
         }
         Ok(Some(message))
     }
@@ -287,6 +296,9 @@ impl Core {
             }
         };
         let storage = backend.open_channel(&self.spec).await?;
+        if let Some(raw) = &self.raw {
+            raw.open(&backend, self.id()).await?;
+        }
         // Only `start` opens, under the life-cycle lock: nobody raced us.
         let _ = self.storage.set(storage);
         Ok(())

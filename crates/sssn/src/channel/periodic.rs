@@ -8,11 +8,11 @@
 //! A failing pull or conversion is reported to `on_error` and the loop goes on (v1's loop
 //! died silently, defect D25).
 
-use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Mutex;
-
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 use super::kind::kind;
 use super::{Channel, ChannelBuilder};
 use crate::error::{Error, ErrorKind, Result};
-use crate::message::{ChannelKind, Payload};
+use crate::message::{ChannelKind, ChannelMessage, Content, Payload};
+use crate::policy::ClaimPolicy;
+use crate::store::{ChannelSpec, ChannelStorage, ClaimQueue, Log, Settle, Store};
 
 /// Where a periodic channel's data comes from.
 #[async_trait]
@@ -86,26 +88,43 @@ impl Channel<Periodic> {
     }
 }
 
-struct RawItem {
-    sender: String,
-    payload: Payload,
-}
+/// The claimer name of a periodic channel's own processing.
+const PROCESSOR: &str = "_periodic";
+/// Which [`Payload`] a buffered item was (metadata key of the raw queue's messages).
+const RAW_KIND: &str = "sssn_raw";
+/// How long a batch taken for processing is held. Only the pull loop takes batches, so a
+/// batch outliving this is merely taken again (appends are idempotent by id); after a
+/// crash, the batch that was being processed is taken again this long after the restart.
+const PROCESSING_LEASE: Duration = Duration::from_secs(10);
 
 /// The raw buffer and source of a periodic channel.
+///
+/// Buffered items live in a claim queue of their own in the channel's store (id
+/// `<channel>/raw`, which no user channel can have), so a write is accepted only once it
+/// is as durable as the store: a SIGKILL loses nothing accepted. Each cycle takes the
+/// buffered items, converts them, appends the messages, and only then acknowledges the
+/// items; a crash in between converts them again, and the appends are idempotent because a
+/// converted message takes its buffered item's id.
 pub(crate) struct RawBuffer {
-    items: Mutex<VecDeque<RawItem>>,
     max: usize,
     source: tokio::sync::Mutex<Option<Box<dyn Source>>>,
     has_source: bool,
+    queue: OnceLock<ChannelStorage>,
+    /// Items buffered and not yet processed (read from the queue at start).
+    pending: AtomicUsize,
+    /// One processing at a time (the pull loop, or a drain).
+    processing: tokio::sync::Mutex<()>,
 }
 
 impl RawBuffer {
     pub(crate) fn new(max: usize, source: Option<Box<dyn Source>>) -> Self {
         Self {
-            items: Mutex::new(VecDeque::new()),
             max,
             has_source: source.is_some(),
             source: tokio::sync::Mutex::new(source),
+            queue: OnceLock::new(),
+            pending: AtomicUsize::new(0),
+            processing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -114,22 +133,67 @@ impl RawBuffer {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.items.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.pending.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Buffers payloads; returns their item ids. All or nothing.
-    pub(crate) fn push(
+    /// Opens the buffer's queue in the channel's store (at the channel's first start).
+    pub(crate) async fn open(&self, store: &Arc<dyn Store>, channel_id: &str) -> Result<()> {
+        if self.queue.get().is_some() {
+            return Ok(());
+        }
+        let spec = ChannelSpec {
+            feed_capacity: 1,
+            ..ChannelSpec::with_claims(
+                format!("{channel_id}/raw"),
+                ClaimPolicy::with_lease(PROCESSING_LEASE),
+            )
+        };
+        let storage = store.open_channel(&spec).await?;
+        let waiting = match &storage.claims {
+            Some(queue) => {
+                let stats = queue.stats().await?;
+                stats.backlog + stats.in_flight
+            }
+            None => 0,
+        };
+        self.pending.store(
+            usize::try_from(waiting).unwrap_or(usize::MAX),
+            Ordering::Release,
+        );
+        let _ = self.queue.set(storage);
+        Ok(())
+    }
+
+    fn storage(&self) -> Result<(&Arc<dyn Log>, &Arc<dyn ClaimQueue>)> {
+        let storage = self
+            .queue
+            .get()
+            .ok_or_else(|| Error::new(ErrorKind::ShuttingDown, "the raw buffer is not open"))?;
+        let claims = storage.claims.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                "the raw buffer's store opened no claims",
+            )
+        })?;
+        Ok((&storage.log, claims))
+    }
+
+    /// Buffers payloads durably; returns their item ids. All or nothing: a refused batch
+    /// hands every payload back.
+    pub(crate) async fn push(
         &self,
         channel_id: &str,
         sender: &str,
         payloads: Vec<Payload>,
     ) -> Result<Vec<String>> {
-        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
-        if items.len() + payloads.len() > self.max {
+        let n = payloads.len();
+        let before = self.pending.fetch_add(n, Ordering::AcqRel);
+        if before + n > self.max {
+            self.pending.fetch_sub(n, Ordering::AcqRel);
             let err = Error::new(
                 ErrorKind::Backpressure,
                 format!(
@@ -139,22 +203,41 @@ impl RawBuffer {
             );
             return Err(err.with_rejected_all(payloads));
         }
-        let now = crate::clock::now_secs();
-        Ok(payloads
-            .into_iter()
-            .map(|payload| {
-                items.push_back(RawItem {
-                    sender: sender.to_owned(),
-                    payload,
-                });
-                format!("{now:.7}_{:08x}", rand::random::<u32>())
-            })
-            .collect())
+        let stored = async {
+            let items = payloads
+                .iter()
+                .map(|p| encode(sender, p))
+                .collect::<Result<Vec<_>>>()?;
+            self.storage()?.0.append(items).await
+        };
+        match stored.await {
+            Ok(entries) => Ok(entries.into_iter().map(|e| e.message.id.clone()).collect()),
+            Err(e) => {
+                self.pending.fetch_sub(n, Ordering::AcqRel);
+                Err(e.with_rejected_all(payloads))
+            }
+        }
     }
+}
 
-    fn take_all(&self) -> VecDeque<RawItem> {
-        std::mem::take(&mut *self.items.lock().unwrap_or_else(|e| e.into_inner()))
-    }
+/// A buffered item as a message of the raw queue: the sender, and the payload tagged with
+/// its kind.
+fn encode(sender: &str, payload: &Payload) -> Result<ChannelMessage> {
+    let (kind, content) = match payload {
+        Payload::Data(v) => ("data", Content::data(v)?),
+        Payload::Content(c) => ("content", c.clone()),
+        Payload::Message(m) => ("message", Content::new(m)?),
+    };
+    Ok(ChannelMessage::new(sender, content).meta(RAW_KIND, kind))
+}
+
+/// The payload a raw queue message holds.
+fn decode(item: &ChannelMessage) -> Result<Payload> {
+    Ok(match item.metadata.get(RAW_KIND).and_then(|k| k.as_str()) {
+        Some("message") => Payload::Message(item.content.get()?),
+        Some("content") => Payload::Content(item.content.clone()),
+        _ => Payload::Data(item.data()?),
+    })
 }
 
 impl Channel {
@@ -176,7 +259,7 @@ impl Channel {
             });
         match pulled {
             Ok(items) if !items.is_empty() => {
-                if let Err(e) = raw.push(self.id(), self.id(), items) {
+                if let Err(e) = raw.push(self.id(), self.id(), items).await {
                     self.core.error_hook("pull", &e);
                 }
             }
@@ -185,24 +268,54 @@ impl Channel {
         }
     }
 
-    /// Converts and stores everything in the raw buffer.
+    /// Converts and stores one batch of what the raw buffer holds (up to its capacity),
+    /// then acknowledges the batch. A batch whose append fails is released, to be tried
+    /// again next cycle; an item that fails to convert is reported and dropped.
     pub(crate) async fn process_buffer(&self) {
         let Some(raw) = &self.core.raw else { return };
-        let items = raw.take_all();
-        if items.is_empty() {
-            return;
-        }
-        let mut messages = Vec::with_capacity(items.len());
-        for item in items {
-            match self.core.prepare(&item.sender, item.payload) {
-                Ok(Some(m)) => messages.push(m),
-                Ok(None) => {}
-                Err(e) => self.core.error_hook("process", &e),
-            }
-        }
-        if let Err(e) = self.core.append(messages).await {
+        let _one = raw.processing.lock().await;
+        if let Err(e) = self.process_batch(raw).await {
             self.core.error_hook("process", &e);
         }
+    }
+
+    async fn process_batch(&self, raw: &RawBuffer) -> Result<()> {
+        let core = &self.core;
+        let (_, queue) = raw.storage()?;
+        let taken = queue.claim(PROCESSOR, raw.max).await?;
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let mut messages = Vec::with_capacity(taken.len());
+        for item in &taken {
+            let converted = decode(&item.message).and_then(|payload| {
+                let direct = matches!(payload, Payload::Message(_));
+                let sender = &item.message.sender_id;
+                Ok(core.prepare(sender, payload)?.map(|mut m| {
+                    // The item's id: what the writer was given, and what makes a
+                    // conversion repeated after a crash an idempotent append.
+                    if !direct {
+                        m.id.clone_from(&item.message.id);
+                    }
+                    m
+                }))
+            });
+            match converted {
+                Ok(Some(m)) => messages.push(m),
+                Ok(None) => {}
+                Err(e) => core.error_hook("process", &e),
+            }
+        }
+        let ids: Vec<&str> = taken.iter().map(|c| c.message.id.as_str()).collect();
+        if let Err(e) = core.append(messages).await {
+            let _ = queue
+                .settle(PROCESSOR, &ids, Settle::Nack { delay: None })
+                .await;
+            return Err(e);
+        }
+        let settled = queue.settle(PROCESSOR, &ids, Settle::Ack).await?;
+        raw.pending.fetch_sub(settled.done.len(), Ordering::AcqRel);
+        Ok(())
     }
 
     /// The pull loop: pull, process, wait for the next period (drift-compensated).

@@ -67,7 +67,14 @@ impl<K: Kind> Channel<K> {
             return Err(e.with_rejected_all(payloads));
         }
         if let Some(raw) = &core.raw {
-            return raw.push(self.id(), &caller.id, payloads);
+            // Checked before buffering, so a refused write is refused now, not dropped later.
+            if let Err(e) = payloads
+                .iter()
+                .try_for_each(|p| core.check_sender(&caller.id, p))
+            {
+                return Err(e.with_rejected_all(payloads));
+            }
+            return raw.push(self.id(), &caller.id, payloads).await;
         }
         let mut messages = Vec::with_capacity(payloads.len());
         let mut slots = Vec::with_capacity(payloads.len());
