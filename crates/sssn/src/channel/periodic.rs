@@ -23,7 +23,7 @@ use super::{Channel, ChannelBuilder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ChannelKind, ChannelMessage, Content, Payload};
 use crate::policy::ClaimPolicy;
-use crate::store::{ChannelSpec, ChannelStorage, ClaimQueue, Log, Settle, Store};
+use crate::store::{ChannelSpec, ChannelStorage, ClaimQueue, Settle, Store};
 
 /// Where a periodic channel's data comes from.
 #[async_trait]
@@ -168,18 +168,16 @@ impl RawBuffer {
         Ok(())
     }
 
-    fn storage(&self) -> Result<(&Arc<dyn Log>, &Arc<dyn ClaimQueue>)> {
-        let storage = self
-            .queue
+    fn storage(&self) -> Result<&ChannelStorage> {
+        self.queue
             .get()
-            .ok_or_else(|| Error::new(ErrorKind::ShuttingDown, "the raw buffer is not open"))?;
-        let claims = storage.claims.as_ref().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Internal,
-                "the raw buffer's store opened no claims",
-            )
-        })?;
-        Ok((&storage.log, claims))
+            .ok_or_else(|| Error::new(ErrorKind::ShuttingDown, "the raw buffer is not open"))
+    }
+
+    fn claims(&self) -> Result<&Arc<dyn ClaimQueue>> {
+        self.storage()?.claims.as_ref().ok_or_else(|| {
+            Error::new(ErrorKind::Internal, "the raw buffer's store opened no claims")
+        })
     }
 
     /// Buffers payloads durably; returns their item ids. All or nothing: a refused batch
@@ -208,7 +206,7 @@ impl RawBuffer {
                 .iter()
                 .map(|p| encode(sender, p))
                 .collect::<Result<Vec<_>>>()?;
-            self.storage()?.0.append(items).await
+            self.storage()?.log.append(items).await
         };
         match stored.await {
             Ok(entries) => Ok(entries.into_iter().map(|e| e.message.id.clone()).collect()),
@@ -281,7 +279,7 @@ impl Channel {
 
     async fn process_batch(&self, raw: &RawBuffer) -> Result<()> {
         let core = &self.core;
-        let (_, queue) = raw.storage()?;
+        let queue = raw.claims()?;
         let taken = queue.claim(PROCESSOR, raw.max).await?;
         if taken.is_empty() {
             return Ok(());
