@@ -34,19 +34,16 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::channel::{Channel, Kind};
 use crate::client::ChannelClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::Visibility;
 use crate::store::{IntoStore, Store};
-use crate::system::{
-    Runner, RunnerParts, System, SystemContext, SystemHandle, SystemSpec, SystemState,
-};
+use crate::system::{Runner, System, SystemHandle, SystemSpec, SystemState};
 
 /// What the network reports about its systems.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -333,7 +330,18 @@ impl Network {
         let mut runners = Vec::new();
         let mut handles = Vec::new();
         for pending in self.take_systems() {
-            let mut runner = runner_for(pending, &cancel, &self.events);
+            let PendingSystem {
+                spec,
+                system,
+                handle,
+                channels: wired,
+            } = pending;
+            let client = ChannelClient::new(spec.id());
+            for (id, ch) in &wired {
+                client.connect(id.clone(), ch.clone());
+            }
+            let mut runner =
+                Runner::build(spec, system, handle, client, wired, &cancel, &self.events);
             if let Err(e) = runner.setup().await {
                 cancel.cancel();
                 stop_all(&channels).await;
@@ -416,60 +424,6 @@ async fn stop_all(channels: &[Channel]) {
     for ch in channels.iter().rev() {
         ch.stop().await;
     }
-}
-
-/// Builds the runner of a system: its client (wired to exactly its channels), context and
-/// supervision settings. A system stops when asked through its handle, or when the network
-/// stops.
-fn runner_for(
-    pending: PendingSystem,
-    network_stop: &CancellationToken,
-    events: &broadcast::Sender<NetworkEvent>,
-) -> Runner {
-    let PendingSystem {
-        spec,
-        system,
-        handle,
-        channels: wired,
-    } = pending;
-    let client = ChannelClient::new(spec.id());
-    for (id, ch) in &wired {
-        client.connect(id.clone(), ch.clone());
-    }
-    let (tx, rx) = mpsc::channel(spec.mailbox);
-    let stop = handle.control.stop.clone();
-    let (network_stop, linked) = (network_stop.clone(), stop.clone());
-    tokio::spawn(async move {
-        tokio::select! {
-            () = network_stop.cancelled() => linked.cancel(),
-            () = linked.cancelled() => {}
-        }
-    });
-    let ctx = SystemContext {
-        name: spec.name.clone().unwrap_or_else(|| spec.id().to_owned()),
-        description: spec.description.clone(),
-        client,
-        local: wired,
-        reads: spec.reads.clone(),
-        writes: spec.writes.clone(),
-        services: system.services(),
-        deliveries: tx,
-        stop,
-        forwarders: TaskTracker::new(),
-        wake: Arc::default(),
-        step: 0,
-    };
-    Runner::new(RunnerParts {
-        system,
-        ctx,
-        deliveries: rx,
-        control: handle.control.clone(),
-        handle,
-        tick_rate: spec.tick_rate,
-        restart: spec.restart.clone(),
-        max_consecutive_errors: spec.max_consecutive_errors,
-        events: events.clone(),
-    })
 }
 
 /// A started network.

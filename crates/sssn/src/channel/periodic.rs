@@ -176,7 +176,10 @@ impl RawBuffer {
 
     fn claims(&self) -> Result<&Arc<dyn ClaimQueue>> {
         self.storage()?.claims.as_ref().ok_or_else(|| {
-            Error::new(ErrorKind::Internal, "the raw buffer's store opened no claims")
+            Error::new(
+                ErrorKind::Internal,
+                "the raw buffer's store opened no claims",
+            )
         })
     }
 

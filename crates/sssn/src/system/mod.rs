@@ -37,6 +37,7 @@ mod context;
 mod handle;
 mod runner;
 mod spec;
+mod standalone;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -44,8 +45,9 @@ use serde::{Deserialize, Serialize};
 pub use context::SystemContext;
 pub(crate) use handle::Control;
 pub use handle::SystemHandle;
-pub(crate) use runner::{Runner, RunnerParts};
+pub(crate) use runner::Runner;
 pub use spec::{RestartPolicy, SystemSpec};
+pub use standalone::{RunningSystem, spawn, spawn_with_client};
 
 use crate::descriptor::ServiceMethod;
 use crate::error::{Error, Result};

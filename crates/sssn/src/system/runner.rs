@@ -6,13 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use futures::FutureExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::context::{Delivery, SystemContext};
 use super::handle::Control;
-use super::{ErrorAction, RestartPolicy, System, SystemState};
+use super::{ErrorAction, RestartPolicy, System, SystemHandle, SystemSpec, SystemState};
+use crate::channel::Channel;
+use crate::client::ChannelClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::network::NetworkEvent;
 
@@ -65,6 +71,54 @@ impl Runner {
             p: parts,
             set_up: false,
         }
+    }
+
+    /// The runner of `system`: its context over `client` (wired to exactly its channels;
+    /// `local` are the local ones among them), supervision settings from `spec`. It stops
+    /// when asked through its handle, or when `parent_stop` fires.
+    pub(crate) fn build(
+        spec: SystemSpec,
+        system: Box<dyn System>,
+        handle: SystemHandle,
+        client: ChannelClient,
+        local: BTreeMap<String, Channel>,
+        parent_stop: &CancellationToken,
+        events: &broadcast::Sender<NetworkEvent>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(spec.mailbox);
+        let stop = handle.control.stop.clone();
+        let (parent_stop, linked) = (parent_stop.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = parent_stop.cancelled() => linked.cancel(),
+                () = linked.cancelled() => {}
+            }
+        });
+        let ctx = SystemContext {
+            name: spec.name.clone().unwrap_or_else(|| spec.id().to_owned()),
+            description: spec.description.clone(),
+            client,
+            local,
+            reads: spec.reads.clone(),
+            writes: spec.writes.clone(),
+            services: system.services(),
+            deliveries: tx,
+            stop,
+            forwarders: TaskTracker::new(),
+            wake: Arc::default(),
+            step: 0,
+        };
+        Self::new(RunnerParts {
+            system,
+            ctx,
+            deliveries: rx,
+            control: handle.control.clone(),
+            handle,
+            tick_rate: spec.tick_rate,
+            restart: spec.restart.clone(),
+            max_consecutive_errors: spec.max_consecutive_errors,
+            events: events.clone(),
+        })
     }
 
     fn id(&self) -> String {
