@@ -75,9 +75,8 @@ async fn sssn_work_queue(url: &str, n: usize, durable_acks: bool) -> Res<f64> {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }
-                let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
                 let a0 = Instant::now();
-                let acked = jobs.ack(name.as_str(), &ids).await?;
+                let acked = jobs.ack(name.as_str(), &claimed).await?.into_result()?;
                 in_ack += a0.elapsed();
                 done.fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
             }

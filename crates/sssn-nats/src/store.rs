@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use async_trait::async_trait;
 use futures::StreamExt;
-use sssn::store::{ChannelSpec, ChannelStore, Store};
+use sssn::store::{ChannelSpec, ChannelStorage, Store};
 use sssn::{Error, ErrorKind, Result};
 use tokio::sync::{Mutex, OnceCell};
 
@@ -298,14 +298,14 @@ impl JetStreamStore {
 
 #[async_trait]
 impl Store for JetStreamStore {
-    async fn open_channel(&self, spec: &ChannelSpec) -> Result<Arc<dyn ChannelStore>> {
+    async fn open_channel(&self, spec: &ChannelSpec) -> Result<ChannelStorage> {
         let mut channels = self.inner.channels.lock().await;
         if let Some(ch) = channels.get(&spec.id) {
-            return Ok(ch.clone());
+            return ch.storage(spec);
         }
         let ch = Arc::new(JetStreamChannel::open(self.inner.clone(), spec).await?);
         channels.insert(spec.id.clone(), ch.clone());
-        Ok(ch)
+        ch.storage(spec)
     }
 
     fn describe(&self) -> String {

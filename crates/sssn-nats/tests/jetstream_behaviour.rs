@@ -2,7 +2,8 @@
 //! another connection to the same namespace (another "process"), fencing holds across
 //! processes, a claim abandoned by a vanished process is dead-lettered by the next
 //! claimer once it used its last delivery, cursors live on the server, and ids that are
-//! not subject-safe work.
+//! not subject-safe work; a channel cannot be opened with other capabilities than it was
+//! created with.
 
 mod common;
 
@@ -10,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sssn::channel::{BroadcastChannel, PassthroughChannel, WorkQueueChannel};
-use sssn::store::{ChannelSpec, Store};
-use sssn::{ChannelKind, ChannelMessage, ErrorKind};
+use sssn::store::{ChannelSpec, ClaimPolicy, Store};
+use sssn::{ChannelMessage, ErrorKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_sees_appends_of_other_processes() {
@@ -38,9 +39,16 @@ async fn feed_sees_appends_of_other_processes() {
             .expect("a message");
         assert_eq!(&got.message.id, id, "in sequence order");
     }
-    let spec = ChannelSpec::new("news", ChannelKind::Broadcast);
-    let raw = ts.store.open_channel(&spec).await.unwrap();
-    assert_eq!(raw.head(), 5, "head follows the other process's appends");
+    let raw = ts
+        .store
+        .open_channel(&ChannelSpec::log("news"))
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.log.head(),
+        5,
+        "head follows the other process's appends"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,15 +75,14 @@ async fn claims_are_fenced_across_processes() {
     );
     // Same claimer name, other process: it does not hold this claim.
     let ids = vec![id.clone()];
+    let settled = b.ack("w", &ids).await.unwrap();
+    assert_eq!(settled.stale, ids);
     assert_eq!(
-        b.ack("w", &ids).await.unwrap_err().kind(),
+        settled.into_result().unwrap_err().kind(),
         ErrorKind::StaleClaim
     );
-    assert_eq!(
-        b.nack("w", &ids).await.unwrap_err().kind(),
-        ErrorKind::StaleClaim
-    );
-    assert_eq!(a.ack("w", &ids).await.unwrap(), 1);
+    assert_eq!(b.nack("w", &ids).await.unwrap().stale, ids);
+    assert_eq!(a.ack("w", &ids).await.unwrap().done, ids);
     // The acknowledged count is folded in by the acking process in the background; its
     // own stats wait for that, other processes see it once it is done.
     assert_eq!(a.stats().await.unwrap().acknowledged, 1);
@@ -182,4 +189,67 @@ async fn ids_that_are_not_subject_safe() {
     assert_eq!(after.len(), odd.len() - 1);
     assert_eq!(ch.remove("admin", &["*".to_owned()]).await.unwrap(), 1);
     assert_eq!(ch.stats().await.unwrap().stored, odd.len() as u64 - 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_with_other_capabilities_fails() {
+    let Some(ts) = common::shared_store("opening_with_other_capabilities_fails").await else {
+        return;
+    };
+    let policy = ClaimPolicy::default();
+    let queue = ts
+        .store
+        .open_channel(&ChannelSpec::with_claims("q", policy))
+        .await
+        .unwrap();
+    assert!(queue.claims.is_some());
+    let log = ts.store.open_channel(&ChannelSpec::log("b")).await.unwrap();
+    assert!(
+        log.claims.is_none(),
+        "a broadcast's storage has no claim surface"
+    );
+    // The same store knows what it opened, both ways.
+    for spec in [ChannelSpec::log("q"), ChannelSpec::with_claims("b", policy)] {
+        let err = ts.store.open_channel(&spec).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    }
+    // Another process sees the claims consumer on the server.
+    let other = ts.another().await;
+    let err = other
+        .open_channel(&ChannelSpec::log("q"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.message().contains("created with claims"), "{err}");
+    assert!(
+        other
+            .open_channel(&ChannelSpec::with_claims("q", policy))
+            .await
+            .unwrap()
+            .claims
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_starts_nothing_feed_starts_the_feed() {
+    let Some(ts) = common::shared_store("head_starts_nothing_feed_starts_the_feed").await else {
+        return;
+    };
+    let storage = ts.store.open_channel(&ChannelSpec::log("h")).await.unwrap();
+    let js = async_nats::jetstream::new(ts.store.client().clone());
+    let mut stream = js.get_stream(ts.store.stream_name("h")).await.unwrap();
+    let mut consumers = async || stream.info().await.unwrap().state.consumer_count;
+    assert_eq!(storage.log.head(), 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(consumers().await, 0, "head() started no feed consumer");
+    let _rx = storage.log.feed();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while consumers().await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "feed() started the feed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -53,7 +53,14 @@ async fn server_restart_loses_nothing_acknowledged() {
     let mut acked: HashSet<String> = HashSet::new();
     let first = jobs.claim("w", 10).await.unwrap();
     let first_ids: Vec<String> = first.iter().map(|c| c.message.id.clone()).collect();
-    assert_eq!(jobs.ack("w", &first_ids).await.unwrap(), 10);
+    assert_eq!(
+        jobs.ack("w", &first_ids)
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap(),
+        10
+    );
     acked.extend(first_ids);
     // Held across the crash, never acknowledged: must come back after the lease.
     let held = jobs.claim("w", 5).await.unwrap();
@@ -133,7 +140,7 @@ async fn server_restart_loses_nothing_acknowledged() {
                 held_back.push(c.attempt);
             }
         }
-        jobs.ack("w2", &ids).await.unwrap();
+        jobs.ack("w2", &ids).await.unwrap().into_result().unwrap();
         acked.extend(ids);
     }
     // The claims held across the crash come back. Their attempt is 2, or 1 when the

@@ -7,6 +7,7 @@
 //! ```text
 //! CLAIMED <id> <attempt>
 //! PROCESSED <id> <attempt>
+//! ACKING <id> <attempt>       (the work is done; the ack is sent now)
 //! ACKED <id> <attempt>        (or STALE <id> <attempt>: the lease ran out first)
 //! ```
 //!
@@ -18,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sssn::ErrorKind;
 use sssn::channel::WorkQueueChannel;
 use sssn_nats::{JetStreamOptions, JetStreamStore};
 
@@ -90,14 +90,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         for c in claimed {
             println!("PROCESSED {} {}", c.message.id, c.attempt);
             tokio::time::sleep(work).await;
-            match jobs
-                .ack(name.as_str(), std::slice::from_ref(&c.message.id))
-                .await
-            {
-                Ok(_) => println!("ACKED {} {}", c.message.id, c.attempt),
-                Err(e) if e.kind() == ErrorKind::StaleClaim => {
-                    println!("STALE {} {}", c.message.id, c.attempt);
+            println!("ACKING {} {}", c.message.id, c.attempt);
+            match jobs.ack(name.as_str(), &c).await {
+                Ok(settled) if settled.all_done() => {
+                    println!("ACKED {} {}", c.message.id, c.attempt);
                 }
+                Ok(_) => println!("STALE {} {}", c.message.id, c.attempt),
                 Err(e) => eprintln!("ack of {} failed: {e}", c.message.id),
             }
         }

@@ -1,0 +1,291 @@
+//! The channel's [`Log`] on its message stream: append, shared reads (in
+//! [`cursors`](super::cursors)), range, retention and removal, stats, feed and head.
+//!
+//! Data flow: an append publishes each message on the subject of its id with "nothing
+//! stored on this subject yet", so the server refuses a second copy of a stored id and the
+//! stored entry is returned instead; the sequence in the publish acknowledgement is the
+//! entry's. Removals are deletes by sequence or purges below a sequence, never purges by
+//! subject (see the README's server pitfalls). The feed task (`crate::feed`) is started by
+//! the first [`Log::feed`] and forwards every committed append, from any process; `head`
+//! only reads the newest sequence this handle has seen.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::stream::DirectGetErrorKind;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::future::join_all;
+use sssn::store::{Entry, Log, LogStats, ReadFilter, ReadFrom, Seq};
+use sssn::{ChannelMessage, Error, ErrorKind, Result};
+use tokio::sync::broadcast;
+
+use super::{JetStreamChannel, decode, lock};
+use crate::feed;
+use crate::store::invalid;
+
+/// Publishes of one id retried while it is being removed concurrently.
+const APPEND_ATTEMPTS: usize = 5;
+
+impl JetStreamChannel {
+    /// Starts the feed task once (it runs until the channel is dropped).
+    fn ensure_feed(&self) {
+        let mut task = lock(&self.feed_task);
+        if task.is_some() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(channel = %self.id, "feed() outside a tokio runtime: no push feed");
+            return;
+        };
+        *task = Some(runtime.spawn(feed::run(
+            self.stream.clone(),
+            self.head.load(Ordering::Acquire) + 1,
+            self.head.clone(),
+            self.feed.clone(),
+            self.id.clone(),
+        )));
+    }
+
+    /// The first sequence to keep so that nothing stored before `before` (epoch seconds,
+    /// server arrival time) remains, or `None` when nothing is that old.
+    async fn first_at_or_after(&self, before: f64) -> Result<Option<Seq>> {
+        let info = self.stream_info().await?;
+        if info.state.messages == 0 {
+            return Ok(None);
+        }
+        let nanos = (before * 1e9) as i128;
+        let start_time = async_nats::datetime::from_nanos(nanos)
+            .map_err(|e| invalid(format!("evict: 'before' out of range: {e}")))?;
+        // The first message that arrived at or after `before`; everything below it goes.
+        // None: every message stored when `info` was taken is older.
+        let first_kept = self
+            .scan(
+                &self.stream,
+                DeliverPolicy::ByStartTime { start_time },
+                String::new(),
+                true,
+                1,
+            )
+            .await?
+            .first()
+            .and_then(|m| m.info().ok().map(|i| i.stream_sequence))
+            .unwrap_or(info.state.last_sequence + 1);
+        Ok((first_kept > info.state.first_sequence).then_some(first_kept))
+    }
+
+    /// The first sequence to keep so that at most `max` messages remain, or `None` when
+    /// there are no more than that.
+    async fn first_of_newest(&self, max: usize) -> Result<Option<Seq>> {
+        let info = self.stream_info().await?;
+        let stored = info.state.messages;
+        if stored <= max as u64 {
+            return Ok(None);
+        }
+        let excess = stored - max as u64;
+        let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+        if last + 1 - first == stored {
+            // No holes: the boundary is plain arithmetic.
+            return Ok(Some(first + excess));
+        }
+        // Holes (acked or removed messages): walk the oldest `excess` sequences. (The
+        // server's purge-with-keep counts holes as messages on 2.9.)
+        let oldest = self
+            .scan(
+                &self.stream,
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: first,
+                },
+                String::new(),
+                true,
+                usize::try_from(excess).unwrap_or(usize::MAX),
+            )
+            .await?;
+        Ok(Some(
+            oldest
+                .last()
+                .and_then(|m| m.info().ok().map(|i| i.stream_sequence + 1))
+                .unwrap_or(first),
+        ))
+    }
+}
+
+#[async_trait]
+impl Log for JetStreamChannel {
+    async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
+        // Publish everything first, then collect the acknowledgements: one round trip for
+        // the batch. The server stores them in publish order.
+        let mut sent = Vec::with_capacity(messages.len());
+        for message in messages {
+            let subject = self.names.message(&message.id);
+            let payload = Bytes::from(serde_json::to_vec(&message).map_err(|e| {
+                Error::new(ErrorKind::InvalidMessage, format!("message encoding: {e}"))
+            })?);
+            let ack = self.publish_new(subject.clone(), payload.clone()).await?;
+            sent.push((message, subject, payload, ack));
+        }
+        let mut out = Vec::with_capacity(sent.len());
+        for (message, subject, payload, ack) in sent {
+            let mut ack = Some(ack);
+            let mut entry = None;
+            for _ in 0..APPEND_ATTEMPTS {
+                let Some(pending) = ack.take() else { break };
+                match pending.await {
+                    Ok(a) => {
+                        self.head.fetch_max(a.sequence, Ordering::AcqRel);
+                        entry = Some(Entry {
+                            seq: a.sequence,
+                            message: Arc::new(message.clone()),
+                        });
+                        break;
+                    }
+                    Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                        // The id is stored already: return the stored entry.
+                        match self.by_id(&message.id).await? {
+                            Some(existing) => {
+                                entry = Some(existing);
+                                break;
+                            }
+                            // Removed in between: store it after all.
+                            None => {
+                                ack =
+                                    Some(self.publish_new(subject.clone(), payload.clone()).await?)
+                            }
+                        }
+                    }
+                    Err(e) => return Err(self.err("publish acknowledgement", e)),
+                }
+            }
+            out.push(entry.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Store,
+                    format!(
+                        "append of '{}' on channel '{}' kept racing with its removal",
+                        message.id, self.id
+                    ),
+                )
+            })?);
+        }
+        Ok(out)
+    }
+
+    async fn read(
+        &self,
+        reader: &str,
+        from: ReadFrom,
+        limit: usize,
+        filter: &ReadFilter,
+    ) -> Result<Vec<Entry>> {
+        self.shared_read(reader, from, limit, filter).await
+    }
+
+    async fn range(&self, after: Seq, limit: usize) -> Result<Vec<Entry>> {
+        let msgs = self
+            .scan(
+                &self.stream,
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+                String::new(),
+                false,
+                limit,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let Ok(info) = m.info() else { continue };
+            let seq = info.stream_sequence;
+            match decode(&m.payload) {
+                Ok(message) => out.push(Entry {
+                    seq,
+                    message: Arc::new(message),
+                }),
+                Err(e) => {
+                    tracing::warn!(channel = %self.id, seq, error = %e, "skipping an undecodable message")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn evict(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize> {
+        let mut removed = 0u64;
+        if let Some(before) = before
+            && let Some(first_kept) = self.first_at_or_after(before).await?
+        {
+            removed += self.purge_below(first_kept).await?;
+        }
+        if let Some(max) = max_count
+            && let Some(first_kept) = self.first_of_newest(max).await?
+        {
+            removed += self.purge_below(first_kept).await?;
+        }
+        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    }
+
+    async fn remove(&self, ids: &[&str]) -> Result<usize> {
+        // Look up, then delete by sequence. Never a purge filtered by subject: on server
+        // 2.9.10 such a purge makes every consumer of the stream skip to its end.
+        let removed = join_all(ids.iter().map(|id| async move {
+            match self.by_id(id).await? {
+                Some(entry) => self.delete_seq(&self.stream, entry.seq).await,
+                None => Ok(false),
+            }
+        }))
+        .await;
+        let mut n = 0;
+        for r in removed {
+            n += usize::from(r?);
+        }
+        Ok(n)
+    }
+
+    async fn clear(&self) -> Result<usize> {
+        let purged = self.purge_all().await?;
+        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+    }
+
+    async fn stats(&self) -> Result<LogStats> {
+        // Settle this process's lapsed leases first (a last delivery becomes a dead letter),
+        // so `stored` agrees with the claim stats taken next.
+        if self.claims.is_some() {
+            self.reclaim_local().await?;
+        }
+        let (info, cursors) = tokio::join!(self.stream_info(), self.cursors());
+        let info = info?;
+        let oldest = if info.state.messages > 0 {
+            match self
+                .stream
+                .direct_get_next_for_subject(
+                    self.names.stream_subjects(),
+                    Some(info.state.first_sequence),
+                )
+                .await
+            {
+                Ok(m) => decode(&m.payload).ok().map(|m| m.timestamp),
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => None,
+                Err(e) => return Err(self.err("oldest message lookup", e)),
+            }
+        } else {
+            None
+        };
+        Ok(LogStats {
+            stored: info.state.messages,
+            oldest,
+            head_seq: info.state.last_sequence,
+            cursors: cursors?,
+        })
+    }
+
+    fn feed(&self) -> broadcast::Receiver<Entry> {
+        let rx = self.feed.subscribe();
+        self.ensure_feed();
+        rx
+    }
+
+    fn head(&self) -> Seq {
+        self.head.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,219 @@
+//! [`JetStreamChannel`]: one channel's storage on JetStream, opened as a [`Log`] and, for
+//! channels with claims, a [`ClaimQueue`] (both implemented on this one struct).
+//!
+//! What lives on the server, per channel (names in [`crate::names`]):
+//!
+//! * the message stream: one subject per message id, limits retention — the log;
+//! * the state stream of the store (shared by its channels): reader cursors and the
+//!   acknowledged counter, one message per subject;
+//! * for channels with claims only: the durable `claims` consumer every claimer of every
+//!   process pulls from, and the dead-letter stream `<stream>_DLQ`.
+//!
+//! Data flow, file by file:
+//!
+//! * [`log`]: appends publish to the message stream; range, retention, removal, stats,
+//!   feed and head;
+//! * [`cursors`]: shared reads fetch from a per-reader ephemeral consumer and store the
+//!   cursor in the state stream;
+//! * [`claims`]: claims fetch from the `claims` consumer; ack, nack, reject and extend go
+//!   through one settle helper;
+//! * [`claim_table`]: this process's claims (holder, lease deadline, ack subject), which
+//!   settling is fenced against;
+//! * [`dead_letters`]: messages that used their last delivery or were rejected move to
+//!   the dead-letter stream; redrive moves them back;
+//! * [`ack_counter`]: acks add to the acknowledged counter in the state stream;
+//! * [`primitives`]: the server requests all of these are made of (fetch, ephemeral
+//!   consumers, scans, deletes by sequence, purges, acknowledgements of deliveries);
+//! * [`crate::feed`]: a consumer from the head that forwards every committed append, from
+//!   any process, to a tokio broadcast; started by the first [`Log::feed`].
+//!
+//! Every decision about claims (requeue or dead-letter, with which reason, may this caller
+//! settle) is asked of the channel's [`ClaimPolicy`](sssn::policy::ClaimPolicy); this
+//! module family only performs the mechanics.
+
+mod ack_counter;
+mod claim_table;
+mod claims;
+mod cursors;
+mod dead_letters;
+mod log;
+mod primitives;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::stream;
+use sssn::store::{ChannelSpec, ChannelStorage, ClaimQueue, Entry, Log};
+use sssn::{ChannelMessage, Error, ErrorKind, Result};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use self::claims::{CLAIMS_CONSUMER, ClaimSide};
+use self::cursors::Reader;
+use crate::names::ChannelNames;
+use crate::store::{StoreInner, get_or_create_stream};
+
+/// Largest batch asked of the server in one pull request.
+const MAX_BATCH: usize = 1024;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One channel's storage in a [`JetStreamStore`](crate::JetStreamStore).
+pub(crate) struct JetStreamChannel {
+    id: String,
+    store: Arc<StoreInner>,
+    names: ChannelNames,
+    timeout: Duration,
+    /// The message stream.
+    stream: stream::Stream,
+    /// The store's state stream (cursors, counters).
+    state: stream::Stream,
+    /// The claim surface: `Some` exactly for channels opened with a claim policy.
+    claims: Option<ClaimSide>,
+    readers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Reader>>>>,
+    /// Newest sequence seen by this handle (open, own appends, the feed, stream info).
+    head: Arc<AtomicU64>,
+    feed: broadcast::Sender<Entry>,
+    /// The feed task, started by the first `feed()`.
+    feed_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for JetStreamChannel {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.feed_task).take() {
+            task.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here is a few map operations; a panic inside one cannot leave
+    // the maps inconsistent in a way that is worse than stopping, so keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Decodes a stored message.
+pub(crate) fn decode(payload: &[u8]) -> Result<ChannelMessage> {
+    serde_json::from_slice(payload).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidMessage,
+            format!("a stored message is not a valid sssn message: {e}"),
+        )
+    })
+}
+
+impl JetStreamChannel {
+    /// Opens (creating what is missing) the channel's streams, and its claim surface when
+    /// `spec` has claims.
+    ///
+    /// Capabilities are checked where that is cheap: opening without claims a channel
+    /// whose stream has a `claims` consumer (it was created with claims) fails with
+    /// [`ErrorKind::InvalidArgument`]. The other way round is not detected: a stream
+    /// without a claims consumer is also what a first open that stopped half-way leaves,
+    /// so opening it with claims creates the consumer (from the first stored message).
+    pub(crate) async fn open(store: Arc<StoreInner>, spec: &ChannelSpec) -> Result<Self> {
+        let names = ChannelNames::new(&store.options.prefix, &spec.id);
+        let stream = get_or_create_stream(
+            &store.js,
+            stream::Config {
+                name: names.stream.clone(),
+                subjects: vec![names.stream_subjects()],
+                retention: stream::RetentionPolicy::Limits,
+                discard: stream::DiscardPolicy::Old,
+                allow_direct: true,
+                storage: store.storage(),
+                num_replicas: store.options.replicas,
+                description: Some(format!("sssn channel '{}'", spec.id)),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let state = store.state_stream().await?;
+        let claims = match &spec.claims {
+            Some(policy) => {
+                Some(ClaimSide::open(&store, &names, &stream, &state, spec, *policy).await?)
+            }
+            None => {
+                refuse_claims_consumer(&stream, &spec.id).await?;
+                None
+            }
+        };
+        let info = stream.get_info().await.map_err(|e| {
+            Error::store(format!("JetStream stream info of '{}' failed", spec.id), e)
+        })?;
+        let (feed, _) = broadcast::channel(spec.feed_capacity.max(1));
+        Ok(Self {
+            id: spec.id.clone(),
+            timeout: store.options.request_timeout,
+            store,
+            names,
+            stream,
+            state,
+            claims,
+            readers: Mutex::new(HashMap::new()),
+            head: Arc::new(AtomicU64::new(info.state.last_sequence)),
+            feed,
+            feed_task: Mutex::new(None),
+        })
+    }
+
+    /// The storage handed to a channel: the log, and the claim queue when the channel has
+    /// claims. Fails when `spec` asks for other capabilities than this channel was opened
+    /// with (the store keeps one handle per channel id).
+    pub(crate) fn storage(self: &Arc<Self>, spec: &ChannelSpec) -> Result<ChannelStorage> {
+        let has_claims = self.claims.is_some();
+        if has_claims != spec.claims.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "channel '{}' is open in this JetStream store {} claims and cannot be opened {} claims",
+                    self.id,
+                    if has_claims { "with" } else { "without" },
+                    if has_claims { "without" } else { "with" },
+                ),
+            ));
+        }
+        Ok(ChannelStorage {
+            log: self.clone() as Arc<dyn Log>,
+            claims: has_claims.then(|| self.clone() as Arc<dyn ClaimQueue>),
+        })
+    }
+
+    fn err(&self, what: &str, e: impl Into<BoxError>) -> Error {
+        Error::store(
+            format!("JetStream {what} on channel '{}' failed", self.id),
+            e,
+        )
+    }
+
+    fn timed_out(&self, what: &str) -> Error {
+        Error::new(
+            ErrorKind::Store,
+            format!(
+                "JetStream {what} on channel '{}' got no answer within {:?} (NATS unreachable?)",
+                self.id, self.timeout
+            ),
+        )
+    }
+}
+
+/// Fails when the channel's stream has a `claims` consumer: the channel was created with
+/// claims, and a log-only open would leave its claims and dead letters unreachable.
+async fn refuse_claims_consumer(stream: &stream::Stream, id: &str) -> Result<()> {
+    match stream.consumer_info(CLAIMS_CONSUMER).await {
+        Ok(_) => Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "channel '{id}' was created with claims (its JetStream stream has a '{CLAIMS_CONSUMER}' consumer) and cannot be opened without claims"
+            ),
+        )),
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::store(
+            format!("JetStream consumer lookup of channel '{id}' failed"),
+            e,
+        )),
+    }
+}

@@ -1,0 +1,248 @@
+//! The server requests every other part of the channel is made of: pulls bounded by the
+//! request timeout, short-lived consumers and scans, deletes by sequence, purges,
+//! acknowledgements of deliveries, lookups by id, conditional publishes, stream info.
+//!
+//! Nothing here decides anything or keeps state beyond the head (stream info raises it):
+//! the log, the cursors, the claims and the dead letters call these and interpret the
+//! results.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::Subject;
+use async_nats::jetstream::consumer::{self, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::response::Response;
+use async_nats::jetstream::stream::{self, DirectGetErrorKind};
+use async_nats::jetstream::{self, AckKind, ErrorCode};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Deserialize;
+use sssn::store::{Entry, Seq};
+use sssn::{Error, Result};
+
+use super::{JetStreamChannel, MAX_BATCH, decode};
+
+#[derive(Deserialize)]
+struct DeleteReply {
+    #[serde(default)]
+    success: bool,
+}
+
+impl JetStreamChannel {
+    /// Pulls up to `n` messages that are available now (no waiting for new ones). Bounded
+    /// by the request timeout.
+    pub(super) async fn fetch(
+        &self,
+        consumer: &PullConsumer,
+        n: usize,
+    ) -> Result<Vec<jetstream::Message>> {
+        let work = async {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(n)
+                .messages()
+                .await
+                .map_err(|e| self.err("fetch", e))?;
+            let mut out = Vec::with_capacity(n.min(MAX_BATCH));
+            // Read until the server ends the request, so no message it sends is dropped.
+            while let Some(m) = batch.next().await {
+                out.push(m.map_err(|e| self.err("fetch", e))?);
+            }
+            Ok(out)
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| self.timed_out("fetch"))?
+    }
+
+    /// A short-lived consumer that reads `stream` without acknowledgements.
+    pub(super) async fn ephemeral(
+        &self,
+        stream: &stream::Stream,
+        deliver_policy: DeliverPolicy,
+        filter_subject: String,
+        headers_only: bool,
+        inactive: Duration,
+    ) -> Result<PullConsumer> {
+        stream
+            .create_consumer(pull::Config {
+                deliver_policy,
+                ack_policy: consumer::AckPolicy::None,
+                filter_subject,
+                headers_only,
+                inactive_threshold: inactive,
+                memory_storage: true,
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.err("consumer creation", e))
+    }
+
+    /// Deletes a consumer in the background (the server would also drop it when idle).
+    pub(super) fn discard(stream: &stream::Stream, consumer: PullConsumer) {
+        let stream = stream.clone();
+        let name = consumer.cached_info().name.clone();
+        tokio::spawn(async move {
+            let _ = stream.delete_consumer(&name).await;
+        });
+    }
+
+    /// Reads `stream` from `policy` on: up to `limit` messages.
+    pub(super) async fn scan(
+        &self,
+        stream: &stream::Stream,
+        policy: DeliverPolicy,
+        filter_subject: String,
+        headers_only: bool,
+        limit: usize,
+    ) -> Result<Vec<jetstream::Message>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let consumer = self
+            .ephemeral(
+                stream,
+                policy,
+                filter_subject,
+                headers_only,
+                Duration::from_secs(30),
+            )
+            .await?;
+        let mut out = Vec::new();
+        let outcome = async {
+            while out.len() < limit {
+                let want = (limit - out.len()).min(MAX_BATCH);
+                let got = self.fetch(&consumer, want).await?;
+                let n = got.len();
+                out.extend(got);
+                if n < want {
+                    break;
+                }
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        Self::discard(stream, consumer);
+        outcome.map(|()| out)
+    }
+
+    /// Deletes message `seq`; `Ok(false)` when it was already gone. With `durable_acks`, a
+    /// secure erase (the server's default): it overwrites the record in the block file at
+    /// once, so the delete survives a server crash, at ~10x the cost. Otherwise
+    /// `no_erase`: the delete lives in the server's memory until its index is written, and
+    /// on 2.9.10 messages deleted in the last seconds before a SIGKILL came back.
+    pub(super) async fn delete_seq(&self, stream: &stream::Stream, seq: Seq) -> Result<bool> {
+        let subject = format!("STREAM.MSG.DELETE.{}", stream.cached_info().config.name);
+        let payload = if self.store.options.durable_acks {
+            serde_json::json!({ "seq": seq })
+        } else {
+            serde_json::json!({ "seq": seq, "no_erase": true })
+        };
+        let reply: Response<DeleteReply> = self
+            .store
+            .js
+            .request(subject, &payload)
+            .await
+            .map_err(|e| self.err("message delete", e))?;
+        match reply {
+            Response::Ok(r) => Ok(r.success),
+            Response::Err { error }
+                if error.error_code() == ErrorCode::NO_MESSAGE_FOUND
+                    || error.error_code() == ErrorCode::SEQUENCE_NOT_FOUND =>
+            {
+                Ok(false)
+            }
+            Response::Err { error } => Err(self.err("message delete", error)),
+        }
+    }
+
+    async fn purge_with(
+        &self,
+        purge: impl std::future::IntoFuture<
+            Output = std::result::Result<stream::PurgeResponse, stream::PurgeError>,
+        >,
+    ) -> Result<u64> {
+        purge
+            .await
+            .map(|r| r.purged)
+            .map_err(|e| self.err("purge", e))
+    }
+
+    /// Removes every message of the channel.
+    pub(super) async fn purge_all(&self) -> Result<u64> {
+        self.purge_with(self.stream.purge()).await
+    }
+
+    /// Removes every message with a sequence below `seq`.
+    pub(super) async fn purge_below(&self, seq: Seq) -> Result<u64> {
+        self.purge_with(self.stream.purge().sequence(seq)).await
+    }
+
+    /// Sends an acknowledgement of `kind` for a delivery and waits for the server to
+    /// confirm it processed it (so a following fetch sees its effect).
+    pub(super) async fn settle_delivery(&self, reply: &Subject, kind: AckKind) -> Result<()> {
+        self.store
+            .client
+            .request(reply.clone(), kind.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("acknowledgement", e))
+    }
+
+    /// Sends an acknowledgement without waiting (used where the message is already deleted,
+    /// so the acknowledgement only tidies the consumer's pending list).
+    pub(super) async fn settle_quietly(&self, reply: &Subject, kind: AckKind) {
+        if let Err(e) = self.store.client.publish(reply.clone(), kind.into()).await {
+            tracing::debug!(channel = %self.id, error = %e, "acknowledgement not sent");
+        }
+    }
+
+    /// Looks up the stored message with id `id`.
+    pub(super) async fn by_id(&self, id: &str) -> Result<Option<Entry>> {
+        match self
+            .stream
+            .direct_get_last_for_subject(self.names.message(id))
+            .await
+        {
+            Ok(m) => Ok(Some(Entry {
+                seq: m.sequence,
+                message: Arc::new(decode(&m.payload)?),
+            })),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err("lookup by id", e)),
+        }
+    }
+
+    /// Publishes a message on `subject` only if nothing is stored on it yet.
+    pub(super) async fn publish_new(
+        &self,
+        subject: String,
+        payload: Bytes,
+    ) -> Result<jetstream::context::PublishAckFuture> {
+        // One subject per id and "no message on this subject yet": the server refuses a
+        // second copy of a stored id, atomically, for as long as it is stored.
+        let publish = PublishMessage::build()
+            .payload(payload)
+            .expected_last_subject_sequence(0);
+        self.store
+            .js
+            .send_publish(subject, publish)
+            .await
+            .map_err(|e| self.err("publish", e))
+    }
+
+    /// The message stream's info; raises the head to its last sequence.
+    pub(super) async fn stream_info(&self) -> Result<stream::Info> {
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| self.err("stream info", e))?;
+        self.head
+            .fetch_max(info.state.last_sequence, Ordering::AcqRel);
+        Ok(info)
+    }
+}
