@@ -792,6 +792,26 @@ impl Pump {
                 };
                 match event.event.as_deref() {
                     Some("ready") => self.last = Some(seq),
+                    Some("gap") => {
+                        if self.last.is_some_and(|last| seq <= last) {
+                            continue;
+                        }
+                        self.last = Some(seq);
+                        let Ok(gap) = serde_json::from_str::<wire::GapEvent>(&event.data) else {
+                            continue;
+                        };
+                        let lost = RecvError::Gap {
+                            from: gap.from,
+                            to: gap.to,
+                        };
+                        let sent = tokio::select! {
+                            () = self.cancel.cancelled() => return Ended::Stop,
+                            r = self.tx.send(Err(lost)) => r,
+                        };
+                        if sent.is_err() {
+                            return Ended::Stop;
+                        }
+                    }
                     None | Some("message") => {
                         if self.last.is_some_and(|last| seq <= last) {
                             continue; // already delivered before a reconnect

@@ -402,6 +402,16 @@ pub struct ChannelsResponse {
 /// `GET /channels/{id}/stats` response: [`ChannelStats`] (its `state` included).
 pub type StatsResponse = ChannelStats;
 
+/// Data of the SSE `gap` event: the messages `from..=to` were removed before they could be
+/// delivered (retention, removal, a consuming ack). Its event id is `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapEvent {
+    /// First sequence lost.
+    pub from: Seq,
+    /// Last sequence lost.
+    pub to: Seq,
+}
+
 /// The data of the `ready` event that opens every event stream: the sequence delivery
 /// starts after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -858,3 +858,48 @@ async fn graceful_shutdown_ends_streams_and_drains_channels() {
     assert_eq!(feed.state(), sssn::channel::ChannelState::Stopped);
     assert!(http.get(url).send().await.is_err(), "no longer accepting");
 }
+
+#[tokio::test]
+async fn a_resume_past_removed_messages_is_told_of_the_gap() {
+    let feed = started(BroadcastChannel::new("feed").public()).await;
+    let h = serve(vec![feed.clone()]).await;
+    for i in 0..200 {
+        feed.write("sensor", &i).await.unwrap();
+    }
+    // Retention removes all but the newest 10 (191..=200).
+    assert_eq!(feed.evict("admin", None, Some(10)).await.unwrap(), 190);
+    let mut events = h.events("feed", "dash", Some(5)).await;
+    let ready = events.next().await.unwrap();
+    assert_eq!(ready.event.as_deref(), Some("ready"));
+    let gap = events.next().await.unwrap();
+    assert_eq!(gap.event.as_deref(), Some("gap"), "{gap:?}");
+    assert_eq!(
+        gap.id.as_deref(),
+        Some("190"),
+        "resuming after the gap skips it"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&gap.data).unwrap(),
+        json!({"from": 6, "to": 190})
+    );
+    assert_eq!(events.next_message().await.0, 191);
+
+    // The same, through RemoteChannel: a distinct error, then the next message.
+    let remote = sssn_http::RemoteChannel::connect(&h.server.channel_url("feed"), None).unwrap();
+    let caller = sssn::security::Principal::local("dash");
+    let mut sub = sssn::ChannelEndpoint::subscribe(&remote, &caller, Some(5))
+        .await
+        .unwrap();
+    let lost = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+        .await
+        .unwrap();
+    assert_eq!(
+        lost.unwrap_err(),
+        sssn::channel::RecvError::Gap { from: 6, to: 190 }
+    );
+    let next = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.seq, 191);
+}

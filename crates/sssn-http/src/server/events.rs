@@ -145,7 +145,18 @@ impl EventStream {
                     // The subscription continues from the store: nothing is lost.
                     encode_comment(&mut out, &format!("lagged {n}; catching up"));
                 }
-                Err(RecvError::Closed) => {
+                Err(RecvError::Gap { from, to }) => {
+                    // Messages removed before delivery: said, machine-readably, before the
+                    // next one. Its id moves a resuming client past them.
+                    let gap = wire::GapEvent { from, to };
+                    encode_event(
+                        &mut out,
+                        Some("gap"),
+                        Some(to),
+                        &serde_json::to_string(&gap).unwrap_or_default(),
+                    );
+                }
+                Err(_) => {
                     if out.is_empty() {
                         return None;
                     }
