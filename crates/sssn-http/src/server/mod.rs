@@ -427,11 +427,18 @@ impl AppState {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header. The scheme name is
+/// case-insensitive (RFC 7235 §2.1: `bearer`, `BEARER` work too; v1 wanted `Bearer`).
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim_start_matches(' '))
+        })
         .ok_or_else(ApiError::missing_token)
 }
 
@@ -439,12 +446,10 @@ fn authenticate(
     security: &dyn sssn::security::Security,
     token: &str,
 ) -> Result<Principal, ApiError> {
-    security.authenticate(token).map_err(|e| {
-        ApiError::new(
-            ErrorKind::Unauthenticated,
-            format!("Invalid or expired token: {}.", e.message()),
-        )
-    })
+    // The policy's message is a plain sentence (`The token has expired (5 min ago).`).
+    security
+        .authenticate(token)
+        .map_err(|e| ApiError::new(ErrorKind::Unauthenticated, e.message()))
 }
 
 fn method_router(operation: &str) -> MethodRouter<Arc<AppState>> {
