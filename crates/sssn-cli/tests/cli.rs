@@ -352,3 +352,130 @@ store = "nats://127.0.0.1:4222?prefix={prefix}"
     let (clean, _) = server.terminate();
     assert!(clean);
 }
+
+/// A message whose content nests `levels` objects (`{"a":{"a":…{}…}}`).
+fn deep_message(id: &str, levels: usize) -> String {
+    let content = format!(
+        "{}{{}}{}",
+        r#"{"a":"#.repeat(levels - 1),
+        "}".repeat(levels - 1)
+    );
+    format!(r#"{{"id":"{id}","timestamp":1.5,"sender_id":"old-server","content":{content}}}"#)
+}
+
+/// A stand-in for a server that let poisoned content in (an older sssn, a v1 server): it
+/// answers reads, claims and the event stream of channel `feed` with one message whose
+/// content nests 200 levels, then (events only) one ordinary message.
+fn poisoned_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/channels/feed", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    use std::io::Read as _;
+                    if stream.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let deep = deep_message("deep", 200);
+                let reply = |status: &str, body: String| {
+                    format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let out = if head.starts_with("GET /channels/feed/events") {
+                    let fine = r#"{"id":"fine","timestamp":2.5,"sender_id":"s","content":{"data":"fine"}}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\nevent: ready\nid: 0\ndata: {{\"after\":0}}\n\nid: 1\ndata: {deep}\n\nid: 2\ndata: {fine}\n\n"
+                    )
+                } else if head.starts_with("GET /channels/feed") {
+                    reply("200 OK", format!(r#"{{"messages":[{deep}]}}"#))
+                } else if head.starts_with("POST /channels/feed/claim") {
+                    reply(
+                        "200 OK",
+                        format!(
+                            r#"{{"claims":[{{"seq":1,"attempt":1,"lease_until_ms":1,"message":{deep}}}]}}"#
+                        ),
+                    )
+                } else {
+                    reply(
+                        "404 Not Found",
+                        r#"{"detail":"Not Found","kind":"not_found"}"#.into(),
+                    )
+                };
+                let _ = stream.write_all(out.as_bytes());
+                let _ = stream.flush();
+                // Hold the event stream open a moment, as a live server would.
+                std::thread::sleep(Duration::from_millis(500));
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn deep_content_from_a_server_is_an_error_line_never_a_panic() {
+    let url = poisoned_server();
+    let args = |cmd: &str| -> Vec<String> {
+        let mut a = vec![cmd.to_owned(), "--url".into(), url.clone()];
+        a.extend(["--token".into(), "t".into()]);
+        a
+    };
+    let run_str = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let mut child = sssn()
+            .args(&refs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Bounded: a hung client fails the test instead of hanging it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "sssn {a:?} hung");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    };
+
+    // tail: the poisoned event is skipped with a warning; the next one is printed.
+    let mut tail = args("tail");
+    tail.extend(["--count".into(), "1".into()]);
+    let out = run_str(tail);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stderr.contains("panicked"), "tail panicked: {stderr}");
+    assert!(out.status.success(), "tail failed: {stderr}");
+    let printed: Vec<Value> = lines(&stdout)
+        .into_iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(printed.len(), 1, "{stdout}");
+    assert_eq!(printed[0]["seq"], 2);
+    assert_eq!(printed[0]["message"]["content"]["data"], "fine");
+    assert!(
+        (stderr.contains("nested more than") && stderr.contains("at most 64 levels")),
+        "{stderr}"
+    );
+
+    // read and claim: one clear error line and a failure status.
+    for cmd in ["read", "claim"] {
+        let out = run_str(args(cmd));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{cmd} panicked: {stderr}");
+        assert!(!out.status.success(), "{cmd}: {stderr}");
+        assert!(
+            stderr.starts_with("sssn: error: ")
+                && (stderr.contains("nested more than") && stderr.contains("at most 64 levels")),
+            "{cmd}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{cmd}: {stderr}");
+    }
+}
