@@ -20,8 +20,14 @@
 //! reader, sender, claimer and subscriber id.
 
 mod events;
+mod listener;
 mod metrics;
 mod routes;
+
+pub use listener::{
+    ACCEPT_BACKOFF, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DESCRIPTOR_RESERVE, auto_max_connections,
+};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,7 +39,6 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::MethodRouter;
-use axum::serve::ListenerExt;
 use sssn::security::{Operation, Principal};
 use sssn::{Channel, Error, ErrorKind, Visibility};
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -111,6 +116,8 @@ pub struct ServerBuilder {
     drain_on_shutdown: bool,
     drain_timeout: Option<Duration>,
     public_metrics: bool,
+    /// Timeouts and the connection cap; their setters are in `listener.rs`.
+    limits: listener::Limits,
 }
 
 impl Default for ServerBuilder {
@@ -124,6 +131,7 @@ impl Default for ServerBuilder {
             drain_on_shutdown: true,
             drain_timeout: Some(Duration::from_secs(30)),
             public_metrics: false,
+            limits: listener::Limits::default(),
         }
     }
 }
@@ -250,26 +258,15 @@ impl ServerBuilder {
             .local_addr()
             .map_err(|e| Error::new(ErrorKind::Internal, format!("local_addr: {e}")))?;
         let shutdown = CancellationToken::new();
+        let limits = self.limits;
         let state = self.state(shutdown.clone())?;
         let router = build_router(state.clone());
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
         let token = shutdown.clone();
         let task_state = state.clone();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await;
-            if let Err(e) = &served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-            let drained = task_state.drain_channels().await;
-            served
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("HTTP server: {e}")))
-                .and(drained)
+            // Stops accepting on `token`, then waits for the requests in flight.
+            listener::serve(listener, router, limits, token).await;
+            task_state.drain_channels().await
         });
         tracing::info!(%addr, channels = state.channels.len(), "sssn HTTP server listening");
         Ok(ServerHandle {
