@@ -479,3 +479,219 @@ fn deep_content_from_a_server_is_an_error_line_never_a_panic() {
         assert_eq!(stderr.lines().count(), 1, "{cmd}: {stderr}");
     }
 }
+
+/// `sssn serve` under a descriptor limit of `nofile` (`ulimit -n` in a shell that then
+/// becomes the server, so the test process keeps its own limit), stderr to `log`.
+fn serve_limited(config: &Path, nofile: u32, log: &Path) -> Served {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n {nofile} && exec \"$0\" serve --config \"$1\" 2>\"$2\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_sssn"))
+        .arg(config)
+        .arg(log)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server prints where it listens");
+    let url = first
+        .strip_prefix("sssn: listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    Served {
+        child,
+        url,
+        stdout: rx,
+    }
+}
+
+/// Open descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// CPU time (user + system) process `pid` has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses: utime and stime are the
+    // 12th and 13th of them, in clock ticks.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz: u64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100);
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// A plain HTTP/1.1 GET of `/healthz` on a new connection: whether a 200 came back within
+/// `limit`.
+fn healthz_within(addr: &str, limit: Duration) -> bool {
+    use std::io::Read as _;
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    s.set_read_timeout(Some(limit)).unwrap();
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: sssn\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    reply.starts_with(b"HTTP/1.1 200")
+}
+
+fn limited_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let config = dir.join("sssn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+bind = "127.0.0.1:0"
+header_read_timeout = "60s"
+{extra}
+
+[security]
+kind = "open"
+
+[[channel]]
+id = "c"
+kind = "broadcast"
+visibility = "public"
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Opens `n` idle connections to `addr` (each completes its handshake: those the server
+/// has not accepted wait in the listen backlog).
+fn hold(addr: &str, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connects (backlog)"))
+        .collect()
+}
+
+#[test]
+fn under_256_descriptors_the_default_cap_holds_connections_and_serves_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = serve_limited(&limited_config(dir.path(), ""), 256, &log);
+    let pid = server.child.id();
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    assert!(healthz_within(&addr, Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(200));
+    let baseline = open_fds(pid);
+
+    let mut held = hold(&addr, 300);
+    std::thread::sleep(Duration::from_millis(800));
+    let accepted = open_fds(pid) - baseline;
+    eprintln!(
+        "under ulimit -n 256: {accepted} connections accepted (cap 256 - 64 = 192), {} descriptors open, {} waiting in the backlog",
+        open_fds(pid),
+        300 - accepted
+    );
+    assert!(
+        (188..=192).contains(&accepted),
+        "the default cap is the limit less 64: {accepted}"
+    );
+    assert!(open_fds(pid) < 256, "descriptors left for everything else");
+    let cpu_before = cpu_time(pid);
+    // At the cap a new client waits (behind the backlog), it is not refused.
+    assert!(!healthz_within(&addr, Duration::from_millis(1_500)));
+    let cpu = cpu_time(pid) - cpu_before;
+    eprintln!("server CPU at the cap over 1.5 s: {} ms", cpu.as_millis());
+    assert!(cpu < Duration::from_millis(150), "busy at the cap: {cpu:?}");
+
+    // Others close: new clients are served.
+    held.drain(..200);
+    let start = std::time::Instant::now();
+    assert!(healthz_within(&addr, Duration::from_secs(5)));
+    eprintln!(
+        "a fresh client was served {} ms after 200 connections closed",
+        start.elapsed().as_millis()
+    );
+    drop(held);
+    let (clean, _) = server.terminate();
+    assert!(clean, "the server exits cleanly");
+}
+
+#[test]
+fn when_descriptors_run_out_the_server_backs_off_without_spinning_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    // A cap above what 256 descriptors allow: accept itself fails with EMFILE.
+    let config = limited_config(dir.path(), "max_connections = 1000");
+    let mut server = serve_limited(&config, 256, &log);
+    let pid = server.child.id();
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    assert!(healthz_within(&addr, Duration::from_secs(5)));
+
+    // 300: more than 256 descriptors allow, fewer than those plus the listen backlog (128
+    // by default), so every client completes its handshake at once.
+    let mut held = hold(&addr, 300);
+    let mut fds = 0;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        fds = open_fds(pid);
+        if fds >= 256 {
+            break;
+        }
+    }
+    eprintln!("descriptors exhausted: the server holds {fds} of 256");
+    assert!(fds >= 250, "{fds}");
+    let cpu_before = cpu_time(pid);
+    let wall = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = cpu_time(pid) - cpu_before;
+    eprintln!(
+        "server CPU with descriptors exhausted: {} ms over {} ms",
+        cpu.as_millis(),
+        wall.elapsed().as_millis()
+    );
+    assert!(
+        cpu < Duration::from_millis(200),
+        "spinning: {cpu:?} of CPU in 2 s"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("accept error"), "{text}");
+    assert!(text.contains("Too many open files"), "{text}");
+    let errors = text.matches("accept error").count();
+    assert!(errors < 60, "{errors} accept errors logged in ~3 s: a spin");
+    assert!(
+        matches!(server.child.try_wait(), Ok(None)),
+        "the server is still running"
+    );
+
+    // Clients close: the server accepts again (the backlog first), a fresh client is served.
+    held.drain(..);
+    let start = std::time::Instant::now();
+    assert!(healthz_within(&addr, Duration::from_secs(5)));
+    eprintln!(
+        "a fresh client was served {} ms after the others closed",
+        start.elapsed().as_millis()
+    );
+    let (clean, _) = server.terminate();
+    assert!(clean, "the server exits cleanly");
+}

@@ -41,10 +41,16 @@ async fn read_until_closed(
 
 /// Trickles a request head one byte every `every`, never finishing it; returns how long
 /// the connection lived (`None`: still open after `limit`).
-async fn slowloris(addr: std::net::SocketAddr, every: Duration, limit: Duration) -> Option<Duration> {
+async fn slowloris(
+    addr: std::net::SocketAddr,
+    every: Duration,
+    limit: Duration,
+) -> Option<Duration> {
     let start = Instant::now();
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = b"GET /healthz HTTP/1.1\r\nHost: sssn\r\nX-Slow: ".iter().copied();
+    let head = b"GET /healthz HTTP/1.1\r\nHost: sssn\r\nX-Slow: "
+        .iter()
+        .copied();
     let mut bytes = head.chain(std::iter::repeat(b'a'));
     let mut buf = [0u8; 256];
     while start.elapsed() < limit {
@@ -52,7 +58,7 @@ async fn slowloris(addr: std::net::SocketAddr, every: Duration, limit: Duration)
             return Some(start.elapsed());
         }
         match tokio::time::timeout(every, stream.read(&mut buf)).await {
-            Err(_) => {}                                   // still open: next byte
+            Err(_) => {} // still open: next byte
             Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
             Ok(Ok(_)) => panic!("the server answered a request it never fully received"),
         }
@@ -84,7 +90,9 @@ async fn slow_header_clients_are_cut_off_at_the_header_read_timeout() {
         tasks.push(tokio::spawn(async move {
             let start = Instant::now();
             let mut s = TcpStream::connect(addr).await.unwrap();
-            read_until_closed(&mut s, start, Duration::from_secs(5)).await.1
+            read_until_closed(&mut s, start, Duration::from_secs(5))
+                .await
+                .1
         }));
     }
     let mut lived = Vec::new();
@@ -103,8 +111,14 @@ async fn slow_header_clients_are_cut_off_at_the_header_read_timeout() {
         last.as_millis(),
         timeout.as_millis()
     );
-    assert!(first >= timeout - Duration::from_millis(50), "closed too early: {first:?}");
-    assert!(last < timeout + Duration::from_millis(900), "closed too late: {last:?}");
+    assert!(
+        first >= timeout - Duration::from_millis(50),
+        "closed too early: {first:?}"
+    );
+    assert!(
+        last < timeout + Duration::from_millis(900),
+        "closed too late: {last:?}"
+    );
     // The server still answers.
     h.get("/healthz", "x").await.ok();
 }
@@ -124,7 +138,11 @@ async fn idle_keep_alive_connections_close_at_the_idle_timeout_not_the_header_ti
         .unwrap();
     let mut buf = [0u8; 1024];
     let n = s.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     let idle_from = Instant::now();
     // Longer than the header timeout: still open, and serves a second request.
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -132,7 +150,10 @@ async fn idle_keep_alive_connections_close_at_the_idle_timeout_not_the_header_ti
         .await
         .unwrap();
     let n = s.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "kept alive past the header timeout");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "kept alive past the header timeout"
+    );
     let idle_from2 = Instant::now();
     let (_, closed) = read_until_closed(&mut s, idle_from2, Duration::from_secs(5)).await;
     let closed = closed.expect("an idle connection stayed open");
@@ -181,7 +202,11 @@ async fn a_slow_body_gets_408_at_the_body_timeout() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     s.write_all(b"2]").await.unwrap();
     let (reply, _) = read_until_closed(&mut s, Instant::now(), Duration::from_secs(5)).await;
-    assert!(reply.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
 }
 
 #[tokio::test]
@@ -200,7 +225,9 @@ async fn event_streams_outlive_every_timeout() {
     events.next().await.expect("ready event");
     // Quiet for five times every timeout, then a message still arrives.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    h.put("/channels/feed", "writer", r#"{"late": true}"#).await.ok();
+    h.put("/channels/feed", "writer", r#"{"late": true}"#)
+        .await
+        .ok();
     let (_, message) = events.next_message().await;
     assert_eq!(message["content"]["data"]["late"], true);
 }
@@ -231,7 +258,11 @@ async fn at_the_connection_cap_new_clients_wait_until_a_slot_frees() {
     drop(hold1);
     let freed = Instant::now();
     let (reply, _) = read_until_closed(&mut waiting, freed, Duration::from_secs(5)).await;
-    assert!(reply.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     assert!(freed.elapsed() < Duration::from_secs(2));
     drop(hold2);
 }
@@ -261,7 +292,10 @@ async fn http2_with_prior_knowledge_still_works() {
         .await
         .unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(v["messages"][0]["content"]["data"], serde_json::json!([1, 2]));
+    assert_eq!(
+        v["messages"][0]["content"]["data"],
+        serde_json::json!([1, 2])
+    );
 }
 
 #[tokio::test]
@@ -278,10 +312,17 @@ async fn shutdown_finishes_the_requests_in_flight_then_stops() {
     let stopping = tokio::spawn(h.server.shutdown());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!stopping.is_finished(), "waits for the request in flight");
-    assert!(TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
     s.write_all(b"2]").await.unwrap();
     let (reply, _) = read_until_closed(&mut s, Instant::now(), Duration::from_secs(5)).await;
-    assert!(reply.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     tokio::time::timeout(Duration::from_secs(5), stopping)
         .await
         .expect("shutdown completes")
