@@ -329,3 +329,42 @@ async fn shutdown_finishes_the_requests_in_flight_then_stops() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_slow_head_on_a_kept_alive_connection_is_cut_off_at_the_header_timeout() {
+    let h = serve_with(
+        builder()
+            .await
+            .header_read_timeout(Some(Duration::from_millis(400)))
+            .idle_timeout(Some(Duration::from_secs(30))),
+    )
+    .await;
+    let mut s = TcpStream::connect(h.server.local_addr()).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: sssn\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // Idle for longer than the header timeout (idle is not a slow head), then trickle.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let start = Instant::now();
+    let mut closed = None;
+    for &b in b"GET /healthz HTTP/1.1\r\nHost: sssn\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+        if s.write_all(&[b]).await.is_err() {
+            closed = Some(start.elapsed());
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
+            Err(_) => {}
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = Some(start.elapsed());
+                break;
+            }
+            Ok(Ok(_)) => panic!("answered an incomplete request"),
+        }
+    }
+    let closed = closed.expect("the slow head was not cut off");
+    assert!(closed >= Duration::from_millis(350), "{closed:?}");
+    assert!(closed < Duration::from_millis(1_200), "{closed:?}");
+}
