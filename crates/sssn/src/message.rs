@@ -46,8 +46,18 @@ pub fn json_depth(text: &[u8]) -> usize {
 /// Whether `text` nests arrays and objects more than `max` levels deep (stops at the
 /// first bracket past `max`, so a hostile body costs no more than its first levels).
 pub fn json_deeper_than(text: &[u8], max: usize) -> bool {
+    // Each level takes at least one byte: short text needs no scan.
+    if text.len() <= max {
+        return false;
+    }
     let mut deepest = 0;
     scan_depth(text, max, &mut deepest)
+}
+
+/// [`json_deeper_than`] for text known to be valid JSON (a [`RawValue`]): every level
+/// then takes two bytes, so the common small message needs no scan at all.
+fn valid_json_deeper_than(text: &str, max: usize) -> bool {
+    text.len() >= 2 * (max + 1) && json_deeper_than(text.as_bytes(), max)
 }
 
 /// Scans `text`, tracking the deepest nesting in `deepest`; `true` as soon as it passes
@@ -203,7 +213,9 @@ impl Content {
                 "content must be a JSON object",
             ));
         }
-        check_json_depth(raw.get().as_bytes(), MAX_CONTENT_DEPTH, "content")?;
+        if valid_json_deeper_than(raw.get(), MAX_CONTENT_DEPTH) {
+            return Err(too_deep("content", MAX_CONTENT_DEPTH));
+        }
         Ok(Self(raw))
     }
 
@@ -618,6 +630,16 @@ mod tests {
         assert_eq!(json_depth(nested(200).as_bytes()), 200);
         assert!(json_deeper_than(nested(65).as_bytes(), 64));
         assert!(!json_deeper_than(nested(64).as_bytes(), 64));
+        // The length shortcuts are exact at the boundary.
+        assert!(json_deeper_than("[".repeat(65).as_bytes(), 64));
+        assert!(!json_deeper_than("[".repeat(64).as_bytes(), 64));
+        let tightest = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert_eq!(tightest.len(), 2 * 65);
+        assert!(valid_json_deeper_than(&tightest, 64));
+        assert!(!valid_json_deeper_than(
+            &tightest[1..tightest.len() - 1],
+            64
+        ));
         // A hostile prefix is refused without reading the rest.
         assert!(json_deeper_than("[".repeat(100_000).as_bytes(), 64));
     }
