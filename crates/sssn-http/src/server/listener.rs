@@ -114,7 +114,9 @@ impl Default for Limits {
     }
 }
 
-/// Connection limits and timeouts (the module docs of `server::listener` describe each).
+/// Connection limits and timeouts. They apply to the server [`bind`](Self::bind) and
+/// [`serve`](Self::serve) run, not to [`into_router`](Self::into_router), whose host
+/// serves the connections. `docs/http-api.md` ("Limits and timeouts") has the table.
 impl ServerBuilder {
     /// How long a client may take to send a request's head: from the accept for a new
     /// connection, from the first byte of the next request on a kept-alive HTTP/1
@@ -268,7 +270,10 @@ async fn serve_connection(
             handle(router.clone(), activity.clone(), limits.body_timeout, req)
         })
     };
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // This task enforces the header-read timeout (hyper's own would also count the idle
+    // time between kept-alive requests).
+    builder.http1().header_read_timeout(None);
     let mut conn = pin!(builder.serve_connection(io, service));
     let mut closing = false;
     let mut grace: Option<Instant> = None;
