@@ -695,3 +695,55 @@ fn when_descriptors_run_out_the_server_backs_off_without_spinning_and_recovers()
     let (clean, _) = server.terminate();
     assert!(clean, "the server exits cleanly");
 }
+
+#[test]
+fn under_256_descriptors_silent_and_slow_clients_are_shed_and_new_clients_served() {
+    // The scenario of the issue: clients that open connections and never finish a request
+    // take every descriptor. With a header-read timeout they are shed, and a new client is
+    // served without anyone else closing anything.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let config = dir.path().join("sssn.toml");
+    std::fs::write(
+        &config,
+        r#"
+[server]
+bind = "127.0.0.1:0"
+header_read_timeout = "3s"
+
+[security]
+kind = "open"
+
+[[channel]]
+id = "c"
+kind = "broadcast"
+visibility = "public"
+"#,
+    )
+    .unwrap();
+    let server = serve_limited(&config, 256, &log);
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    let mut held = hold(&addr, 250);
+    let fds = open_fds(server.child.id());
+    assert!(fds > 192, "the server is full: {fds} descriptors");
+    for s in held.iter_mut().step_by(2) {
+        // Half of them start a request head they never finish.
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: sssn\r\nX-Slow: ");
+    }
+    let start = std::time::Instant::now();
+    assert!(
+        healthz_within(&addr, Duration::from_secs(10)),
+        "a new client was not served while others held the server"
+    );
+    assert!(
+        start.elapsed() > Duration::from_millis(300),
+        "served before the holders were shed: the server was not full"
+    );
+    eprintln!(
+        "with 250 silent or slow clients under ulimit -n 256, a new client was served after {} ms",
+        start.elapsed().as_millis()
+    );
+    drop(held);
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
