@@ -678,7 +678,10 @@ fn when_descriptors_run_out_the_server_backs_off_without_spinning_and_recovers()
     assert!(text.contains("accept error"), "{text}");
     assert!(text.contains("Too many open files"), "{text}");
     let errors = text.matches("accept error").count();
-    assert!(errors < 60, "{errors} accept errors logged in ~3 s: a spin");
+    assert!(
+        errors <= 2,
+        "{errors} accept error lines in ~3 s: one per 10 s expected"
+    );
     assert!(
         matches!(server.child.try_wait(), Ok(None)),
         "the server is still running"

@@ -20,9 +20,10 @@
 //!   limit, see [`auto_max_connections`]): at the cap the server stops accepting; new
 //!   connections wait in the kernel's listen backlog (they are not refused, and cost the
 //!   server nothing) until a connection closes.
-//! * **Descriptors exhausted** (`EMFILE`, `ENFILE`, also `ENOBUFS`/`ENOMEM`): the loop
-//!   logs once per [`ACCEPT_BACKOFF`] and sleeps that long before the next accept, so it
-//!   neither spins nor exits; connections already open are served meanwhile.
+//! * **Descriptors exhausted** (`EMFILE`, `ENFILE`, also `ENOBUFS`/`ENOMEM`, any accept
+//!   error but a peer's reset): the loop sleeps [`ACCEPT_BACKOFF`] before the next accept,
+//!   so it neither spins nor exits, and logs `accept error` once, then every 10 s while
+//!   the errors last; connections already open are served meanwhile.
 //!
 //! Shutdown stops accepting, lets every connection finish the requests in flight (event
 //! streams end on the server's shutdown token), then returns.
@@ -67,6 +68,9 @@ pub const DESCRIPTOR_RESERVE: usize = 64;
 /// How long the accept loop sleeps after an error that retrying at once cannot fix
 /// (descriptors exhausted, memory short): 100 ms.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// While accept keeps failing, one log line per this long (with the count of repeats).
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How long an idle connection asked to close gracefully may take before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -179,6 +183,8 @@ pub(super) async fn serve(
     let slots = Arc::new(Semaphore::new(max));
     let tracker = TaskTracker::new();
     let mut at_cap_logged = false;
+    let mut last_error_log: Option<Instant> = None;
+    let mut errors_since_log: u64 = 0;
     loop {
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => p,
@@ -210,11 +216,20 @@ pub(super) async fn serve(
                 if is_transient(&e) {
                     continue;
                 }
-                tracing::error!(
-                    error = %e,
-                    backoff_ms = ACCEPT_BACKOFF.as_millis() as u64,
-                    "accept error; retrying after a pause"
-                );
+                // Once, then at most every ACCEPT_ERROR_LOG_EVERY while it lasts.
+                let now = Instant::now();
+                if last_error_log.is_none_or(|t| now >= t + ACCEPT_ERROR_LOG_EVERY) {
+                    tracing::error!(
+                        error = %e,
+                        repeated = errors_since_log,
+                        backoff_ms = ACCEPT_BACKOFF.as_millis() as u64,
+                        "accept error; retrying after a pause"
+                    );
+                    last_error_log = Some(now);
+                    errors_since_log = 0;
+                } else {
+                    errors_since_log += 1;
+                }
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
