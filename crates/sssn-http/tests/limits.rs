@@ -269,7 +269,12 @@ async fn at_the_connection_cap_new_clients_wait_until_a_slot_frees() {
 
 #[tokio::test]
 async fn http2_with_prior_knowledge_still_works() {
-    let h = serve_with(builder().await).await;
+    let h = serve_with(
+        builder()
+            .await
+            .body_timeout(Some(Duration::from_millis(300))),
+    )
+    .await;
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
@@ -296,6 +301,27 @@ async fn http2_with_prior_knowledge_still_works() {
         v["messages"][0]["content"]["data"],
         serde_json::json!([1, 2])
     );
+    // A slow body on an HTTP/2 stream: 408 too, and the connection serves on.
+    use futures::StreamExt as _;
+    let slow = futures::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from("[1,")) })
+        .chain(futures::stream::once(async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok(bytes::Bytes::from("2]"))
+        }));
+    let start = Instant::now();
+    let r = h2
+        .put(h.url("/channels/c"))
+        .header("authorization", "Bearer me")
+        .body(reqwest::Body::wrap_stream(slow))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 408);
+    assert!(start.elapsed() < Duration::from_millis(1_500));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["kind"], "timeout");
+    let r = h2.get(h.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]

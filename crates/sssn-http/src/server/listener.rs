@@ -69,8 +69,8 @@ pub const DESCRIPTOR_RESERVE: usize = 64;
 /// (descriptors exhausted, memory short): 100 ms.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// While accept keeps failing, one log line per this long (with the count of repeats).
-const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+/// While accept keeps failing, or the cap keeps being reached, one log line per this long.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// How long an idle connection asked to close gracefully may take before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -182,19 +182,20 @@ pub(super) async fn serve(
     );
     let slots = Arc::new(Semaphore::new(max));
     let tracker = TaskTracker::new();
-    let mut at_cap_logged = false;
+    let mut last_cap_log: Option<Instant> = None;
     let mut last_error_log: Option<Instant> = None;
     let mut errors_since_log: u64 = 0;
     loop {
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                if !at_cap_logged {
+                let now = Instant::now();
+                if last_cap_log.is_none_or(|t| now >= t + LOG_EVERY) {
                     tracing::warn!(
                         max_connections = max,
                         "connection cap reached: new connections wait in the listen backlog"
                     );
-                    at_cap_logged = true;
+                    last_cap_log = Some(now);
                 }
                 tokio::select! {
                     () = shutdown.cancelled() => break,
@@ -216,9 +217,9 @@ pub(super) async fn serve(
                 if is_transient(&e) {
                     continue;
                 }
-                // Once, then at most every ACCEPT_ERROR_LOG_EVERY while it lasts.
+                // Once, then at most every LOG_EVERY while it lasts.
                 let now = Instant::now();
-                if last_error_log.is_none_or(|t| now >= t + ACCEPT_ERROR_LOG_EVERY) {
+                if last_error_log.is_none_or(|t| now >= t + LOG_EVERY) {
                     tracing::error!(
                         error = %e,
                         repeated = errors_since_log,
@@ -237,7 +238,6 @@ pub(super) async fn serve(
                 continue;
             }
         };
-        at_cap_logged = false;
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
@@ -348,7 +348,8 @@ async fn handle(
     body_timeout: Option<Duration>,
     req: Request<Incoming>,
 ) -> Result<Response<Tracked>, Infallible> {
-    let in_flight = activity.request_started(req.version());
+    let version = req.version();
+    let in_flight = activity.request_started(version);
     let timed_out = Arc::new(AtomicBool::new(false));
     let req = req.map(|body| match body_timeout {
         Some(limit) => Body::new(TimedBody {
@@ -364,7 +365,7 @@ async fn handle(
         Err(never) => match never {},
     };
     let response = if timed_out.load(Ordering::Relaxed) {
-        body_timeout_response(body_timeout.unwrap_or_default())
+        body_timeout_response(body_timeout.unwrap_or_default(), version)
     } else {
         response
     };
@@ -374,8 +375,9 @@ async fn handle(
     }))
 }
 
-/// `408` for a body that did not arrive in time; the connection closes after it.
-fn body_timeout_response(limit: Duration) -> Response<Body> {
+/// `408` for a body that did not arrive in time; an HTTP/1 connection closes after it
+/// (the rest of the body is not read).
+fn body_timeout_response(limit: Duration, version: Version) -> Response<Body> {
     let body = ErrorBody {
         detail: format!(
             "The request body did not arrive within {} (the server's body timeout).",
@@ -390,7 +392,10 @@ fn body_timeout_response(limit: Duration) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if version != Version::HTTP_2 {
+        // (HTTP/2 has no connection header: the stream is reset instead.)
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     r
 }
 
