@@ -334,6 +334,17 @@ async fn shutdown_finishes_the_requests_in_flight_then_stops() {
     )
     .await
     .unwrap();
+    // An idle kept-alive connection and a slow-header one do not hold the shutdown up.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: sssn\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(idle.read(&mut buf).await.unwrap() > 0);
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: sssn\r\nX-Slow: a")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let stopping = tokio::spawn(h.server.shutdown());
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -349,7 +360,8 @@ async fn shutdown_finishes_the_requests_in_flight_then_stops() {
         "{}",
         String::from_utf8_lossy(&reply)
     );
-    tokio::time::timeout(Duration::from_secs(5), stopping)
+    // Well within the 10 s header-read timeout the slow client would otherwise get.
+    tokio::time::timeout(Duration::from_secs(3), stopping)
         .await
         .expect("shutdown completes")
         .unwrap()

@@ -26,7 +26,9 @@
 //!   the errors last; connections already open are served meanwhile.
 //!
 //! Shutdown stops accepting, lets every connection finish the requests in flight (event
-//! streams end on the server's shutdown token), then returns.
+//! streams end on the server's shutdown token), closes the others at once (an idle
+//! connection, or one whose request head is still arriving, within a second), then
+//! returns.
 
 use std::convert::Infallible;
 use std::pin::{Pin, pin};
@@ -313,11 +315,19 @@ async fn serve_connection(
             () = shutdown.cancelled(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
+                if activity.in_flight.load(Ordering::Acquire) == 0 {
+                    // Idle, or a request head under way: no reason to wait for it.
+                    grace = Some(Instant::now() + CLOSE_GRACE);
+                }
             }
             () = activity.changed.notified() => {}
             () = sleep => {
                 if grace.is_some() {
-                    return; // did not close within the grace: drop it
+                    if activity.in_flight.load(Ordering::Acquire) == 0 {
+                        return; // did not close within the grace: drop it
+                    }
+                    grace = None; // a request came in meanwhile: let it finish
+                    continue;
                 }
                 match activity.expired(&limits) {
                     Expired::No => {}
