@@ -44,6 +44,14 @@ pub(crate) struct ServerConfig {
     sse_keep_alive: Option<Duration>,
     #[serde(default, deserialize_with = "opt_duration")]
     drain_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    header_read_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    body_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    idle_timeout: Option<Duration>,
+    #[serde(default)]
+    max_connections: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +64,10 @@ impl Default for ServerConfig {
             public_metrics: false,
             sse_keep_alive: None,
             drain_timeout: None,
+            header_read_timeout: None,
+            body_timeout: None,
+            idle_timeout: None,
+            max_connections: None,
         }
     }
 }
@@ -414,6 +426,18 @@ impl Config {
         }
         if let Some(t) = s.drain_timeout {
             server = server.drain_timeout(Some(t));
+        }
+        if let Some(t) = s.header_read_timeout {
+            server = server.header_read_timeout(Some(t));
+        }
+        if let Some(t) = s.body_timeout {
+            server = server.body_timeout(Some(t));
+        }
+        if let Some(t) = s.idle_timeout {
+            server = server.idle_timeout(Some(t));
+        }
+        if let Some(n) = s.max_connections {
+            server = server.max_connections(n);
         }
         Ok(Built { channels, server })
     }

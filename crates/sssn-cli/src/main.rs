@@ -349,7 +349,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     _ = tokio::signal::ctrl_c() => None,
                 };
                 let Some(entry) = next else { break };
-                print_json(&serde_json::json!({"seq": entry.seq, "message": &*entry.message}))?;
+                // Serialised straight to stdout: never through a `serde_json::Value`,
+                // whose recursion limit would turn deep content into a panic.
+                #[derive(serde::Serialize)]
+                struct Tailed<'a> {
+                    seq: sssn::store::Seq,
+                    message: &'a sssn::ChannelMessage,
+                }
+                print_json(&Tailed {
+                    seq: entry.seq,
+                    message: &entry.message,
+                })?;
                 seen += 1;
             }
             Ok(())

@@ -352,3 +352,401 @@ store = "nats://127.0.0.1:4222?prefix={prefix}"
     let (clean, _) = server.terminate();
     assert!(clean);
 }
+
+/// A message whose content nests `levels` objects (`{"a":{"a":…{}…}}`).
+fn deep_message(id: &str, levels: usize) -> String {
+    let content = format!(
+        "{}{{}}{}",
+        r#"{"a":"#.repeat(levels - 1),
+        "}".repeat(levels - 1)
+    );
+    format!(r#"{{"id":"{id}","timestamp":1.5,"sender_id":"old-server","content":{content}}}"#)
+}
+
+/// A stand-in for a server that let poisoned content in (an older sssn, a v1 server): it
+/// answers reads, claims and the event stream of channel `feed` with one message whose
+/// content nests 200 levels, then (events only) one ordinary message.
+fn poisoned_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/channels/feed", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    use std::io::Read as _;
+                    if stream.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let deep = deep_message("deep", 200);
+                let reply = |status: &str, body: String| {
+                    format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let out = if head.starts_with("GET /channels/feed/events") {
+                    let fine = r#"{"id":"fine","timestamp":2.5,"sender_id":"s","content":{"data":"fine"}}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\nevent: ready\nid: 0\ndata: {{\"after\":0}}\n\nid: 1\ndata: {deep}\n\nid: 2\ndata: {fine}\n\n"
+                    )
+                } else if head.starts_with("GET /channels/feed") {
+                    reply("200 OK", format!(r#"{{"messages":[{deep}]}}"#))
+                } else if head.starts_with("POST /channels/feed/claim") {
+                    reply(
+                        "200 OK",
+                        format!(
+                            r#"{{"claims":[{{"seq":1,"attempt":1,"lease_until_ms":1,"message":{deep}}}]}}"#
+                        ),
+                    )
+                } else {
+                    reply(
+                        "404 Not Found",
+                        r#"{"detail":"Not Found","kind":"not_found"}"#.into(),
+                    )
+                };
+                let _ = stream.write_all(out.as_bytes());
+                let _ = stream.flush();
+                // Hold the event stream open a moment, as a live server would.
+                std::thread::sleep(Duration::from_millis(500));
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn deep_content_from_a_server_is_an_error_line_never_a_panic() {
+    let url = poisoned_server();
+    let args = |cmd: &str| -> Vec<String> {
+        let mut a = vec![cmd.to_owned(), "--url".into(), url.clone()];
+        a.extend(["--token".into(), "t".into()]);
+        a
+    };
+    let run_str = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let mut child = sssn()
+            .args(&refs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Bounded: a hung client fails the test instead of hanging it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "sssn {a:?} hung");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    };
+
+    // tail: the poisoned event is skipped with a warning; the next one is printed.
+    let mut tail = args("tail");
+    tail.extend(["--count".into(), "1".into()]);
+    let out = run_str(tail);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stderr.contains("panicked"), "tail panicked: {stderr}");
+    assert!(out.status.success(), "tail failed: {stderr}");
+    let printed: Vec<Value> = lines(&stdout)
+        .into_iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(printed.len(), 1, "{stdout}");
+    assert_eq!(printed[0]["seq"], 2);
+    assert_eq!(printed[0]["message"]["content"]["data"], "fine");
+    assert!(
+        (stderr.contains("nested more than") && stderr.contains("at most 64 levels")),
+        "{stderr}"
+    );
+
+    // read and claim: one clear error line and a failure status.
+    for cmd in ["read", "claim"] {
+        let out = run_str(args(cmd));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{cmd} panicked: {stderr}");
+        assert!(!out.status.success(), "{cmd}: {stderr}");
+        assert!(
+            stderr.starts_with("sssn: error: ")
+                && (stderr.contains("nested more than") && stderr.contains("at most 64 levels")),
+            "{cmd}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{cmd}: {stderr}");
+    }
+}
+
+/// `sssn serve` under a descriptor limit of `nofile` (`ulimit -n` in a shell that then
+/// becomes the server, so the test process keeps its own limit), stderr to `log`.
+fn serve_limited(config: &Path, nofile: u32, log: &Path) -> Served {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n {nofile} && exec \"$0\" serve --config \"$1\" 2>\"$2\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_sssn"))
+        .arg(config)
+        .arg(log)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server prints where it listens");
+    let url = first
+        .strip_prefix("sssn: listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    Served {
+        child,
+        url,
+        stdout: rx,
+    }
+}
+
+/// Open descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// CPU time (user + system) process `pid` has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses: utime and stime are the
+    // 12th and 13th of them, in clock ticks.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz: u64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100);
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// A plain HTTP/1.1 GET of `/healthz` on a new connection: whether a 200 came back within
+/// `limit`.
+fn healthz_within(addr: &str, limit: Duration) -> bool {
+    use std::io::Read as _;
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    s.set_read_timeout(Some(limit)).unwrap();
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: sssn\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    reply.starts_with(b"HTTP/1.1 200")
+}
+
+fn limited_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let config = dir.join("sssn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+bind = "127.0.0.1:0"
+header_read_timeout = "60s"
+{extra}
+
+[security]
+kind = "open"
+
+[[channel]]
+id = "c"
+kind = "broadcast"
+visibility = "public"
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Opens `n` idle connections to `addr` (each completes its handshake: those the server
+/// has not accepted wait in the listen backlog).
+fn hold(addr: &str, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connects (backlog)"))
+        .collect()
+}
+
+#[test]
+fn under_256_descriptors_the_default_cap_holds_connections_and_serves_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = serve_limited(&limited_config(dir.path(), ""), 256, &log);
+    let pid = server.child.id();
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    assert!(healthz_within(&addr, Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(200));
+    let baseline = open_fds(pid);
+
+    let mut held = hold(&addr, 300);
+    std::thread::sleep(Duration::from_millis(800));
+    let accepted = open_fds(pid) - baseline;
+    eprintln!(
+        "under ulimit -n 256: {accepted} connections accepted (cap 256 - 64 = 192), {} descriptors open, {} waiting in the backlog",
+        open_fds(pid),
+        300 - accepted
+    );
+    assert!(
+        (188..=192).contains(&accepted),
+        "the default cap is the limit less 64: {accepted}"
+    );
+    assert!(open_fds(pid) < 256, "descriptors left for everything else");
+    let cpu_before = cpu_time(pid);
+    // At the cap a new client waits (behind the backlog), it is not refused.
+    assert!(!healthz_within(&addr, Duration::from_millis(1_500)));
+    let cpu = cpu_time(pid) - cpu_before;
+    eprintln!("server CPU at the cap over 1.5 s: {} ms", cpu.as_millis());
+    assert!(cpu < Duration::from_millis(150), "busy at the cap: {cpu:?}");
+
+    // Others close: new clients are served.
+    held.drain(..200);
+    let start = std::time::Instant::now();
+    assert!(healthz_within(&addr, Duration::from_secs(5)));
+    eprintln!(
+        "a fresh client was served {} ms after 200 connections closed",
+        start.elapsed().as_millis()
+    );
+    drop(held);
+    let (clean, _) = server.terminate();
+    assert!(clean, "the server exits cleanly");
+}
+
+#[test]
+fn when_descriptors_run_out_the_server_backs_off_without_spinning_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    // A cap above what 256 descriptors allow: accept itself fails with EMFILE.
+    let config = limited_config(dir.path(), "max_connections = 1000");
+    let mut server = serve_limited(&config, 256, &log);
+    let pid = server.child.id();
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    assert!(healthz_within(&addr, Duration::from_secs(5)));
+
+    // 300: more than 256 descriptors allow, fewer than those plus the listen backlog (128
+    // by default), so every client completes its handshake at once.
+    let mut held = hold(&addr, 300);
+    let mut fds = 0;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        fds = open_fds(pid);
+        if fds >= 256 {
+            break;
+        }
+    }
+    eprintln!("descriptors exhausted: the server holds {fds} of 256");
+    assert!(fds >= 250, "{fds}");
+    let cpu_before = cpu_time(pid);
+    let wall = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = cpu_time(pid) - cpu_before;
+    eprintln!(
+        "server CPU with descriptors exhausted: {} ms over {} ms",
+        cpu.as_millis(),
+        wall.elapsed().as_millis()
+    );
+    assert!(
+        cpu < Duration::from_millis(200),
+        "spinning: {cpu:?} of CPU in 2 s"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("accept error"), "{text}");
+    assert!(text.contains("Too many open files"), "{text}");
+    let errors = text.matches("accept error").count();
+    assert!(
+        errors <= 2,
+        "{errors} accept error lines in ~3 s: one per 10 s expected"
+    );
+    assert!(
+        matches!(server.child.try_wait(), Ok(None)),
+        "the server is still running"
+    );
+
+    // Clients close: the server accepts again (the backlog first), a fresh client is served.
+    held.drain(..);
+    let start = std::time::Instant::now();
+    assert!(healthz_within(&addr, Duration::from_secs(5)));
+    eprintln!(
+        "a fresh client was served {} ms after the others closed",
+        start.elapsed().as_millis()
+    );
+    let (clean, _) = server.terminate();
+    assert!(clean, "the server exits cleanly");
+}
+
+#[test]
+fn under_256_descriptors_silent_and_slow_clients_are_shed_and_new_clients_served() {
+    // The scenario of the issue: clients that open connections and never finish a request
+    // take every descriptor. With a header-read timeout they are shed, and a new client is
+    // served without anyone else closing anything.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let config = dir.path().join("sssn.toml");
+    std::fs::write(
+        &config,
+        r#"
+[server]
+bind = "127.0.0.1:0"
+header_read_timeout = "3s"
+
+[security]
+kind = "open"
+
+[[channel]]
+id = "c"
+kind = "broadcast"
+visibility = "public"
+"#,
+    )
+    .unwrap();
+    let server = serve_limited(&config, 256, &log);
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    let mut held = hold(&addr, 250);
+    let fds = open_fds(server.child.id());
+    assert!(fds > 192, "the server is full: {fds} descriptors");
+    for s in held.iter_mut().step_by(2) {
+        // Half of them start a request head they never finish.
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: sssn\r\nX-Slow: ");
+    }
+    let start = std::time::Instant::now();
+    assert!(
+        healthz_within(&addr, Duration::from_secs(10)),
+        "a new client was not served while others held the server"
+    );
+    assert!(
+        start.elapsed() > Duration::from_millis(300),
+        "served before the holders were shed: the server was not full"
+    );
+    eprintln!(
+        "with 250 silent or slow clients under ulimit -n 256, a new client was served after {} ms",
+        start.elapsed().as_millis()
+    );
+    drop(held);
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}

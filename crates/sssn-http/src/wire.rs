@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sssn::channel::ChannelStats;
+use sssn::message::{MAX_CONTENT_DEPTH, check_json_depth};
 use sssn::store::{DeadLetter, Seq, Settled};
 use sssn::{ChannelInfo, ChannelMessage, Content, Error, ErrorKind, Payload};
 
@@ -102,11 +103,25 @@ pub fn parse_seq(text: &str) -> Result<Seq, Error> {
     })
 }
 
+/// How deep one payload of `kind` may nest (see [`MAX_CONTENT_DEPTH`]): raw data is
+/// wrapped in `{"data": …}`, a message wraps its content, a mixed item wraps a payload.
+fn depth_limit(kind: PayloadKind) -> usize {
+    match kind {
+        PayloadKind::Data => MAX_CONTENT_DEPTH - 1,
+        PayloadKind::Content => MAX_CONTENT_DEPTH,
+        PayloadKind::Message => MAX_CONTENT_DEPTH + 1,
+        PayloadKind::Mixed => MAX_CONTENT_DEPTH + 2,
+    }
+}
+
 fn payload_of(kind: PayloadKind, raw: &RawValue) -> Result<Payload, Error> {
     match kind {
-        PayloadKind::Data => serde_json::from_str::<Value>(raw.get())
-            .map(Payload::Data)
-            .map_err(|e| bad_json(&e)),
+        PayloadKind::Data => {
+            check_json_depth(raw.get().as_bytes(), depth_limit(kind), "raw data")?;
+            serde_json::from_str::<Value>(raw.get())
+                .map(Payload::Data)
+                .map_err(|e| bad_json(&e))
+        }
         PayloadKind::Content => Content::from_json(raw.get()).map(Payload::Content),
         PayloadKind::Message => ChannelMessage::from_json(raw.get()).map(Payload::Message),
         PayloadKind::Mixed => {
@@ -138,16 +153,28 @@ fn payload_of(kind: PayloadKind, raw: &RawValue) -> Result<Payload, Error> {
 }
 
 /// The body of `PUT /channels/{id}`: one payload of `kind` (`mixed` is for batches only).
+/// Its content may nest at most [`MAX_CONTENT_DEPTH`] levels (raw data one less, a
+/// message one more); a deeper body is refused before it is parsed.
 pub fn parse_write(body: &[u8], kind: PayloadKind) -> Result<Payload, Error> {
     if kind == PayloadKind::Mixed {
         return Err(invalid("'kind=mixed' is for batch writes"));
     }
+    let what = match kind {
+        PayloadKind::Data => "the body (raw data)",
+        PayloadKind::Content => "the body (content)",
+        _ => "the body (a message)",
+    };
+    check_json_depth(body, depth_limit(kind), what)?;
     let raw: &RawValue = serde_json::from_slice(body).map_err(|e| bad_json(&e))?;
     payload_of(kind, raw)
 }
 
-/// The body of `POST /channels/{id}/batch`: a JSON array of payloads of `kind`.
+/// The body of `POST /channels/{id}/batch`: a JSON array of payloads of `kind`, each
+/// within the nesting limit of [`parse_write`] (a deeper body is refused before it is
+/// parsed).
 pub fn parse_batch(body: &[u8], kind: PayloadKind) -> Result<Vec<Payload>, Error> {
+    // The array is one level more than its items.
+    check_json_depth(body, depth_limit(kind) + 1, "the batch body")?;
     let not_array = |e: serde_json::Error| {
         if e.is_data() {
             invalid("A batch body must be a JSON array.")
@@ -482,6 +509,85 @@ mod tests {
         assert!(matches!(mixed[1], Payload::Content(_)));
         assert!(parse_batch(br#"[{"other": 1}]"#, PayloadKind::Mixed).is_err());
         assert!(parse_batch(br#"[{"data": 1, "content": {}}]"#, PayloadKind::Mixed).is_err());
+    }
+
+    /// `levels` nested arrays around `1`.
+    fn arrays(levels: usize) -> String {
+        format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+    }
+
+    /// A content object nested `levels` deep.
+    fn objects(levels: usize) -> String {
+        format!(
+            "{}{{}}{}",
+            r#"{"a":"#.repeat(levels - 1),
+            "}".repeat(levels - 1)
+        )
+    }
+
+    #[test]
+    fn every_body_kind_keeps_to_one_nesting_limit() {
+        let max = MAX_CONTENT_DEPTH;
+        let deep_error = |r: Result<Payload, Error>| {
+            let e = r.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidMessage);
+            assert!(e.message().contains("nested more than"), "{}", e.message());
+        };
+        // Data: wrapped in {"data": …}, so one level less.
+        assert!(parse_write(arrays(max - 1).as_bytes(), PayloadKind::Data).is_ok());
+        deep_error(parse_write(arrays(max).as_bytes(), PayloadKind::Data));
+        deep_error(parse_write(arrays(100_000).as_bytes(), PayloadKind::Data));
+        // Content.
+        assert!(parse_write(objects(max).as_bytes(), PayloadKind::Content).is_ok());
+        deep_error(parse_write(
+            objects(max + 1).as_bytes(),
+            PayloadKind::Content,
+        ));
+        let hostile = format!("{}{}", r#"{"a":"#.repeat(100_000), "}".repeat(100_000));
+        deep_error(parse_write(hostile.as_bytes(), PayloadKind::Content));
+        // A direct message.
+        let msg = |content: &str| {
+            format!(r#"{{"id":"m","timestamp":1.0,"sender_id":"s","content":{content}}}"#)
+        };
+        assert!(parse_write(msg(&objects(max)).as_bytes(), PayloadKind::Message).is_ok());
+        deep_error(parse_write(
+            msg(&objects(max + 1)).as_bytes(),
+            PayloadKind::Message,
+        ));
+        // Batches of each kind, including items of a mixed batch.
+        let batch = |items: &[String]| format!("[{}]", items.join(","));
+        let ok = |body: String, kind| assert!(parse_batch(body.as_bytes(), kind).is_ok());
+        let deep = |body: String, kind| {
+            let e = parse_batch(body.as_bytes(), kind).unwrap_err();
+            assert!(e.message().contains("nested more than"), "{}", e.message());
+        };
+        ok(batch(&[arrays(max - 1), "2".into()]), PayloadKind::Data);
+        deep(batch(&["2".into(), arrays(max)]), PayloadKind::Data);
+        ok(batch(&[objects(max)]), PayloadKind::Content);
+        deep(
+            batch(&["{}".into(), objects(max + 1)]),
+            PayloadKind::Content,
+        );
+        ok(batch(&[msg(&objects(max))]), PayloadKind::Message);
+        deep(batch(&[msg(&objects(max + 1))]), PayloadKind::Message);
+        let tagged = |tag: &str, item: &str| format!(r#"{{"{tag}":{item}}}"#);
+        ok(
+            batch(&[
+                tagged("data", &arrays(max - 1)),
+                tagged("content", &objects(max)),
+                tagged("message", &msg(&objects(max))),
+            ]),
+            PayloadKind::Mixed,
+        );
+        deep(batch(&[tagged("data", &arrays(max))]), PayloadKind::Mixed);
+        deep(
+            batch(&[tagged("content", &objects(max + 1))]),
+            PayloadKind::Mixed,
+        );
+        deep(
+            batch(&[tagged("message", &msg(&objects(max + 1)))]),
+            PayloadKind::Mixed,
+        );
     }
 
     #[test]

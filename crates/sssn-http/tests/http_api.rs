@@ -183,11 +183,11 @@ async fn auth_failures_are_401_with_v1_text() {
     let r = h.call(Method::GET, "/channels/open", None, None).await;
     r.expect_error(401);
     assert_eq!(r.detail(), "Missing Bearer token.");
-    // Case-sensitive scheme, as in v1.
+    // Another scheme (the Bearer scheme itself is case-insensitive, see tests/jwt.rs).
     let r = h
         .http
         .get(h.url("/channels/open"))
-        .header("authorization", "bearer x")
+        .header("authorization", "Basic x")
         .send()
         .await
         .unwrap();

@@ -264,3 +264,152 @@ async fn listing_shows_only_channels_in_the_token_scope() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[tokio::test]
+async fn a_token_not_valid_yet_or_issued_in_the_future_is_401_on_every_route() {
+    let (h, _) = jwt_server().await;
+    let now = now_secs();
+    let early = sign(
+        &json!({"sub": "ops", "role": "admin", "exp": now + 7_200.0, "nbf": now + 3_600.0}),
+        SECRET,
+    );
+    let future = sign(
+        &json!({"sub": "ops", "role": "admin", "exp": now + 7_200.0, "iat": now + 3_600.0}),
+        SECRET,
+    );
+    for (token, words) in [
+        (&early, "The token is not valid yet"),
+        (&future, "The token says it was issued 60 min in the future"),
+    ] {
+        for (method, path, body) in [
+            (Method::PUT, "/channels/jobs", "1"),
+            (Method::GET, "/channels/jobs/dead-letters", ""),
+            (Method::POST, "/channels/jobs/redrive", "{}"),
+            (Method::GET, "/channels/jobs/info", ""),
+            (Method::GET, "/channels", ""),
+        ] {
+            let r = h.call(method.clone(), path, Some(token), Some(body)).await;
+            r.expect_error(401);
+            assert!(
+                r.detail().starts_with(words),
+                "{method} {path}: {}",
+                r.detail()
+            );
+        }
+        let r = h
+            .http
+            .get(h.url("/channels/jobs/events"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    // The same claims once valid: accepted.
+    let ok = sign(
+        &json!({"sub": "ops", "role": "admin", "exp": now + 7_200.0, "nbf": now - 5.0, "iat": now - 5.0}),
+        SECRET,
+    );
+    h.get("/channels/jobs/dead-letters", &ok).await.ok();
+}
+
+#[tokio::test]
+async fn token_errors_are_plain_words_not_library_internals() {
+    let (h, _) = jwt_server().await;
+    let valid = sign(
+        &json!({"sub": "x", "role": "write", "exp": far_future()}),
+        SECRET,
+    );
+    let (header, rest) = valid.split_once('.').unwrap();
+    let (claims, _) = rest.split_once('.').unwrap();
+    let expired = sign(
+        &json!({"sub": "x", "role": "admin", "exp": 1_000.5}),
+        SECRET,
+    );
+    let wrong_key = sign(
+        &json!({"sub": "x", "role": "admin", "exp": far_future()}),
+        "another-secret-that-is-32-bytes-long",
+    );
+    let cases = [
+        (
+            "not-a-jwt".to_owned(),
+            "The token is malformed: a JWT is three",
+        ),
+        (
+            format!("x.{claims}.sig"),
+            "The token is malformed: its header is not valid base64url.",
+        ),
+        (
+            format!("{header}.{claims}.sig!"),
+            "The token is malformed: its claims or signature is not valid base64url.",
+        ),
+        (expired, "The token has expired ("),
+        (wrong_key, "The token's signature is wrong"),
+        (
+            sign(&json!({"role": "admin", "exp": far_future()}), SECRET),
+            "The token lacks the 'sub' claim.",
+        ),
+        (
+            sign(&json!({"sub": "x", "role": "admin"}), SECRET),
+            "The token has no expiry",
+        ),
+    ];
+    for (token, words) in cases {
+        let r = h.put("/channels/jobs", &token, "1").await;
+        r.expect_error(401);
+        let detail = r.detail();
+        assert!(detail.starts_with(words), "{token}: {detail}");
+        for internal in [
+            "InvalidToken",
+            "InvalidSignature",
+            "Base64 error",
+            "Invalid last symbol",
+            "JSON error",
+            "ExpiredSignature",
+        ] {
+            assert!(!detail.contains(internal), "{token}: {detail}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let (h, jwt) = jwt_server().await;
+    let t = token(&jwt, "w", Role::Write, None);
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = h
+            .http
+            .put(h.url("/channels/jobs"))
+            .header("authorization", format!("{scheme} {t}"))
+            .body("1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "scheme {scheme}: {}",
+            r.text().await.unwrap()
+        );
+    }
+    for bad in [format!("Basic {t}"), format!("Bearer{t}"), t.clone()] {
+        let r = h
+            .http
+            .put(h.url("/channels/jobs"))
+            .header("authorization", bad.clone())
+            .body("1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["detail"], "Missing Bearer token.");
+    }
+}

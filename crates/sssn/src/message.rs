@@ -23,6 +23,145 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind};
 
+/// The deepest nesting of JSON arrays and objects a message's content may have: `{}` is
+/// one level, `{"data": [1]}` two. Content deeper than this is refused on every path by
+/// which it enters ([`Content::new`], [`Content::data`], [`Content::from_json`], message
+/// and payload deserialisation, the HTTP write, batch and direct-message bodies), so every
+/// reader can parse what it reads: serde_json stops at 128 levels and a message inside a
+/// response adds up to four (`{"claims": [{"message": {"content": …`). Raw data, stored
+/// as `{"data": <value>}`, may therefore nest one level less (63), and so may each
+/// metadata value (the metadata object itself is at most 64 levels, like content).
+pub const MAX_CONTENT_DEPTH: usize = 64;
+
+/// The nesting depth of JSON text: the largest number of arrays and objects open at one
+/// point (`1` for `{}` or `[1, 2]`, `0` for a scalar). Brackets inside strings do not
+/// count. A fast scan of the bytes, meant to run before a parser on untrusted input; it
+/// does not validate the JSON.
+pub fn json_depth(text: &[u8]) -> usize {
+    let mut deepest = 0;
+    scan_depth(text, usize::MAX, &mut deepest);
+    deepest
+}
+
+/// Whether `text` nests arrays and objects more than `max` levels deep (stops at the
+/// first bracket past `max`, so a hostile body costs no more than its first levels).
+pub fn json_deeper_than(text: &[u8], max: usize) -> bool {
+    // Each level takes at least one byte: short text needs no scan.
+    if text.len() <= max {
+        return false;
+    }
+    let mut deepest = 0;
+    scan_depth(text, max, &mut deepest)
+}
+
+/// [`json_deeper_than`] for text known to be valid JSON (a [`RawValue`]): every level
+/// then takes two bytes, so the common small message needs no scan at all.
+fn valid_json_deeper_than(text: &str, max: usize) -> bool {
+    text.len() >= 2 * (max + 1) && json_deeper_than(text.as_bytes(), max)
+}
+
+/// Scans `text`, tracking the deepest nesting in `deepest`; `true` as soon as it passes
+/// `max`.
+fn scan_depth(text: &[u8], max: usize, deepest: &mut usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                // Skip the string: up to the next quote that is not escaped.
+                i += 1;
+                while i < text.len() {
+                    match text[i] {
+                        b'"' => break,
+                        b'\\' => i += 2,
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > *deepest {
+                    *deepest = depth;
+                    if depth > max {
+                        return true;
+                    }
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The error for JSON nested deeper than its limit: `what` names it ("content", "raw
+/// data", "the message", …).
+pub fn too_deep(what: &str, max: usize) -> Error {
+    Error::new(
+        ErrorKind::InvalidMessage,
+        format!(
+            "{} is nested more than {max} levels deep (arrays and objects); message content may nest at most {MAX_CONTENT_DEPTH} levels, so that every reader can parse it.",
+            capitalised(what)
+        ),
+    )
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Fails with [`too_deep`] when `text` nests more than `max` levels.
+pub fn check_json_depth(text: &[u8], max: usize, what: &str) -> Result<(), Error> {
+    if json_deeper_than(text, max) {
+        Err(too_deep(what, max))
+    } else {
+        Ok(())
+    }
+}
+
+/// The nesting depth of a JSON value (`0` for a scalar), walked without recursion so a
+/// value built deep in Rust cannot overflow the stack; stops counting past `max`.
+fn value_deeper_than(value: &Value, max: usize) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        let depth = depth + 1;
+        if depth > max {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, depth)));
+    }
+    false
+}
+
+/// Metadata (an object inside the message) may nest as deep as content.
+fn check_metadata(metadata: &Map<String, Value>) -> Result<(), Error> {
+    if metadata
+        .values()
+        .any(|v| value_deeper_than(v, MAX_CONTENT_DEPTH - 1))
+    {
+        return Err(too_deep("the metadata", MAX_CONTENT_DEPTH));
+    }
+    Ok(())
+}
+
+fn metadata_within_limit<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Map<String, Value>, D::Error> {
+    let metadata = Map::<String, Value>::deserialize(d)?;
+    check_metadata(&metadata).map_err(|e| serde::de::Error::custom(e.message()))?;
+    Ok(metadata)
+}
+
 /// The payload of a message: always a JSON object, stored as its JSON text.
 ///
 /// The default content for raw data is v1's `GenericContent`: `{"data": <value>}`
@@ -40,7 +179,8 @@ impl PartialEq for Content {
 impl Eq for Content {}
 
 impl Content {
-    /// Content from a serde value that serialises to a JSON object.
+    /// Content from a serde value that serialises to a JSON object nested at most
+    /// [`MAX_CONTENT_DEPTH`] levels.
     pub fn new<T: Serialize + ?Sized>(content: &T) -> Result<Self, Error> {
         // Serialised text is valid JSON already: no second parse.
         let raw = serde_json::value::to_raw_value(content)
@@ -48,7 +188,8 @@ impl Content {
         Self::from_raw(raw)
     }
 
-    /// v1's `GenericContent`: `{"data": data}`.
+    /// v1's `GenericContent`: `{"data": data}` (so `data` may nest at most
+    /// [`MAX_CONTENT_DEPTH`]` - 1` levels).
     pub fn data<T: Serialize + ?Sized>(data: &T) -> Result<Self, Error> {
         #[derive(Serialize)]
         struct Generic<'a, T: ?Sized> {
@@ -57,7 +198,8 @@ impl Content {
         Self::new(&Generic { data })
     }
 
-    /// Content from JSON text; it must be a JSON object.
+    /// Content from JSON text; it must be a JSON object nested at most
+    /// [`MAX_CONTENT_DEPTH`] levels.
     pub fn from_json(text: impl Into<String>) -> Result<Self, Error> {
         let raw = RawValue::from_string(text.into())
             .map_err(|e| Error::new(ErrorKind::InvalidMessage, format!("content: {e}")))?;
@@ -70,6 +212,9 @@ impl Content {
                 ErrorKind::InvalidMessage,
                 "content must be a JSON object",
             ));
+        }
+        if valid_json_deeper_than(raw.get(), MAX_CONTENT_DEPTH) {
+            return Err(too_deep("content", MAX_CONTENT_DEPTH));
         }
         Ok(Self(raw))
     }
@@ -152,8 +297,8 @@ pub struct ChannelMessage {
     pub sender_id: String,
     /// The payload.
     pub content: Content,
-    /// Free annotations.
-    #[serde(default)]
+    /// Free annotations (each value nested at most [`MAX_CONTENT_DEPTH`]` - 1` levels).
+    #[serde(default, deserialize_with = "metadata_within_limit")]
     pub metadata: Map<String, Value>,
     /// Request/response or thread key.
     #[serde(default)]
@@ -227,16 +372,20 @@ impl ChannelMessage {
         serde_json::to_string(self).expect("messages always serialise")
     }
 
-    /// Decodes a message from v1 JSON.
+    /// Decodes a message from v1 JSON (content and metadata nested at most
+    /// [`MAX_CONTENT_DEPTH`] levels, so the message at most one more).
     pub fn from_json(text: &str) -> Result<Self, Error> {
+        check_json_depth(text.as_bytes(), MAX_CONTENT_DEPTH + 1, "the message")?;
         let msg: Self = serde_json::from_str(text)
             .map_err(|e| Error::new(ErrorKind::InvalidMessage, format!("message: {e}")))?;
         msg.validate()?;
         Ok(msg)
     }
 
-    /// Checks the invariants a channel relies on (non-empty id, finite timestamp).
+    /// Checks the invariants a channel relies on (non-empty id, finite timestamp,
+    /// metadata within [`MAX_CONTENT_DEPTH`]; content is checked when it is made).
     pub fn validate(&self) -> Result<(), Error> {
+        check_metadata(&self.metadata)?;
         if self.id.is_empty() {
             return Err(Error::new(ErrorKind::InvalidMessage, "message id is empty"));
         }
@@ -457,6 +606,91 @@ mod tests {
         assert!(
             ChannelMessage::from_json(r#"{"id":1,"timestamp":1,"sender_id":"s","content":{}}"#)
                 .is_err()
+        );
+    }
+
+    fn nested(levels: usize) -> String {
+        // `levels` objects: {"a":{"a":…{}…}}
+        let mut s = String::new();
+        for _ in 1..levels {
+            s.push_str(r#"{"a":"#);
+        }
+        s.push_str("{}");
+        s.push_str(&"}".repeat(levels - 1));
+        s
+    }
+
+    #[test]
+    fn json_depth_counts_brackets_outside_strings() {
+        assert_eq!(json_depth(b"1"), 0);
+        assert_eq!(json_depth(b"{}"), 1);
+        assert_eq!(json_depth(br#"{"data": [1, {"x": []}]}"#), 4);
+        assert_eq!(json_depth(br#"{"s": "[[[[{{{{\"]]]]"}"#), 1);
+        assert_eq!(json_depth(br#"["\\", ["\""]]"#), 2);
+        assert_eq!(json_depth(nested(200).as_bytes()), 200);
+        assert!(json_deeper_than(nested(65).as_bytes(), 64));
+        assert!(!json_deeper_than(nested(64).as_bytes(), 64));
+        // The length shortcuts are exact at the boundary.
+        assert!(json_deeper_than("[".repeat(65).as_bytes(), 64));
+        assert!(!json_deeper_than("[".repeat(64).as_bytes(), 64));
+        let tightest = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert_eq!(tightest.len(), 2 * 65);
+        assert!(valid_json_deeper_than(&tightest, 64));
+        assert!(!valid_json_deeper_than(
+            &tightest[1..tightest.len() - 1],
+            64
+        ));
+        // A hostile prefix is refused without reading the rest.
+        assert!(json_deeper_than("[".repeat(100_000).as_bytes(), 64));
+    }
+
+    #[test]
+    fn content_deeper_than_the_limit_is_refused_on_every_path() {
+        let at_limit = nested(MAX_CONTENT_DEPTH);
+        let over = nested(MAX_CONTENT_DEPTH + 1);
+        assert!(Content::from_json(at_limit.clone()).is_ok());
+        let err = Content::from_json(over.clone()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidMessage);
+        assert!(
+            err.message()
+                .starts_with("Content is nested more than 64 levels deep")
+        );
+        assert!(Content::from_json("[".repeat(100_000)).is_err());
+
+        // From Rust values: content as is, data wrapped in {"data": …}.
+        let value = |levels: usize| -> Value { serde_json::from_str(&nested(levels)).unwrap() };
+        assert!(Content::new(&value(MAX_CONTENT_DEPTH)).is_ok());
+        assert!(Content::new(&value(MAX_CONTENT_DEPTH + 1)).is_err());
+        assert!(Content::data(&value(MAX_CONTENT_DEPTH - 1)).is_ok());
+        assert!(Content::data(&value(MAX_CONTENT_DEPTH)).is_err());
+        assert!(ChannelMessage::with_data("s", &value(MAX_CONTENT_DEPTH)).is_err());
+
+        // Deserialising a message or content.
+        let msg = |content: &str, metadata: &str| {
+            format!(
+                r#"{{"id":"m","timestamp":1.0,"sender_id":"s","content":{content},"metadata":{metadata}}}"#
+            )
+        };
+        assert!(ChannelMessage::from_json(&msg(&at_limit, "{}")).is_ok());
+        assert!(ChannelMessage::from_json(&msg(&over, "{}")).is_err());
+        assert!(serde_json::from_str::<ChannelMessage>(&msg(&over, "{}")).is_err());
+        assert!(serde_json::from_str::<Content>(&over).is_err());
+        // Metadata: the object nests like content.
+        assert!(ChannelMessage::from_json(&msg("{}", &at_limit)).is_ok());
+        assert!(ChannelMessage::from_json(&msg("{}", &over)).is_err());
+        let err = serde_json::from_str::<ChannelMessage>(&msg("{}", &over)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("The metadata is nested"),
+            "{err}"
+        );
+        let mut m = ChannelMessage::with_data("s", &1).unwrap();
+        m.metadata.insert("deep".into(), value(MAX_CONTENT_DEPTH));
+        assert!(m.validate().is_err());
+        // A hostile message body fails fast with the same words, not serde's.
+        let err = ChannelMessage::from_json(&"[".repeat(100_000)).unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("The message is nested more than 65")
         );
     }
 

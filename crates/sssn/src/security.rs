@@ -162,7 +162,10 @@ pub struct OpenSecurity;
 impl Security for OpenSecurity {
     fn authenticate(&self, token: &str) -> Result<Principal> {
         if token.is_empty() {
-            return Err(Error::new(ErrorKind::Unauthenticated, "empty token"));
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "The token is empty.",
+            ));
         }
         Ok(Principal::local(token))
     }
@@ -257,7 +260,10 @@ impl AclSecurity {
 impl Security for AclSecurity {
     fn authenticate(&self, token: &str) -> Result<Principal> {
         if token.is_empty() {
-            return Err(Error::new(ErrorKind::Unauthenticated, "empty token"));
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "The token is empty.",
+            ));
         }
         let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
         if tokens.is_empty() {
@@ -266,7 +272,12 @@ impl Security for AclSecurity {
         tokens
             .get(token)
             .map(|id| Principal::local(id.as_str()))
-            .ok_or_else(|| Error::new(ErrorKind::Unauthenticated, "unknown token"))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthenticated,
+                    "The token is not one this server issued.",
+                )
+            })
     }
 
     fn authorize(&self, principal: &Principal, _: &str, op: Operation) -> bool {
@@ -300,6 +311,14 @@ pub struct TokenClaims {
     /// Expiry, Unix epoch seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<f64>,
+    /// Not before: the token is refused until this time, Unix epoch seconds (RFC 7519
+    /// §4.1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<f64>,
+    /// Issued at, Unix epoch seconds; a token issued in the future is refused (RFC 7519
+    /// §4.1.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<f64>,
     /// Token id (for revocation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
@@ -309,9 +328,14 @@ pub struct TokenClaims {
 }
 
 /// Signed bearer tokens (HS256 by default). The algorithm is pinned by configuration, never
-/// taken from the token; expiry is checked with no leeway unless configured; a token without
-/// `exp` is refused unless [`JwtSecurity::allow_no_expiry`] is set; a string `channels`
-/// claim is refused (v1 matched it as a substring, D19); revoked token ids are refused.
+/// taken from the token; expiry (`exp`), not-before (`nbf`) and issued-at (`iat`, which
+/// must not be in the future) are checked with no leeway unless
+/// [`leeway`](JwtSecurity::leeway) is configured; a token without `exp` is refused unless
+/// [`JwtSecurity::allow_no_expiry`] is set; a string `channels` claim is refused (v1
+/// matched it as a substring, D19); revoked token ids are refused. Every refusal is an
+/// [`ErrorKind::Unauthenticated`] error whose message says in plain words what is wrong
+/// with the token (expired, not valid yet, bad signature, malformed, wrong algorithm,
+/// missing or mistyped claim, revoked), never the JWT library's internals.
 ///
 /// In process, callers identified by system id (no token) are trusted, as in v1: the
 /// tokens guard the remote surface.
@@ -364,7 +388,9 @@ impl JwtSecurity {
         })
     }
 
-    /// Accepts tokens up to `leeway` after their expiry (clock skew between machines).
+    /// Tolerates clock skew between machines: accepts tokens up to `leeway` after their
+    /// expiry (`exp`), up to `leeway` before their `nbf`, and with an `iat` up to `leeway`
+    /// in the future. No leeway by default.
     #[must_use]
     pub fn leeway(mut self, leeway: std::time::Duration) -> Self {
         self.leeway_secs = leeway.as_secs_f64();
@@ -386,25 +412,77 @@ impl JwtSecurity {
             .insert(jti.to_owned());
     }
 
-    /// Verifies signature, algorithm, expiry and revocation; returns the claims.
+    /// Verifies signature, algorithm, expiry, not-before, issued-at and revocation;
+    /// returns the claims. Errors are [`ErrorKind::Unauthenticated`] with a plain sentence.
     pub fn verify(&self, token: &str) -> Result<TokenClaims> {
         let unauthenticated = |why: String| Error::new(ErrorKind::Unauthenticated, why);
+        // The header first, so a token for another algorithm is named as such rather than
+        // reported as a bad signature.
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| unauthenticated(jwt_error_text(&e, Part::Header, self.algorithm)))?;
+        if header.alg != self.algorithm {
+            return Err(unauthenticated(format!(
+                "The token is signed with {:?}, but this server accepts only {:?} tokens.",
+                header.alg, self.algorithm
+            )));
+        }
         let mut validation = Validation::new(self.algorithm);
-        validation.validate_exp = false; // checked below: v1 tokens carry a fractional exp
+        // Checked below: v1 tokens carry a fractional `exp`, and the leeway is fractional.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.required_spec_claims.clear();
         validation.validate_aud = false;
         let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &validation)
-            .map_err(|e| unauthenticated(format!("invalid token: {e}")))?;
+            .map_err(|e| unauthenticated(jwt_error_text(&e, Part::Claims, self.algorithm)))?;
         let claims = data.claims;
+        let now = crate::clock::now_secs();
         match claims.exp {
-            Some(exp) if exp + self.leeway_secs <= crate::clock::now_secs() => {
-                return Err(unauthenticated("token expired".into()));
+            Some(exp) if !exp.is_finite() => {
+                return Err(unauthenticated(
+                    "The token's expiry ('exp' claim) is not a finite number.".into(),
+                ));
             }
-            None if self.require_exp => return Err(unauthenticated("token has no 'exp'".into())),
+            Some(exp) if exp + self.leeway_secs <= now => {
+                return Err(unauthenticated(format!(
+                    "The token has expired ({} ago).",
+                    human_secs(now - exp)
+                )));
+            }
+            None if self.require_exp => {
+                return Err(unauthenticated(
+                    "The token has no expiry ('exp' claim); this server requires one.".into(),
+                ));
+            }
             _ => {}
         }
+        if let Some(nbf) = claims.nbf
+            && (!nbf.is_finite() || nbf - self.leeway_secs > now)
+        {
+            return Err(unauthenticated(if nbf.is_finite() {
+                format!(
+                    "The token is not valid yet: its 'nbf' (not before) time is {} from now.",
+                    human_secs(nbf - now)
+                )
+            } else {
+                "The token's 'nbf' (not before) claim is not a finite number.".into()
+            }));
+        }
+        if let Some(iat) = claims.iat
+            && (!iat.is_finite() || iat - self.leeway_secs > now)
+        {
+            return Err(unauthenticated(if iat.is_finite() {
+                format!(
+                    "The token says it was issued {} in the future ('iat' claim); the issuer's clock is wrong or the token is forged.",
+                    human_secs(iat - now)
+                )
+            } else {
+                "The token's 'iat' (issued at) claim is not a finite number.".into()
+            }));
+        }
         if claims.sub.is_empty() {
-            return Err(unauthenticated("token has an empty 'sub'".into()));
+            return Err(unauthenticated(
+                "The token has an empty subject ('sub' claim).".into(),
+            ));
         }
         if let Some(jti) = &claims.jti
             && self
@@ -413,9 +491,87 @@ impl JwtSecurity {
                 .unwrap_or_else(|e| e.into_inner())
                 .contains(jti)
         {
-            return Err(unauthenticated("token revoked".into()));
+            return Err(unauthenticated("The token has been revoked.".into()));
         }
         Ok(claims)
+    }
+}
+
+/// Which part of a token was being decoded when the JWT library failed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Header,
+    Claims,
+}
+
+/// A duration in seconds, in words: `42 s`, `5 min`, `3 h`, `2 days`.
+fn human_secs(secs: f64) -> String {
+    let s = secs.max(0.0);
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7_200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 172_800.0 {
+        format!("{:.0} h", s / 3_600.0)
+    } else {
+        format!("{:.0} days", s / 86_400.0)
+    }
+}
+
+/// A plain sentence for a `jsonwebtoken` error: what is wrong with the token, never the
+/// library's internals (`InvalidToken`, `Base64 error: Invalid last symbol 0x78`).
+fn jwt_error_text(e: &jsonwebtoken::errors::Error, part: Part, accepted: Algorithm) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    let malformed = "The token is malformed: a JWT is three base64url parts (header, claims, signature) separated by dots.";
+    match e.kind() {
+        K::InvalidToken => malformed.into(),
+        K::Base64(_) => format!(
+            "The token is malformed: its {} is not valid base64url.",
+            match part {
+                Part::Header => "header",
+                Part::Claims => "claims or signature",
+            }
+        ),
+        K::Utf8(_) => "The token is malformed: it contains text that is not UTF-8.".into(),
+        K::Json(json) => match part {
+            Part::Header => format!(
+                "The token's header is not a valid JWT header (or names an unknown algorithm); this server accepts only {accepted:?} tokens."
+            ),
+            Part::Claims => claims_json_text(json),
+        },
+        K::InvalidSignature => "The token's signature is wrong: it was not signed with this server's secret, or it was altered after signing.".into(),
+        K::InvalidAlgorithm
+        | K::InvalidAlgorithmName
+        | K::UnsupportedAlgorithm
+        | K::MissingAlgorithm => format!(
+            "The token is signed with an algorithm this server does not accept; it accepts only {accepted:?} tokens."
+        ),
+        K::ExpiredSignature => "The token has expired.".into(),
+        K::ImmatureSignature => "The token is not valid yet ('nbf' claim).".into(),
+        K::MissingRequiredClaim(claim) => format!("The token lacks the '{claim}' claim."),
+        K::InvalidClaimFormat(claim) => {
+            format!("The token's '{claim}' claim has the wrong type.")
+        }
+        K::InvalidIssuer => "The token's issuer ('iss' claim) is not accepted.".into(),
+        K::InvalidAudience => "The token's audience ('aud' claim) is not accepted.".into(),
+        K::InvalidSubject => "The token's subject ('sub' claim) is not accepted.".into(),
+        // Key and signing failures, providers, and kinds a later version adds.
+        _ => "The token could not be verified.".into(),
+    }
+}
+
+/// The claims of a token were not the JSON sssn expects: say which claim, in words.
+fn claims_json_text(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if let Some(rest) = text.strip_prefix("missing field `")
+        && let Some(claim) = rest.split('`').next()
+    {
+        return format!("The token lacks the '{claim}' claim.");
+    }
+    if e.is_data() {
+        "The token's claims have the wrong shape: 'sub' and 'role' must be strings, 'exp', 'nbf' and 'iat' numbers, and 'channels' a list of channel ids.".into()
+    } else {
+        "The token is malformed: its claims are not a JSON object.".into()
     }
 }
 
@@ -460,6 +616,8 @@ impl Security for JwtSecurity {
             sub: system_id.to_owned(),
             role: role.as_str().to_owned(),
             exp: Some(crate::clock::now_secs() + expires_in.as_secs_f64()),
+            nbf: None,
+            iat: None,
             jti: Some(uuid::Uuid::new_v4().simple().to_string()),
             channels: channels.map(<[String]>::to_vec),
         };
@@ -583,6 +741,8 @@ mod tests {
             sub: "x".into(),
             role: "read".into(),
             exp: Some(crate::clock::now_secs() - 1.0),
+            nbf: None,
+            iat: None,
             jti: None,
             channels: None,
         };
@@ -639,6 +799,138 @@ mod tests {
         let jti = jwt.verify(&t).unwrap().jti.unwrap();
         jwt.revoke(&jti);
         assert!(jwt.authenticate(&t).is_err());
+    }
+
+    fn signed(jwt: &JwtSecurity, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &jwt.encoding).unwrap()
+    }
+
+    #[test]
+    fn jwt_not_before_and_issued_at_are_checked_with_the_leeway() {
+        let jwt = JwtSecurity::new(SECRET).unwrap();
+        let now = crate::clock::now_secs();
+        let exp = now + 3_600.0;
+        let claims = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({"sub": "x", "role": "admin", "exp": exp});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            c
+        };
+        let early = signed(&jwt, &claims(serde_json::json!({"nbf": now + 600.0})));
+        let err = jwt.authenticate(&early).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+        assert_eq!(
+            err.message(),
+            "The token is not valid yet: its 'nbf' (not before) time is 10 min from now."
+        );
+        let future_iat = signed(&jwt, &claims(serde_json::json!({"iat": now + 600.0})));
+        assert!(
+            jwt.authenticate(&future_iat)
+                .unwrap_err()
+                .message()
+                .starts_with("The token says it was issued 10 min in the future")
+        );
+        // Past nbf and iat are fine, and so are integer ones (the RFC's NumericDate).
+        let fine = signed(
+            &jwt,
+            &claims(serde_json::json!({"nbf": now as i64 - 10, "iat": now as i64 - 10})),
+        );
+        assert_eq!(jwt.authenticate(&fine).unwrap().id, "x");
+        // Within the leeway: accepted; beyond it: refused.
+        let lenient = JwtSecurity::new(SECRET)
+            .unwrap()
+            .leeway(std::time::Duration::from_secs(900));
+        assert!(lenient.authenticate(&early).is_ok());
+        assert!(lenient.authenticate(&future_iat).is_ok());
+        let far = signed(&jwt, &claims(serde_json::json!({"nbf": now + 1_800.0})));
+        assert!(lenient.authenticate(&far).is_err());
+        // A mistyped nbf is a malformed token, not a valid one.
+        let odd = signed(&jwt, &claims(serde_json::json!({"nbf": "soon"})));
+        assert!(
+            jwt.authenticate(&odd)
+                .unwrap_err()
+                .message()
+                .starts_with("The token's claims have the wrong shape")
+        );
+    }
+
+    #[test]
+    fn jwt_errors_are_plain_sentences() {
+        let jwt = JwtSecurity::new(SECRET).unwrap();
+        let text = |t: &str| jwt.authenticate(t).unwrap_err().message().to_owned();
+        let valid = jwt.generate_token("x", Role::Read, None, DAY).unwrap();
+        let (header, rest) = valid.split_once('.').unwrap();
+        let (claims, signature) = rest.split_once('.').unwrap();
+        assert_eq!(
+            text("not-a-jwt"),
+            "The token is malformed: a JWT is three base64url parts (header, claims, signature) separated by dots."
+        );
+        assert_eq!(
+            text(&format!("x.{claims}.{signature}")),
+            "The token is malformed: its header is not valid base64url."
+        );
+        assert_eq!(
+            text(&format!("{header}.{claims}.{signature}!")),
+            "The token is malformed: its claims or signature is not valid base64url."
+        );
+        assert!(text(&format!("{header}.{claims}.{}", &signature[1..])).contains("base64url"));
+        let mut forged = signature.to_owned().into_bytes();
+        forged[0] = if forged[0] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            text(&format!(
+                "{header}.{claims}.{}",
+                String::from_utf8(forged).unwrap()
+            )),
+            "The token's signature is wrong: it was not signed with this server's secret, or it was altered after signing."
+        );
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &serde_json::json!({"sub": "x", "role": "read", "exp": 9.9e9}),
+            &jwt.encoding,
+        )
+        .unwrap();
+        assert_eq!(
+            text(&hs512),
+            "The token is signed with HS512, but this server accepts only HS256 tokens."
+        );
+        use base64_like::encode as b64;
+        let none = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(r#"{"sub":"x","role":"admin","exp":9999999999}"#)
+        );
+        assert!(text(&none).starts_with("The token's header is not a valid JWT header"));
+        let no_sub = signed(&jwt, &serde_json::json!({"role": "read", "exp": 9.9e9}));
+        assert_eq!(text(&no_sub), "The token lacks the 'sub' claim.");
+        let expired = signed(
+            &jwt,
+            &serde_json::json!({"sub": "x", "role": "read", "exp": crate::clock::now_secs() - 7_200.0}),
+        );
+        assert_eq!(text(&expired), "The token has expired (2 h ago).");
+        let no_exp = signed(&jwt, &serde_json::json!({"sub": "x", "role": "read"}));
+        assert_eq!(
+            text(&no_exp),
+            "The token has no expiry ('exp' claim); this server requires one."
+        );
+        let jti = jwt.verify(&valid).unwrap().jti.unwrap();
+        jwt.revoke(&jti);
+        assert_eq!(text(&valid), "The token has been revoked.");
+        // None of the library's own names or texts leak through.
+        for t in [
+            text("not-a-jwt"),
+            text(&format!("x.{claims}.{signature}")),
+            text(&none),
+        ] {
+            for internal in [
+                "InvalidToken",
+                "Base64 error",
+                "Invalid last symbol",
+                "JSON error",
+            ] {
+                assert!(!t.contains(internal), "{t}");
+            }
+        }
     }
 
     mod base64_like {

@@ -20,8 +20,14 @@
 //! reader, sender, claimer and subscriber id.
 
 mod events;
+mod listener;
 mod metrics;
 mod routes;
+
+pub use listener::{
+    ACCEPT_BACKOFF, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DESCRIPTOR_RESERVE, auto_max_connections,
+};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,7 +39,6 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::MethodRouter;
-use axum::serve::ListenerExt;
 use sssn::channel::Kind;
 use sssn::security::{Operation, Principal};
 use sssn::{Channel, Error, ErrorKind, Visibility};
@@ -115,6 +120,8 @@ pub struct ServerBuilder {
     drain_on_shutdown: bool,
     drain_timeout: Option<Duration>,
     public_metrics: bool,
+    /// Timeouts and the connection cap; their setters are in `listener.rs`.
+    limits: listener::Limits,
 }
 
 impl Default for ServerBuilder {
@@ -128,6 +135,7 @@ impl Default for ServerBuilder {
             drain_on_shutdown: true,
             drain_timeout: Some(Duration::from_secs(30)),
             public_metrics: false,
+            limits: listener::Limits::default(),
         }
     }
 }
@@ -255,26 +263,15 @@ impl ServerBuilder {
             .local_addr()
             .map_err(|e| Error::new(ErrorKind::Internal, format!("local_addr: {e}")))?;
         let shutdown = CancellationToken::new();
+        let limits = self.limits;
         let state = self.state(shutdown.clone())?;
         let router = build_router(state.clone());
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
         let token = shutdown.clone();
         let task_state = state.clone();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await;
-            if let Err(e) = &served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-            let drained = task_state.drain_channels().await;
-            served
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("HTTP server: {e}")))
-                .and(drained)
+            // Stops accepting on `token`, then waits for the requests in flight.
+            listener::serve(listener, router, limits, token).await;
+            task_state.drain_channels().await
         });
         tracing::info!(%addr, channels = state.channels.len(), "sssn HTTP server listening");
         Ok(ServerHandle {
@@ -421,11 +418,18 @@ impl AppState {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header. The scheme name is
+/// case-insensitive (RFC 7235 §2.1: `bearer`, `BEARER` work too; v1 wanted `Bearer`).
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim_start_matches(' '))
+        })
         .ok_or_else(ApiError::missing_token)
 }
 
@@ -433,12 +437,10 @@ fn authenticate(
     security: &dyn sssn::security::Security,
     token: &str,
 ) -> Result<Principal, ApiError> {
-    security.authenticate(token).map_err(|e| {
-        ApiError::new(
-            ErrorKind::Unauthenticated,
-            format!("Invalid or expired token: {}.", e.message()),
-        )
-    })
+    // The policy's message is a plain sentence (`The token has expired (5 min ago).`).
+    security
+        .authenticate(token)
+        .map_err(|e| ApiError::new(ErrorKind::Unauthenticated, e.message()))
 }
 
 fn method_router(operation: &str) -> MethodRouter<Arc<AppState>> {
