@@ -37,6 +37,8 @@ pub(crate) struct ServerConfig {
     #[serde(default)]
     max_limit: Option<usize>,
     #[serde(default)]
+    max_response_bytes: Option<usize>,
+    #[serde(default)]
     serve_private: bool,
     #[serde(default)]
     public_metrics: bool,
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             bind: default_bind(),
             max_body_bytes: None,
             max_limit: None,
+            max_response_bytes: None,
             serve_private: false,
             public_metrics: false,
             sse_keep_alive: None,
@@ -420,6 +423,9 @@ impl Config {
         }
         if let Some(n) = s.max_limit {
             server = server.max_limit(n);
+        }
+        if let Some(n) = s.max_response_bytes {
+            server = server.max_response_bytes(n);
         }
         if let Some(k) = s.sse_keep_alive {
             server = server.sse_keep_alive(k);

@@ -10,53 +10,50 @@
 //! ```
 //!
 //! Client commands print JSON, one item per line. `--url` and `--token` can come from
-//! `SSSN_URL` and `SSSN_TOKEN`.
+//! `SSSN_URL` and `SSSN_TOKEN`. They are generated from the HTTP API's route table
+//! (`sssn_http::api::ROUTES`): one subcommand per channel operation (write, read, claim,
+//! ack, nack, extend, reject, dead-letters, redrive, clear, evict, remove, info, stats,
+//! tail), whose options are the route's parameters, each call going through
+//! [`RemoteChannel`]'s `ChannelEndpoint` implementation.
 
 mod config;
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use serde::Serialize;
 use sssn::channel::ReadOptions;
 use sssn::security::{JwtSecurity, Principal, Role, Security};
-use sssn::{ChannelEndpoint, Payload, Settle};
+use sssn::{ChannelEndpoint, ChannelMessage, Content, Payload, Settle};
 use sssn_http::RemoteChannel;
+use sssn_http::api::{self, ChannelOp, CliArg, CliCommand, CliValue, Route};
 use sssn_http::wire::{self, PayloadKind};
 
 use crate::config::{Config, parse_duration};
 
+/// The JWT secret `sssn serve` accepts: at least this many bytes.
+const MIN_SECRET_BYTES: usize = 32;
+
+/// The commands that run here; the client commands, one per channel operation, are built
+/// from the HTTP API's route table ([`api::ROUTES`]).
 #[derive(Debug, Parser)]
 #[command(
     name = "sssn",
     version,
-    about = "Channels over HTTP: serve, issue tokens, read and write remote channels"
+    about = "Channels over HTTP: serve, issue tokens, read and write remote channels",
+    after_help = "Client commands print JSON, one item per line; --url and --token may come from SSSN_URL and SSSN_TOKEN."
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Args)]
-struct Remote {
-    /// The channel's URL, e.g. http://127.0.0.1:8000/channels/jobs.
-    #[arg(long, env = "SSSN_URL")]
-    url: String,
-    /// Bearer token (with open or ACL security: your system id).
-    #[arg(long, env = "SSSN_TOKEN", hide_env_values = true)]
-    token: String,
-}
-
-impl Remote {
-    fn connect(&self) -> anyhow::Result<RemoteChannel> {
-        Ok(RemoteChannel::connect(&self.url, Some(&self.token))?)
-    }
+    command: Local,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Local {
     /// Serve the channels of a TOML config until SIGINT/SIGTERM, then drain them.
     Serve {
         /// The config file (see sssn.example.toml).
@@ -83,88 +80,107 @@ enum Command {
         /// Take the secret and algorithm from this config's security table.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// The HMAC secret (HS256), when no --config is given.
+        /// The HMAC secret (HS256, at least 32 bytes), when no --config is given.
         #[arg(long, env = "SSSN_JWT_SECRET", hide_env_values = true)]
         secret: Option<String>,
     },
-    /// Write data (JSON; from stdin when omitted or "-"). Prints the new id(s).
-    Write {
-        #[command(flatten)]
-        remote: Remote,
-        /// The body is a complete message (v1 direct write); its sender_id must be yours.
-        #[arg(long)]
-        direct: bool,
-        /// The body is content (a JSON object) stored as is.
-        #[arg(long, conflicts_with = "direct")]
-        content: bool,
-        /// The body is a JSON array written in one batch.
-        #[arg(long)]
-        batch: bool,
-        /// JSON text.
-        data: Option<String>,
-    },
-    /// Shared read from your cursor (or a claim with --exclusive). Prints messages.
-    Read {
-        #[command(flatten)]
-        remote: Remote,
-        #[arg(long, default_value_t = 10)]
-        limit: usize,
-        #[arg(long)]
-        exclusive: bool,
-        /// Start after this message id.
-        #[arg(long)]
-        after: Option<String>,
-    },
-    /// Claim messages with a lease. Prints {seq, attempt, lease_until_ms, message}.
-    Claim {
-        #[command(flatten)]
-        remote: Remote,
-        #[arg(long, default_value_t = 1)]
-        limit: usize,
-    },
-    /// Acknowledge claimed messages. Prints how many.
-    Ack {
-        #[command(flatten)]
-        remote: Remote,
-        #[arg(required = true)]
-        ids: Vec<String>,
-    },
-    /// Release claimed messages, optionally after a delay. Prints how many.
-    Nack {
-        #[command(flatten)]
-        remote: Remote,
-        /// Claimable again only after this (e.g. 500ms, 10s).
-        #[arg(long)]
-        delay: Option<String>,
-        #[arg(required = true)]
-        ids: Vec<String>,
-    },
-    /// Follow a channel live (server push). Prints {seq, message} per message.
-    Tail {
-        #[command(flatten)]
-        remote: Remote,
-        /// Start after this sequence (default: from now).
-        #[arg(long)]
-        after: Option<u64>,
-        /// Stop after this many messages.
-        #[arg(long)]
-        count: Option<usize>,
-    },
-    /// Print the channel's stats.
-    Stats {
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Print the channel's info.
-    Info {
-        #[command(flatten)]
-        remote: Remote,
-    },
+}
+
+/// The whole command line: the local commands, then a subcommand per channel operation of
+/// the route table.
+fn command_line() -> clap::Command {
+    api::cli_routes().fold(Cli::command(), |cmd, (_, route, shape)| {
+        cmd.subcommand(client_command(route, shape))
+    })
+}
+
+fn client_command(route: &Route, shape: &CliCommand) -> clap::Command {
+    let sub = clap::Command::new(shape.name)
+        .about(shape.about)
+        .long_about(format!("{}\n\n{}", shape.about, route.summary))
+        .after_help(format!("HTTP: {} {}", route.method, route.path))
+        .arg(
+            Arg::new("url")
+                .long("url")
+                .env("SSSN_URL")
+                .required(true)
+                .value_name("URL")
+                .help("The channel's URL, e.g. http://127.0.0.1:8000/channels/jobs."),
+        )
+        .arg(
+            Arg::new("token")
+                .long("token")
+                .env("SSSN_TOKEN")
+                .hide_env_values(true)
+                .required(true)
+                .value_name("TOKEN")
+                .help("Bearer token (with open or ACL security: your system id)."),
+        );
+    shape.args.iter().fold(sub, |sub, a| sub.arg(client_arg(a)))
+}
+
+fn value_name(a: &CliArg, fallback: &str) -> String {
+    if a.value_name.is_empty() {
+        fallback.to_owned()
+    } else {
+        a.value_name.to_owned()
+    }
+}
+
+fn client_arg(a: &CliArg) -> Arg {
+    let arg = Arg::new(a.name)
+        .help(a.help)
+        .conflicts_with_all(a.conflicts_with);
+    match a.value {
+        CliValue::Flag => arg.long(a.name).action(ArgAction::SetTrue),
+        CliValue::Text => arg
+            .long(a.name)
+            .value_name(value_name(a, &a.name.to_uppercase().replace('-', "_"))),
+        CliValue::Count { default } => {
+            let arg = arg
+                .long(a.name)
+                .value_name(value_name(a, "N"))
+                .value_parser(clap::value_parser!(usize));
+            match default {
+                Some(d) => arg.default_value(d.to_string()),
+                None => arg,
+            }
+        }
+        CliValue::Seq => arg
+            .long(a.name)
+            .value_name(value_name(a, "SEQ"))
+            .value_parser(clap::value_parser!(u64)),
+        CliValue::Number => arg
+            .long(a.name)
+            .value_name(value_name(a, "EPOCH_SECS"))
+            .value_parser(clap::value_parser!(f64)),
+        CliValue::Duration => arg
+            .long(a.name)
+            .value_name(value_name(a, "DURATION"))
+            .value_parser(|text: &str| parse_duration(text).map_err(|e| e.to_string())),
+        CliValue::Ids => arg
+            .value_name(value_name(a, "ID"))
+            .num_args(1..)
+            .required(true),
+        CliValue::Json => arg.value_name(value_name(a, "JSON")),
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+    let matches = command_line().get_matches();
+    let client = matches.subcommand().and_then(|(name, sub)| {
+        api::cli_routes()
+            .find(|(_, _, shape)| shape.name == name)
+            .map(|(op, _, _)| (op, sub.clone()))
+    });
+    let job = match client {
+        Some(client) => Job::Client(client.0, client.1),
+        None => match Cli::from_arg_matches(&matches) {
+            Ok(cli) => Job::Local(cli.command),
+            Err(e) => e.exit(),
+        },
+    };
+    let default_level = if matches!(job, Job::Local(Local::Serve { .. })) {
         "info"
     } else {
         "warn"
@@ -187,15 +203,49 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let outcome = runtime.block_on(async move {
+        match job {
+            Job::Local(command) => run_local(command).await,
+            Job::Client(op, sub) => run_client(op, &sub).await,
+        }
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`sssn tail … | head`): nothing left to say.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sssn: error: {e:#}");
+            eprintln!("sssn: error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+enum Job {
+    Local(Local),
+    Client(ChannelOp, ArgMatches),
+}
+
+/// An error and its causes, each said once: a cause whose text an outer layer already
+/// printed (an `sssn::Error` prints its source; some messages embed their cause) is not
+/// repeated.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = match cause.downcast_ref::<sssn::Error>() {
+            // Its own words; its source comes next in the chain.
+            Some(s) => format!("{}: {}", s.kind(), s.message()),
+            None => cause.to_string(),
+        };
+        let text = text.trim();
+        if text.is_empty() || out.contains(text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(text);
+    }
+    out
 }
 
 /// Who a client command acts as: the server derives the identity from the token, so this
@@ -225,7 +275,8 @@ fn print_line(line: impl std::fmt::Display) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+/// Prints one JSON value on one line, fields in their declared order (as `read` prints).
+fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, value)?;
     writeln!(out)?;
@@ -233,10 +284,60 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+/// One line of `sssn tail`.
+#[derive(Serialize)]
+struct Tailed<'a> {
+    seq: u64,
+    message: &'a ChannelMessage,
+}
+
+/// Resolves once stdout's reader is gone (a closed pipe), so a follower such as
+/// `sssn tail | head -1` ends without waiting for another message. A watcher thread polls
+/// stdout for an error or hang-up (what a pipe reports once its read end is closed); it
+/// never resolves where stdout cannot close that way (a regular file).
+async fn stdout_closed() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    #[cfg(unix)]
+    {
+        let spawned = std::thread::Builder::new()
+            .name("stdout-watch".into())
+            .spawn(move || {
+                use rustix::event::{PollFd, PollFlags, poll};
+                let stdout = std::io::stdout();
+                loop {
+                    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+                    match poll(&mut fds, None) {
+                        Ok(_) => {
+                            let got = fds[0].revents();
+                            if got.intersects(PollFlags::ERR | PollFlags::HUP) {
+                                let _ = tx.send(());
+                                return;
+                            }
+                            if got.contains(PollFlags::NVAL) {
+                                return; // not a descriptor poll can watch
+                            }
+                        }
+                        Err(rustix::io::Errno::INTR) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        if spawned.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    if rx.await.is_err() {
+        // The watcher gave up: stdout cannot be watched.
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn run_local(command: Local) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config, bind } => serve(config, bind).await,
-        Command::Token {
+        Local::Serve { config, bind } => serve(config, bind).await,
+        Local::Token {
             subject,
             role,
             channels,
@@ -244,74 +345,89 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config,
             secret,
         } => {
+            // Refuse what a server would refuse, before signing anything.
+            if subject.trim().is_empty() {
+                bail!("--subject is empty: a server refuses a token without a subject");
+            }
+            let role: Role = role.parse()?;
+            let lifetime = parse_duration(&expires_in)?;
+            if lifetime.is_zero() {
+                bail!("--expires-in must be positive: a token that expires at once is refused");
+            }
             let jwt = match (config, secret) {
-                (Some(path), _) => Config::parse(&read_file(&path)?)?
+                (Some(path), _) => Config::parse(&read_file(&path)?)
+                    .with_context(|| format!("config {}", path.display()))?
                     .security
                     .jwt(&|v| std::env::var(v).ok())?,
-                (None, Some(secret)) => JwtSecurity::new(secret)?,
+                (None, Some(secret)) => {
+                    if secret.len() < MIN_SECRET_BYTES {
+                        bail!(
+                            "the secret is {} bytes; at least {MIN_SECRET_BYTES} are needed (sssn serve refuses shorter ones)",
+                            secret.len()
+                        );
+                    }
+                    JwtSecurity::new(secret)?
+                }
                 (None, None) => bail!("give --config FILE, --secret or SSSN_JWT_SECRET"),
             };
-            let role: Role = role.parse()?;
-            let token = jwt.generate_token(
-                &subject,
-                role,
-                channels.as_deref(),
-                parse_duration(&expires_in)?,
-            )?;
+            let token = jwt.generate_token(&subject, role, channels.as_deref(), lifetime)?;
             print_line(token)?;
             Ok(())
         }
-        Command::Write {
-            remote,
-            direct,
-            content,
-            batch,
-            data,
-        } => {
-            let text = match data.as_deref() {
-                None | Some("-") => {
-                    let mut s = String::new();
-                    std::io::stdin().read_to_string(&mut s)?;
-                    s
-                }
-                Some(t) => t.to_owned(),
-            };
-            let kind = if direct {
-                PayloadKind::Message
-            } else if content {
-                PayloadKind::Content
-            } else {
-                PayloadKind::Data
-            };
-            let payloads: Vec<Payload> = if batch {
-                wire::parse_batch(text.as_bytes(), kind)?
-            } else {
-                vec![wire::parse_write(text.as_bytes(), kind)?]
-            };
-            let ids = remote.connect()?.write_batch(&me(), payloads).await?;
-            for id in ids {
-                print_line(id)?;
-            }
-            Ok(())
+    }
+}
+
+fn text(m: &ArgMatches, a: &CliArg) -> Option<String> {
+    m.get_one::<String>(a.name).cloned()
+}
+
+fn count(m: &ArgMatches, a: &CliArg) -> Option<usize> {
+    m.get_one::<usize>(a.name).copied()
+}
+
+fn ids(m: &ArgMatches) -> Vec<String> {
+    m.get_many::<String>(api::ARG_IDS.name)
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The option of a query parameter, as the table shapes it.
+fn param_arg(p: api::Param) -> CliArg {
+    CliArg::param(p)
+}
+
+/// Runs one channel operation through the remote channel's [`ChannelEndpoint`].
+async fn run_client(op: ChannelOp, m: &ArgMatches) -> anyhow::Result<()> {
+    let url = m.get_one::<String>("url").cloned().unwrap_or_default();
+    let token = m.get_one::<String>("token").cloned().unwrap_or_default();
+    let channel = RemoteChannel::connect(&url, Some(&token))?;
+    let settle = |how: Settle| {
+        let channel = channel.clone();
+        let ids = ids(m);
+        async move {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let settled = channel.settle(&me(), &ids, how).await?;
+            print_line(settled.into_result()?)
         }
-        Command::Read {
-            remote,
-            limit,
-            exclusive,
-            after,
-        } => {
+    };
+    match op {
+        ChannelOp::Write | ChannelOp::WriteBatch => write(&channel, m).await,
+        ChannelOp::Read => {
             let options = ReadOptions {
-                limit,
-                exclusive,
-                after,
+                limit: count(m, &param_arg(api::READ_LIMIT.param()))
+                    .unwrap_or(api::READ_LIMIT.default),
+                exclusive: m.get_flag(api::READ_EXCLUSIVE.name),
+                after: text(m, &param_arg(api::READ_AFTER.param())),
             };
-            for m in remote.connect()?.read(&me(), options).await? {
-                print_json(&*m)?;
+            for message in channel.read(&me(), options).await? {
+                print_json(&*message)?;
             }
             Ok(())
         }
-        Command::Claim { remote, limit } => {
-            for c in remote.connect()?.claim(&me(), limit).await? {
+        ChannelOp::Claim => {
+            let limit =
+                count(m, &param_arg(api::CLAIM_LIMIT.param())).unwrap_or(api::CLAIM_LIMIT.default);
+            for c in channel.claim(&me(), limit).await? {
                 print_json(&wire::ClaimedMessage {
                     seq: c.seq,
                     attempt: c.attempt,
@@ -321,60 +437,120 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Ack { remote, ids } => {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let settled = remote.connect()?.settle(&me(), &ids, Settle::Ack).await?;
-            print_line(settled.into_result()?)?;
-            Ok(())
+        ChannelOp::Ack => settle(Settle::Ack).await,
+        ChannelOp::Nack => {
+            let delay = m.get_one::<Duration>(api::ARG_DELAY.name).copied();
+            settle(Settle::Nack { delay }).await
         }
-        Command::Nack { remote, delay, ids } => {
-            let delay = delay.as_deref().map(parse_duration).transpose()?;
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let how = Settle::Nack { delay };
-            let settled = remote.connect()?.settle(&me(), &ids, how).await?;
-            print_line(settled.into_result()?)?;
-            Ok(())
+        ChannelOp::Extend => settle(Settle::Extend).await,
+        ChannelOp::Reject => {
+            let reason = text(m, &api::ARG_REASON).unwrap_or_else(|| "rejected".to_owned());
+            settle(Settle::Reject { reason }).await
         }
-        Command::Tail {
-            remote,
-            after,
-            count,
-        } => {
-            let channel = remote.connect()?;
-            let mut sub = channel.subscribe(&me(), after).await?;
-            let mut seen = 0usize;
-            while count.is_none_or(|c| seen < c) {
-                let next = tokio::select! {
-                    e = sub.next() => e,
-                    _ = tokio::signal::ctrl_c() => None,
-                };
-                let Some(entry) = next else { break };
-                // Serialised straight to stdout: never through a `serde_json::Value`,
-                // whose recursion limit would turn deep content into a panic.
-                #[derive(serde::Serialize)]
-                struct Tailed<'a> {
-                    seq: sssn::store::Seq,
-                    message: &'a sssn::ChannelMessage,
-                }
-                print_json(&Tailed {
-                    seq: entry.seq,
-                    message: &entry.message,
-                })?;
-                seen += 1;
+        ChannelOp::DeadLetters => {
+            let limit = count(m, &param_arg(api::DEAD_LETTER_LIMIT.param()))
+                .unwrap_or(api::DEAD_LETTER_LIMIT.default);
+            for letter in channel.dead_letters(&me(), limit).await? {
+                print_json(&letter)?;
             }
             Ok(())
         }
-        Command::Stats { remote } => {
-            let stats = remote.connect()?.stats(&me()).await?;
-            print_line(serde_json::to_string_pretty(&stats)?)?;
-            Ok(())
+        ChannelOp::Redrive => {
+            let ids = ids(m);
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            print_line(channel.redrive(&me(), &ids).await?)
         }
-        Command::Info { remote } => {
-            let info = remote.connect()?.info(&me()).await?;
-            print_line(serde_json::to_string_pretty(&info)?)?;
-            Ok(())
+        ChannelOp::Clear => print_line(ChannelEndpoint::clear(&channel, &me()).await?),
+        ChannelOp::Evict => {
+            let before = m.get_one::<f64>(api::ARG_BEFORE.name).copied();
+            let max_count = count(m, &api::ARG_MAX_COUNT);
+            if before.is_none() && max_count.is_none() {
+                bail!("give --before EPOCH_SECS, --max-count N or both");
+            }
+            print_line(ChannelEndpoint::evict(&channel, &me(), before, max_count).await?)
+        }
+        ChannelOp::Remove => {
+            let ids = ids(m);
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            print_line(ChannelEndpoint::remove(&channel, &me(), &ids).await?)
+        }
+        ChannelOp::Info => print_json(&channel.info(&me()).await?),
+        ChannelOp::Stats => print_json(&channel.stats(&me()).await?),
+        ChannelOp::Events => {
+            let after = m.get_one::<u64>(api::EVENTS_AFTER.name).copied();
+            let limit = count(m, &api::ARG_COUNT);
+            tail(&channel, after, limit).await
         }
     }
+}
+
+async fn write(channel: &RemoteChannel, m: &ArgMatches) -> anyhow::Result<()> {
+    let text_arg = text(m, &api::ARG_DATA);
+    let body = match text_arg.as_deref() {
+        None | Some("-") => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            s
+        }
+        Some(t) => t.to_owned(),
+    };
+    let kind = if m.get_flag(api::ARG_DIRECT.name) {
+        PayloadKind::Message
+    } else if m.get_flag(api::ARG_CONTENT.name) {
+        PayloadKind::Content
+    } else {
+        PayloadKind::Data
+    };
+    let mut payloads: Vec<Payload> = if m.get_flag(api::ARG_BATCH.name) {
+        wire::parse_batch(body.as_bytes(), kind)?
+    } else {
+        vec![wire::parse_write(body.as_bytes(), kind)?]
+    };
+    if let Some(to) = text(m, &api::ARG_TO) {
+        // A message addressed to `to`, in the caller's name (the server fills the sender).
+        payloads = payloads
+            .into_iter()
+            .map(|p| {
+                let content = match p {
+                    Payload::Data(v) => Content::data(&v)?,
+                    Payload::Content(c) => c,
+                    Payload::Message(m) => return Ok(Payload::Message(m.recipient(to.clone()))),
+                };
+                Ok(Payload::Message(
+                    ChannelMessage::new("", content).recipient(to.clone()),
+                ))
+            })
+            .collect::<sssn::Result<_>>()?;
+    }
+    for id in channel.write_batch(&me(), payloads).await? {
+        print_line(id)?;
+    }
+    Ok(())
+}
+
+async fn tail(
+    channel: &RemoteChannel,
+    after: Option<u64>,
+    count: Option<usize>,
+) -> anyhow::Result<()> {
+    let mut sub = channel.subscribe(&me(), after).await?;
+    let closed = stdout_closed();
+    tokio::pin!(closed);
+    let mut seen = 0usize;
+    while count.is_none_or(|c| seen < c) {
+        let next = tokio::select! {
+            e = sub.next() => e,
+            _ = tokio::signal::ctrl_c() => None,
+            () = &mut closed => None,
+        };
+        let Some(entry) = next else { break };
+        print_json(&Tailed {
+            seq: entry.seq,
+            message: &entry.message,
+        })?;
+        seen += 1;
+    }
+    Ok(())
 }
 
 fn read_file(path: &PathBuf) -> anyhow::Result<String> {

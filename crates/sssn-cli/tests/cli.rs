@@ -1,5 +1,6 @@
 //! Runs `sssn serve` on a temporary config and drives it with the client commands.
 
+use std::collections::HashSet;
 use std::io::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -348,6 +349,450 @@ store = "nats://127.0.0.1:4222?prefix={prefix}"
     assert_eq!(
         ok(&["ack", "--url", &jobs, "--token", "worker", &got[0], &got[1]]).trim(),
         "2"
+    );
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
+
+fn open_config(dir: &Path, channels: &str) -> std::path::PathBuf {
+    let config = dir.join("sssn.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nbind = \"127.0.0.1:0\"\n\n{channels}"),
+    )
+    .unwrap();
+    config
+}
+
+const CHANNELS: &str = r#"
+[[channel]]
+id = "jobs"
+kind = "work_queue"
+visibility = "public"
+max_deliveries = 5
+
+[[channel]]
+id = "mail"
+kind = "mailbox"
+visibility = "public"
+
+[[channel]]
+id = "feed"
+kind = "broadcast"
+visibility = "public"
+"#;
+
+fn json_lines(text: &str) -> Vec<Value> {
+    lines(text)
+        .into_iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_channel_operation_has_a_subcommand_built_from_the_route_table() {
+    let help = ok(&["--help"]);
+    for name in [
+        "serve",
+        "token",
+        "write",
+        "read",
+        "claim",
+        "ack",
+        "nack",
+        "extend",
+        "reject",
+        "dead-letters",
+        "redrive",
+        "clear",
+        "evict",
+        "remove",
+        "info",
+        "stats",
+        "tail",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{name} "))),
+            "no `{name}` in\n{help}"
+        );
+    }
+    // Options, defaults and help come from the route's parameters.
+    let read = ok(&["read", "--help"]);
+    assert!(read.contains("--limit <N>"), "{read}");
+    assert!(read.contains("[default: 10]"), "{read}");
+    assert!(read.contains("HTTP: GET /channels/{id}"), "{read}");
+    let claim = ok(&["claim", "--help"]);
+    assert!(claim.contains("[default: 1]"), "{claim}");
+    let write = ok(&["write", "--help"]);
+    assert!(write.contains("--to <RECIPIENT>"), "{write}");
+}
+
+#[test]
+fn the_client_commands_cover_the_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&open_config(dir.path(), CHANNELS));
+    let jobs = format!("{}/channels/jobs", server.url);
+    let mail = format!("{}/channels/mail", server.url);
+    let feed = format!("{}/channels/feed", server.url);
+    let remote = |url: &str, token: &str, args: &[&str]| -> String {
+        let mut all = vec![args[0], "--url", url, "--token", token];
+        all.extend_from_slice(&args[1..]);
+        ok(&all)
+    };
+
+    // write --to: a mailbox message addressed to bob, in the writer's name.
+    remote(&mail, "alice", &["write", "--to", "bob", r#"{"hi": 1}"#]);
+    remote(&mail, "alice", &["write", r#""everyone""#]);
+    let bob = json_lines(&remote(&mail, "bob", &["read"]));
+    assert_eq!(bob.len(), 2);
+    assert_eq!(bob[0]["recipient_id"], "bob");
+    assert_eq!(bob[0]["sender_id"], "alice");
+    assert_eq!(bob[0]["content"]["data"]["hi"], 1);
+    let carol = json_lines(&remote(&mail, "carol", &["read"]));
+    assert_eq!(
+        carol.len(),
+        1,
+        "only what is addressed to carol or everyone"
+    );
+
+    // claim, extend, reject with a reason, dead-letters, redrive, claim again, ack.
+    let ids: Vec<String> = lines(&remote(&jobs, "p", &["write", "--batch", "[1, 2, 3, 4]"]))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let claims = json_lines(&remote(&jobs, "w", &["claim", "--limit", "2"]));
+    assert_eq!(claims.len(), 2);
+    assert_eq!(
+        remote(&jobs, "w", &["extend", &ids[0], &ids[1]]).trim(),
+        "2"
+    );
+    assert_eq!(
+        remote(&jobs, "w", &["reject", "--reason", "broken", &ids[0]]).trim(),
+        "1"
+    );
+    let letters = json_lines(&remote(&jobs, "admin", &["dead-letters"]));
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["reason"], "broken");
+    assert_eq!(letters[0]["message"]["id"], ids[0].as_str());
+    assert_eq!(remote(&jobs, "admin", &["redrive", &ids[0]]).trim(), "1");
+    assert_eq!(
+        remote(&jobs, "w", &["nack", "--delay", "10ms", &ids[1]]).trim(),
+        "1"
+    );
+    let again = run(&["extend", "--url", &jobs, "--token", "w", &ids[1]]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("stale_claim"));
+
+    // remove, evict, clear on the broadcast.
+    let feed_ids: Vec<String> = lines(&remote(
+        &feed,
+        "p",
+        &["write", "--batch", "[1, 2, 3, 4, 5]"],
+    ))
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(
+        remote(&feed, "admin", &["remove", &feed_ids[0]]).trim(),
+        "1"
+    );
+    assert_eq!(
+        remote(&feed, "admin", &["evict", "--max-count", "2"]).trim(),
+        "2"
+    );
+    assert_eq!(remote(&feed, "admin", &["clear"]).trim(), "2");
+    let evict = run(&["evict", "--url", &feed, "--token", "admin"]);
+    assert!(
+        !evict.status.success(),
+        "evict needs --before or --max-count"
+    );
+
+    // stats and info: one JSON object on one line each.
+    for command in ["stats", "info"] {
+        let out = remote(&jobs, "x", &[command]);
+        assert_eq!(out.lines().count(), 1, "{command} prints one line: {out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["id"], "jobs");
+    }
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
+
+#[test]
+fn tail_prints_messages_in_the_order_read_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&open_config(dir.path(), CHANNELS));
+    let feed = format!("{}/channels/feed", server.url);
+    ok(&[
+        "write",
+        "--url",
+        &feed,
+        "--token",
+        "w",
+        r#"{"z": 1, "a": 2}"#,
+    ]);
+    let read = ok(&["read", "--url", &feed, "--token", "r"]);
+    let tail = ok(&[
+        "tail", "--url", &feed, "--token", "t", "--after", "0", "--count", "1",
+    ]);
+    let message = read.trim();
+    assert!(message.starts_with(r#"{"id":"#), "{message}");
+    assert_eq!(tail.trim(), format!(r#"{{"seq":1,"message":{message}}}"#));
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
+
+#[test]
+fn tail_ends_quietly_when_its_reader_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&open_config(dir.path(), CHANNELS));
+    let feed = format!("{}/channels/feed", server.url);
+    ok(&["write", "--url", &feed, "--token", "w", "1"]);
+    let mut tail = sssn()
+        .args(["tail", "--url", &feed, "--token", "t", "--after", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(tail.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.starts_with(r#"{"seq":1,"#), "{first}");
+    drop(out); // `| head -1`: the reader goes away; no further message comes
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = tail.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = tail.kill();
+            panic!("sssn tail kept running after its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut tail.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(stderr.is_empty(), "quietly: {stderr}");
+    drop(server);
+}
+
+#[test]
+fn token_refuses_what_a_server_would_refuse() {
+    for (args, says) in [
+        (
+            vec!["token", "--subject", "x", "--secret", "short"],
+            "at least 32",
+        ),
+        (
+            vec!["token", "--subject", "", "--secret", SECRET],
+            "--subject is empty",
+        ),
+        (
+            vec!["token", "--subject", "  ", "--secret", SECRET],
+            "--subject is empty",
+        ),
+        (
+            vec![
+                "token",
+                "--subject",
+                "x",
+                "--secret",
+                SECRET,
+                "--expires-in",
+                "0s",
+            ],
+            "must be positive",
+        ),
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(
+        run(&["token", "--subject", "x", "--secret", SECRET])
+            .status
+            .success()
+    );
+}
+
+/// Asserts that no part of an error line is said twice.
+fn said_once(stderr: &str) {
+    let line = stderr.trim();
+    assert_eq!(line.lines().count(), 1, "one line: {line}");
+    let parts: Vec<&str> = line.split(": ").filter(|p| p.len() > 8).collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..]
+                .iter()
+                .any(|q| q.contains(p) || p.contains(q)),
+            "'{p}' is said twice in: {line}"
+        );
+    }
+}
+
+#[test]
+fn errors_say_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = open_config(dir.path(), CHANNELS);
+    let cfg = config.to_str().unwrap();
+    let bind = format!("127.0.0.1:{port}");
+    let out = run(&["serve", "--config", cfg, "--bind", &bind]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err = err.lines().last().unwrap_or_default();
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+    assert!(err.contains(&bind), "{err}");
+    said_once(err);
+
+    let out = run(&["serve", "--config", cfg, "--bind", "not an address"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err = err.lines().last().unwrap_or_default();
+    assert!(err.contains("not an address"), "{err}");
+    said_once(err);
+
+    let nats = open_config(
+        dir.path(),
+        "[[channel]]\nid = \"q\"\nkind = \"work_queue\"\nstore = \"nats://127.0.0.1:1\"\n",
+    );
+    let out = run(&["serve", "--config", nats.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err = err.lines().last().unwrap_or_default();
+    assert!(err.contains("nats://127.0.0.1:1"), "{err}");
+    said_once(err);
+
+    // A token the server refuses: one line, the cause in plain words.
+    let jwt = dir.path().join("jwt.toml");
+    std::fs::write(
+        &jwt,
+        "[server]\nbind = \"127.0.0.1:0\"\n[security]\nkind = \"jwt\"\nsecret_env = \"SSSN_TEST_SECRET\"\n[[channel]]\nid = \"feed\"\nkind = \"broadcast\"\nvisibility = \"public\"\n",
+    )
+    .unwrap();
+    let server = serve(&jwt);
+    let feed = format!("{}/channels/feed", server.url);
+    let out = run(&["read", "--url", &feed, "--token", "not-a-jwt"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unauthenticated"), "{err}");
+    said_once(&err);
+    drop(taken);
+}
+
+/// The attack of issue 11 item 1 at a tenth of its size: 100 messages of 1 MB on a
+/// SQLite-backed broadcast, then 4 concurrent reads of `limit=10000`. The server's
+/// resident memory must not grow by more than 256 MB, and paging reads every message.
+#[cfg(target_os = "linux")]
+#[test]
+fn large_reads_stay_within_the_response_budget_and_page_through_everything() {
+    const MESSAGES: usize = 100;
+    const READERS: usize = 4;
+    const MAX_GROWTH_KB: u64 = 256 * 1024;
+    fn rss_kb(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = open_config(
+        dir.path(),
+        &format!(
+            "[[channel]]\nid = \"amp\"\nkind = \"broadcast\"\nvisibility = \"public\"\nstore = \"sqlite:{}\"\n",
+            dir.path().join("amp.db").display()
+        ),
+    );
+    let server = serve(&config);
+    let pid = server.child.id();
+    let amp = format!("{}/channels/amp", server.url);
+    let megabyte = format!("\"{}\"", "x".repeat(1_000_000));
+    let mut written = HashSet::new();
+    for _ in 0..MESSAGES {
+        let mut w = sssn()
+            .args(["write", "--url", &amp, "--token", "writer"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        w.stdin
+            .take()
+            .unwrap()
+            .write_all(megabyte.as_bytes())
+            .unwrap();
+        let out = w.wait_with_output().unwrap();
+        assert!(out.status.success());
+        written.insert(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = rss_kb(pid);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kb(pid));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    let readers: Vec<_> = (0..READERS)
+        .map(|k| {
+            let amp = amp.clone();
+            std::thread::spawn(move || {
+                let token = format!("reader-{k}");
+                let mut ids = Vec::new();
+                loop {
+                    let out = ok(&["read", "--url", &amp, "--token", &token, "--limit", "10000"]);
+                    let page: Vec<String> = out
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(|l| {
+                            serde_json::from_str::<Value>(l).unwrap()["id"]
+                                .as_str()
+                                .unwrap()
+                                .to_owned()
+                        })
+                        .collect();
+                    if page.is_empty() {
+                        return ids;
+                    }
+                    ids.extend(page);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        let ids = r.join().unwrap();
+        assert_eq!(
+            ids.len(),
+            MESSAGES,
+            "each reader pages through every message once"
+        );
+        assert_eq!(ids.iter().cloned().collect::<HashSet<_>>(), written);
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    let growth = peak.saturating_sub(baseline);
+    let _ = writeln!(
+        std::io::stderr(),
+        "server RSS: baseline {} MB, peak {} MB, growth {} MB",
+        baseline / 1024,
+        peak / 1024,
+        growth / 1024
+    );
+    assert!(
+        growth <= MAX_GROWTH_KB,
+        "the server grew by {} MB under 4 concurrent large reads",
+        growth / 1024
     );
     let (clean, _) = server.terminate();
     assert!(clean);

@@ -10,8 +10,11 @@
 //!   [`sssn::ChannelClient`] uses a channel on another machine exactly like a local one
 //!   ([`ConnectRemote::connect_remote`]); its subscriptions follow the event stream and
 //!   resume after a dropped connection without gaps or duplicates.
+//! * [`api`] is the one route table: the router, the OpenAPI document, the remote
+//!   client's paths and the `sssn` command's client subcommands are built from it.
 //! * [`error`] holds the single mapping between [`sssn::ErrorKind`] and HTTP statuses.
 
+pub mod api;
 pub mod error;
 pub mod openapi;
 pub mod remote;

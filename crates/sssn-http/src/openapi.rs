@@ -1,290 +1,251 @@
-//! The OpenAPI 3 document served at `/openapi.json`, written by hand next to the route
-//! table ([`ROUTES`]); a test checks both list the same routes.
+//! The OpenAPI 3 document served at `/openapi.json`, generated from the route table
+//! ([`crate::api::ROUTES`]): every route, its parameters (types, defaults, bounds), body,
+//! success reply and error statuses come from there, so the document and the router
+//! cannot disagree. The limits of the serving server ([`Limits`]) are written in.
 
-use std::sync::OnceLock;
+use serde_json::{Map, Value, json};
 
-use serde_json::{Value, json};
+use crate::api::{Auth, BodyDoc, FieldType, Param, ParamType, Place, ROUTES, Route};
+use crate::server::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIMIT, DEFAULT_MAX_RESPONSE_BYTES};
 
-use crate::server::ROUTES;
+/// The server limits the document states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `limit` honoured; larger ones are clamped to it.
+    pub max_limit: usize,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Byte budget of one reply.
+    pub max_response_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_limit: DEFAULT_MAX_LIMIT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
 
 fn r(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-fn ok(description: &str, schema: Value) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": schema}}})
-}
+/// The schemas the route table refers to.
+pub(crate) mod schema {
+    use serde_json::{Value, json};
 
-fn err(description: &str) -> Value {
-    ok(description, r("Error"))
-}
+    use super::r;
 
-fn id_param() -> Value {
-    json!({"name": "id", "in": "path", "required": true, "description": "Channel id.",
-           "schema": {"type": "string"}})
-}
-
-fn query(name: &str, description: &str, schema: Value) -> Value {
-    json!({"name": name, "in": "query", "required": false, "description": description,
-           "schema": schema})
-}
-
-fn ids_body(extra: Value) -> Value {
-    let mut props = json!({"message_ids": {"type": "array", "items": {"type": "string"}}});
-    if let (Some(p), Value::Object(extra)) = (props.as_object_mut(), extra) {
-        p.extend(extra);
+    pub(crate) fn any() -> Value {
+        json!({})
     }
-    json!({"required": true, "content": {"application/json": {"schema":
-        {"type": "object", "properties": props}}}})
-}
+    pub(crate) fn any_object() -> Value {
+        json!({"type": "object"})
+    }
+    pub(crate) fn any_array() -> Value {
+        json!({"type": "array", "items": {}})
+    }
+    pub(crate) fn text() -> Value {
+        json!({"type": "string"})
+    }
+    pub(crate) fn health() -> Value {
+        json!({"type": "object", "properties": {"status": {"type": "string"}, "channels": {"type": "integer"}}})
+    }
+    pub(crate) fn channels() -> Value {
+        r("Channels")
+    }
+    pub(crate) fn messages() -> Value {
+        r("Messages")
+    }
+    pub(crate) fn write_accepted() -> Value {
+        r("WriteAccepted")
+    }
+    pub(crate) fn batch_accepted() -> Value {
+        r("BatchAccepted")
+    }
+    pub(crate) fn claims() -> Value {
+        r("Claims")
+    }
+    pub(crate) fn dead_letters() -> Value {
+        r("DeadLetters")
+    }
+    pub(crate) fn channel_info() -> Value {
+        r("ChannelInfo")
+    }
+    pub(crate) fn channel_stats() -> Value {
+        r("ChannelStats")
+    }
 
-fn counted(verb: &str) -> Value {
-    json!({"type": "object", "required": ["status", verb], "properties": {
-        "status": {"type": "string", "enum": ["ok"]}, verb: {"type": "integer", "minimum": 0}}})
-}
+    fn counted(verb: &str) -> Value {
+        json!({"type": "object", "required": ["status", verb], "properties": {
+            "status": {"type": "string", "enum": ["ok"]}, verb: {"type": "integer", "minimum": 0}}})
+    }
 
-/// A settle's answer: v1's count, and the outcome of every id.
-fn settled(verb: &str) -> Value {
-    let ids = json!({"type": "array", "items": {"type": "string"}});
-    json!({"type": "object", "required": ["status", verb, "done", "stale"], "properties": {
-        "status": {"type": "string", "enum": ["ok"]}, verb: {"type": "integer", "minimum": 0},
-        "done": ids, "stale": {"type": "array", "items": {"type": "string"},
-            "description": "Ids with no live claim by the caller (expired, reclaimed, already settled or unknown); left alone."}}})
-}
+    /// A settle's answer: v1's count, and the outcome of every id.
+    fn settled(verb: &str) -> Value {
+        let ids = json!({"type": "array", "items": {"type": "string"}});
+        json!({"type": "object", "required": ["status", verb, "done", "stale"], "properties": {
+            "status": {"type": "string", "enum": ["ok"]}, verb: {"type": "integer", "minimum": 0},
+            "done": ids, "stale": {"type": "array", "items": {"type": "string"},
+                "description": "Ids with no live claim by the caller (expired, reclaimed, already settled or unknown); left alone."}}})
+    }
 
-/// Standard error responses of channel routes.
-fn channel_errors(responses: &mut serde_json::Map<String, Value>, with_body: bool) {
-    responses.insert(
-        "401".into(),
-        err("Missing, malformed, expired or forged token."),
-    );
-    responses.insert(
-        "403".into(),
-        err("The token does not grant this operation on this channel."),
-    );
-    responses.insert("404".into(), err("Unknown channel."));
-    responses.insert(
-        "400".into(),
-        err("Bad parameters or body, or an operation this channel kind does not support."),
-    );
-    responses.insert(
-        "503".into(),
-        err("The channel is not started, draining or stopped."),
-    );
-    if with_body {
-        responses.insert("413".into(), err("Body larger than the server's limit."));
+    pub(crate) fn settled_acknowledged() -> Value {
+        settled("acknowledged")
+    }
+    pub(crate) fn settled_nacked() -> Value {
+        settled("nacked")
+    }
+    pub(crate) fn settled_extended() -> Value {
+        settled("extended")
+    }
+    pub(crate) fn settled_rejected() -> Value {
+        settled("rejected")
+    }
+    pub(crate) fn counted_redriven() -> Value {
+        counted("redriven")
+    }
+    pub(crate) fn counted_removed() -> Value {
+        counted("removed")
     }
 }
 
-fn operation(op: &str) -> Value {
-    let limit = |d: u64| {
-        query(
-            "limit",
-            "At most this many (clamped to the server's maximum).",
-            json!({"type": "integer", "minimum": 0, "default": d}),
-        )
+fn param_doc(p: &Param, limits: &Limits) -> Value {
+    let empty = " An empty value means the default.";
+    let absent = " An empty value counts as absent.";
+    let (schema, extra) = match p.ty {
+        ParamType::Count { default } => (
+            json!({"type": "integer", "minimum": 0, "default": default,
+                   "x-sssn-clamped-maximum": limits.max_limit}),
+            format!(
+                " An integer ≥ 0 (exponent forms such as 1e3 accepted); values above {} (the server's maximum) are clamped to it.{empty}",
+                limits.max_limit
+            ),
+        ),
+        ParamType::Bool { default } => (
+            json!({"type": "boolean", "default": default}),
+            format!(" true/false, 1/0, yes/no, on/off (any case).{empty}"),
+        ),
+        ParamType::Text => (json!({"type": "string"}), absent.to_owned()),
+        ParamType::Seq => (json!({"type": "integer", "minimum": 0}), absent.to_owned()),
+        ParamType::Choice { values, default } => (
+            json!({"type": "string", "enum": values, "default": default}),
+            empty.to_owned(),
+        ),
     };
-    let kind_params = || {
-        vec![
-            query(
-                "kind",
-                "How the body is read: data (raw JSON, stored as {\"data\": …}), content (an object stored as is), message (a complete message), mixed (batch only: items tagged data/content/message).",
-                json!({"type": "string", "enum": ["data", "content", "message", "mixed"], "default": "data"}),
-            ),
-            query(
-                "direct",
-                "v1 form of kind=message.",
-                json!({"type": "boolean", "default": false}),
-            ),
-        ]
+    let place = match p.place {
+        Place::Query => "query",
+        Place::Header => "header",
     };
-    let (summary, params, body, success, with_body): (
-        &str,
-        Vec<Value>,
-        Option<Value>,
-        Value,
-        bool,
-    ) = match op {
-        "health" => {
-            return json!({"operationId": op, "summary": "Liveness.", "security": [], "responses": {
-            "200": ok("Serving.", json!({"type": "object", "properties": {"status": {"type": "string"}, "channels": {"type": "integer"}}})),
-            "503": err("Shutting down.")}});
-        }
-        "metrics" => {
-            return json!({"operationId": op, "summary": "Prometheus metrics of the channels the token may read (of all served channels when the server has public metrics).",
-            "security": [{"bearer": []}, {}],
-            "responses": {"200": {"description": "Prometheus text format 0.0.4.", "content": {"text/plain": {"schema": {"type": "string"}}}},
-                          "401": err("Missing or invalid token.")}});
-        }
-        "openapi" => {
-            return json!({"operationId": op, "summary": "This document.", "security": [],
-            "responses": {"200": ok("OpenAPI 3 document.", json!({"type": "object"}))}});
-        }
-        "listChannels" => {
-            return json!({"operationId": op, "summary": "Served channels the token may read.",
-            "responses": {"200": ok("Channels by id.", r("Channels")), "401": err("Missing or invalid token.")}});
-        }
-        "read" => (
-            "Read messages (v1): a shared read from the caller's cursor, or a claim with exclusive=true.",
-            vec![
-                limit(10),
-                query(
-                    "exclusive",
-                    "Claim instead of a shared read (true/false/1/0/yes/no/on/off).",
-                    json!({"type": "boolean", "default": false}),
-                ),
-                query(
-                    "after",
-                    "Start after this message id (moves the caller's cursor).",
-                    json!({"type": "string"}),
-                ),
-            ],
-            None,
-            ok(
-                "Messages in sequence order, with full content.",
-                r("Messages"),
-            ),
-            false,
-        ),
-        "write" => (
-            "Write one message (v1). The sender is the token's subject; a direct write whose sender_id differs is refused.",
-            kind_params(),
-            Some(json!({"required": true, "content": {"application/json": {"schema": {}}}})),
-            ok("Accepted.", r("WriteAccepted")),
-            true,
-        ),
-        "writeBatch" => (
-            "Write several messages in one append (all or nothing).",
-            kind_params(),
-            Some(
-                json!({"required": true, "content": {"application/json": {"schema": {"type": "array", "items": {}}}}}),
-            ),
-            ok("Accepted; one id per item.", r("BatchAccepted")),
-            true,
-        ),
-        "claim" => (
-            "Claim messages with a lease.",
-            vec![limit(1)],
-            None,
-            ok("Claims, oldest first.", r("Claims")),
-            false,
-        ),
-        "acknowledge" => (
-            "Acknowledge claimed messages (v1).",
-            vec![],
-            Some(ids_body(json!({}))),
-            ok("Number acknowledged.", settled("acknowledged")),
-            true,
-        ),
-        "nack" => (
-            "Release claimed messages (v1), optionally claimable again only after delay_ms.",
-            vec![],
-            Some(ids_body(
-                json!({"delay_ms": {"type": "integer", "minimum": 0}}),
-            )),
-            ok("Number released.", settled("nacked")),
-            true,
-        ),
-        "extend" => (
-            "Renew the leases of claimed messages.",
-            vec![],
-            Some(ids_body(json!({}))),
-            ok("Number renewed.", settled("extended")),
-            true,
-        ),
-        "reject" => (
-            "Dead-letter claimed messages.",
-            vec![],
-            Some(ids_body(json!({"reason": {"type": "string"}}))),
-            ok("Number dead-lettered.", settled("rejected")),
-            true,
-        ),
-        "deadLetters" => (
-            "List dead letters (admin).",
-            vec![limit(100)],
-            None,
-            ok("Dead letters, oldest first.", r("DeadLetters")),
-            false,
-        ),
-        "redrive" => (
-            "Put dead letters back into the channel (admin).",
-            vec![],
-            Some(ids_body(json!({}))),
-            ok("Number moved back.", counted("redriven")),
-            true,
-        ),
-        "clear" => (
-            "Remove every message (admin). Cursors stay valid.",
-            vec![],
-            None,
-            ok("Number removed.", counted("removed")),
-            false,
-        ),
-        "evict" => (
-            "Remove messages stored before `before` (epoch seconds), then all but the newest `max_count` (admin).",
-            vec![],
-            Some(
-                json!({"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {
-                "before": {"type": "number"}, "max_count": {"type": "integer", "minimum": 0}}}}}}),
-            ),
-            ok("Number removed.", counted("removed")),
-            true,
-        ),
-        "remove" => (
-            "Remove messages by id (admin).",
-            vec![],
-            Some(ids_body(json!({}))),
-            ok("Number removed.", counted("removed")),
-            true,
-        ),
-        "info" => (
-            "Channel identity (v1).",
-            vec![],
-            None,
-            ok("Channel info.", r("ChannelInfo")),
-            false,
-        ),
-        "stats" => (
-            "Channel counters and storage state.",
-            vec![],
-            None,
-            ok("Stats.", r("ChannelStats")),
-            false,
-        ),
-        "events" => (
-            "Server-Sent Events: a `ready` event (id = the sequence delivery starts after), then one event per message (id = sequence, data = message JSON), `: keep-alive` comments when idle. Resume with the Last-Event-ID header or ?after=.",
-            vec![
-                query(
-                    "after",
-                    "Deliver messages with a greater sequence (the Last-Event-ID header takes precedence).",
-                    json!({"type": "integer", "minimum": 0}),
-                ),
-                json!({"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer", "minimum": 0}}),
-            ],
-            None,
-            json!({"description": "An endless text/event-stream.", "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
-            false,
-        ),
-        other => unreachable!("no OpenAPI text for operation '{other}'"),
+    let name = match p.place {
+        Place::Query => p.name.to_owned(),
+        // Header names as browsers send them.
+        Place::Header => header_case(p.name),
     };
-    let mut parameters = vec![id_param()];
-    parameters.extend(params);
-    let mut responses = serde_json::Map::new();
+    json!({"name": name, "in": place, "required": false,
+           "description": format!("{}{extra}", p.description), "schema": schema})
+}
+
+fn header_case(name: &str) -> String {
+    name.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+        .replace("-Id", "-ID")
+}
+
+fn body_doc(body: &BodyDoc) -> Value {
+    match body {
+        BodyDoc::Json {
+            description,
+            schema,
+        } => json!({"required": true, "description": description,
+                    "content": {"application/json": {"schema": schema()}}}),
+        BodyDoc::Fields { required, fields } => {
+            let mut props = Map::new();
+            for f in *fields {
+                let schema = match f.ty {
+                    FieldType::Ids => {
+                        json!({"type": ["array", "null"], "items": {"type": "string"},
+                        "description": format!("{} Missing or null: none (v1).", f.description)})
+                    }
+                    FieldType::Millis => json!({"type": ["integer", "null"], "minimum": 0,
+                        "description": format!("{} Milliseconds.", f.description)}),
+                    FieldType::Text => {
+                        json!({"type": ["string", "null"], "description": f.description})
+                    }
+                    FieldType::EpochSeconds => {
+                        json!({"type": ["number", "null"], "description": f.description})
+                    }
+                    FieldType::Count => {
+                        json!({"type": ["integer", "null"], "minimum": 0, "description": f.description})
+                    }
+                };
+                props.insert(f.name.to_owned(), schema);
+            }
+            let description = if *required {
+                "A JSON object."
+            } else {
+                "A JSON object; an empty body is the empty object."
+            };
+            json!({"required": required, "description": description,
+                   "content": {"application/json": {"schema": {"type": "object", "properties": props}}}})
+        }
+    }
+}
+
+fn operation(route: &Route, limits: &Limits) -> Value {
+    let mut parameters = Vec::new();
+    if route.is_channel_route() {
+        parameters.push(json!({"name": "id", "in": "path", "required": true,
+            "description": "Channel id.", "schema": {"type": "string"}}));
+    }
+    parameters.extend(route.params.iter().map(|p| param_doc(p, limits)));
+    let mut success = json!({"description": route.reply.description,
+        "content": {route.reply.media: {"schema": (route.reply.schema)()}}});
+    let mut summary = route.summary.to_owned();
+    if route.bounded {
+        summary.push_str(&format!(
+            " One reply holds at most {} bytes of items (the server's response budget), and always at least one; a reply cut short says so with X-Sssn-Truncated: true — ask again for the rest.",
+            limits.max_response_bytes
+        ));
+        success["headers"] = json!({"X-Sssn-Truncated": {
+            "description": "true when the byte budget ended the reply before `limit` was reached.",
+            "schema": {"type": "string", "enum": ["true"]}}});
+    }
+    let mut responses = Map::new();
     responses.insert("200".into(), success);
-    channel_errors(&mut responses, with_body);
-    match op {
-        "write" | "writeBatch" => {
-            responses.insert(
-                "429".into(),
-                err("Backpressure: the channel's buffer is full; retry later."),
+    for status in route.errors {
+        let mut description = status.description().to_owned();
+        if status.code() == 413 {
+            description = format!(
+                "Body larger than the server's limit ({} bytes).",
+                limits.max_body_bytes
             );
         }
-        _ => {}
+        responses.insert(
+            status.code().to_string(),
+            json!({"description": description, "content": {"application/json": {"schema": r("Error")}}}),
+        );
     }
-    let mut o = json!({"operationId": op, "summary": summary, "parameters": parameters,
-                       "responses": responses});
-    if let Some(body) = body {
-        o["requestBody"] = body;
+    let mut o = json!({"operationId": route.operation, "summary": summary,
+                       "parameters": parameters, "responses": responses});
+    match route.auth {
+        Auth::Public => o["security"] = json!([]),
+        Auth::BearerUnlessPublic => o["security"] = json!([{"bearer": []}, {}]),
+        Auth::Bearer => {}
+    }
+    if let Some(body) = &route.body {
+        o["requestBody"] = body_doc(body);
     }
     o
 }
@@ -333,28 +294,25 @@ fn schemas() -> Value {
     })
 }
 
-/// The document (built once).
-pub fn document() -> &'static Value {
-    static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let mut paths = serde_json::Map::new();
-        for route in ROUTES {
-            let entry = paths
-                .entry(route.path.to_owned())
-                .or_insert_with(|| json!({}));
-            entry[route.method.to_ascii_lowercase()] = operation(route.operation);
-        }
-        json!({
-            "openapi": "3.1.0",
-            "info": {"title": "sssn channel server", "version": env!("CARGO_PKG_VERSION"),
-                     "description": "Channels over HTTP: v1 routes (read, write, acknowledge, nack, info) plus batch operations, claims, dead letters, server push (SSE), stats and metrics. Every error is JSON {\"detail\": …, \"kind\": …}."},
-            "paths": paths,
-            "components": {
-                "schemas": schemas(),
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                    "description": "With open or ACL security the token is the caller's id; with JWT security a signed token whose subject is the caller's id."}}
-            },
-            "security": [{"bearer": []}]
-        })
+/// The document for a server with these limits.
+pub fn document(limits: &Limits) -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let entry = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| json!({}));
+        entry[route.method.to_ascii_lowercase()] = operation(route, limits);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "sssn channel server", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Channels over HTTP: v1 routes (read, write, acknowledge, nack, info) plus batch operations, claims, dead letters, server push (SSE), stats and metrics. Every error is JSON {\"detail\": …, \"kind\": …}. A channel route authenticates the token before it looks at anything else of the request."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                "description": "With open or ACL security the token is the caller's id; with JWT security a signed token whose subject is the caller's id."}}
+        },
+        "security": [{"bearer": []}]
     })
 }

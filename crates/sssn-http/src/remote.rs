@@ -68,6 +68,7 @@ use sssn::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::ChannelOp;
 use crate::error::{ErrorBody, kind_for_status, parse_kind};
 use crate::server::encode_segment;
 use crate::sse::SseParser;
@@ -320,6 +321,15 @@ async fn error_of(op: &str, response: reqwest::Response) -> Error {
 }
 
 impl Inner {
+    /// The method and URL of a channel operation, from the route table.
+    fn route(&self, op: ChannelOp, query: &[(&str, &str)]) -> (Method, Url) {
+        let route = op.route();
+        (
+            route.verb.into(),
+            self.url_for(route.channel_suffix(), query),
+        )
+    }
+
     fn url_for(&self, suffix: &str, query: &[(&str, &str)]) -> Url {
         let mut url = self.url.clone();
         if !suffix.is_empty() {
@@ -386,16 +396,16 @@ impl Inner {
         })
     }
 
-    /// POSTs to `suffix` and reads a [`wire::SettledResponse`].
+    /// Calls a settling operation and reads a [`wire::SettledResponse`].
     async fn settle(
         &self,
-        suffix: &str,
+        op: ChannelOp,
         caller: &Principal,
         body: Option<Vec<u8>>,
-        op: &str,
     ) -> Result<wire::SettledResponse, Error> {
-        let url = self.url_for(suffix, &[]);
-        self.call(Method::POST, url, caller, body, op).await
+        let (method, url) = self.route(op, &[]);
+        self.call(method, url, caller, body, op.route().operation)
+            .await
     }
 
     async fn open_events(
@@ -405,7 +415,7 @@ impl Inner {
     ) -> Result<reqwest::Response, Error> {
         let mut request = self
             .http
-            .get(self.url_for("/events", &[]))
+            .get(self.route(ChannelOp::Events, &[]).1)
             .header(AUTHORIZATION, auth.clone())
             .header("accept", "text/event-stream");
         if let Some(seq) = after {
@@ -485,11 +495,8 @@ impl ChannelEndpoint for RemoteChannel {
     }
 
     async fn info(&self, caller: &Principal) -> Result<ChannelInfo, Error> {
-        let url = self.inner.url_for("/info", &[]);
-        let info: ChannelInfo = self
-            .inner
-            .call(Method::GET, url, caller, None, "info")
-            .await?;
+        let (method, url) = self.inner.route(ChannelOp::Info, &[]);
+        let info: ChannelInfo = self.inner.call(method, url, caller, None, "info").await?;
         if let Some(kind) = info.kind {
             let _ = self.inner.kind.set(kind);
         }
@@ -516,18 +523,20 @@ impl ChannelEndpoint for RemoteChannel {
                 PayloadKind::Content => &[("kind", "content")],
                 _ => &[],
             };
-            let url = self.inner.url_for("", query);
+            let (method, url) = self.inner.route(ChannelOp::Write, query);
             let body = encode(&WireItem(first, kind))?;
             self.inner
-                .call::<wire::WriteResponse>(Method::PUT, url, caller, Some(body), "write")
+                .call::<wire::WriteResponse>(method, url, caller, Some(body), "write")
                 .await
                 .map(|r| vec![r.item_id])
         } else {
-            let url = self.inner.url_for("/batch", &[("kind", kind.as_str())]);
+            let (method, url) = self
+                .inner
+                .route(ChannelOp::WriteBatch, &[("kind", kind.as_str())]);
             let items: Vec<WireItem<'_>> = payloads.iter().map(|p| WireItem(p, kind)).collect();
             let body = encode(&items)?;
             self.inner
-                .call::<wire::BatchResponse>(Method::POST, url, caller, Some(body), "write")
+                .call::<wire::BatchResponse>(method, url, caller, Some(body), "write")
                 .await
                 .map(|r| r.item_ids)
         };
@@ -550,22 +559,16 @@ impl ChannelEndpoint for RemoteChannel {
         if let Some(after) = &options.after {
             query.push(("after", after));
         }
-        let url = self.inner.url_for("", &query);
-        let r: wire::MessagesResponse = self
-            .inner
-            .call(Method::GET, url, caller, None, "read")
-            .await?;
+        let (method, url) = self.inner.route(ChannelOp::Read, &query);
+        let r: wire::MessagesResponse = self.inner.call(method, url, caller, None, "read").await?;
         Ok(r.messages.into_iter().map(Arc::new).collect())
     }
 
     async fn claim(&self, caller: &Principal, limit: usize) -> Result<Vec<Claimed>, Error> {
-        let url = self
+        let (method, url) = self
             .inner
-            .url_for("/claim", &[("limit", &limit.to_string())]);
-        let r: wire::ClaimResponse = self
-            .inner
-            .call(Method::POST, url, caller, None, "claim")
-            .await?;
+            .route(ChannelOp::Claim, &[("limit", &limit.to_string())]);
+        let r: wire::ClaimResponse = self.inner.call(method, url, caller, None, "claim").await?;
         Ok(r.claims
             .into_iter()
             .map(|c| Claimed {
@@ -583,13 +586,13 @@ impl ChannelEndpoint for RemoteChannel {
         ids: &[&str],
         how: Settle,
     ) -> Result<Settled, Error> {
-        let (suffix, op, body) = match &how {
-            Settle::Ack => ("/acknowledge", "acknowledge", ids_body(ids, None, None)?),
-            Settle::Nack { delay } => ("/nack", "nack", ids_body(ids, *delay, None)?),
-            Settle::Reject { reason } => ("/reject", "reject", ids_body(ids, None, Some(reason))?),
-            Settle::Extend => ("/extend", "extend", ids_body(ids, None, None)?),
+        let (op, body) = match &how {
+            Settle::Ack => (ChannelOp::Ack, ids_body(ids, None, None)?),
+            Settle::Nack { delay } => (ChannelOp::Nack, ids_body(ids, *delay, None)?),
+            Settle::Reject { reason } => (ChannelOp::Reject, ids_body(ids, None, Some(reason))?),
+            Settle::Extend => (ChannelOp::Extend, ids_body(ids, None, None)?),
         };
-        let r = self.inner.settle(suffix, caller, Some(body), op).await?;
+        let r = self.inner.settle(op, caller, Some(body)).await?;
         Ok(r.settled(ids))
     }
 
@@ -598,12 +601,12 @@ impl ChannelEndpoint for RemoteChannel {
         caller: &Principal,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, Error> {
-        let url = self
+        let (method, url) = self
             .inner
-            .url_for("/dead-letters", &[("limit", &limit.to_string())]);
+            .route(ChannelOp::DeadLetters, &[("limit", &limit.to_string())]);
         let r: wire::DeadLettersResponse = self
             .inner
-            .call(Method::GET, url, caller, None, "dead-letters")
+            .call(method, url, caller, None, "dead-letters")
             .await?;
         Ok(r.dead_letters)
     }
@@ -612,13 +615,13 @@ impl ChannelEndpoint for RemoteChannel {
         let body = ids_body(ids, None, None)?;
         let r = self
             .inner
-            .settle("/redrive", caller, Some(body), "redrive")
+            .settle(ChannelOp::Redrive, caller, Some(body))
             .await?;
         Ok(r.count())
     }
 
     async fn clear(&self, caller: &Principal) -> Result<usize, Error> {
-        let r = self.inner.settle("/clear", caller, None, "clear").await?;
+        let r = self.inner.settle(ChannelOp::Clear, caller, None).await?;
         Ok(r.count())
     }
 
@@ -631,7 +634,7 @@ impl ChannelEndpoint for RemoteChannel {
         let body = encode(&wire::EvictRequest { before, max_count })?;
         let r = self
             .inner
-            .settle("/evict", caller, Some(body), "evict")
+            .settle(ChannelOp::Evict, caller, Some(body))
             .await?;
         Ok(r.count())
     }
@@ -640,7 +643,7 @@ impl ChannelEndpoint for RemoteChannel {
         let body = ids_body(ids, None, None)?;
         let r = self
             .inner
-            .settle("/remove", caller, Some(body), "remove")
+            .settle(ChannelOp::Remove, caller, Some(body))
             .await?;
         Ok(r.count())
     }
@@ -693,11 +696,8 @@ impl ChannelEndpoint for RemoteChannel {
     }
 
     async fn stats(&self, caller: &Principal) -> Result<ChannelStats, Error> {
-        let url = self.inner.url_for("/stats", &[]);
-        let value: serde_json::Value = self
-            .inner
-            .call(Method::GET, url, caller, None, "stats")
-            .await?;
+        let (method, url) = self.inner.route(ChannelOp::Stats, &[]);
+        let value: serde_json::Value = self.inner.call(method, url, caller, None, "stats").await?;
         serde_json::from_value(value).map_err(|e| {
             Error::new(
                 ErrorKind::Remote,

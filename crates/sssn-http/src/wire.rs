@@ -84,13 +84,34 @@ pub fn parse_bool(text: &str) -> Result<bool, Error> {
     }
 }
 
-/// A non-negative integer query value.
+/// A non-negative integer query value (`limit`): decimal digits, or a number in decimal or
+/// exponent notation whose value is a whole number (`10.0`, `1e20`). Values beyond `usize`
+/// saturate; the server then clamps them to its maximum.
 pub fn parse_count(name: &str, text: &str) -> Result<usize, Error> {
-    text.trim().parse::<usize>().map_err(|_| {
+    let t = text.trim();
+    let bad = || {
         invalid(format!(
             "'{name}' must be a non-negative integer, got '{text}'"
         ))
-    })
+    };
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(t.parse::<usize>().unwrap_or(usize::MAX));
+    }
+    // Only plain numbers: no signs, no `inf`/`nan`, no hex.
+    if !t
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+        || !t.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 => {
+            // `as` saturates at usize::MAX.
+            Ok(v as usize)
+        }
+        _ => Err(bad()),
+    }
 }
 
 /// A sequence number: the `Last-Event-ID` header or the `after` parameter of the event
@@ -616,5 +637,15 @@ mod tests {
         assert_eq!(parse_seq(" 42 ").unwrap(), 42);
         assert!(parse_seq("-1").is_err());
         assert!(parse_count("limit", "ten").is_err());
+        assert_eq!(parse_count("limit", "1e20").unwrap(), usize::MAX);
+        assert_eq!(
+            parse_count("limit", "99999999999999999999999").unwrap(),
+            usize::MAX
+        );
+        assert_eq!(parse_count("limit", "10.0").unwrap(), 10);
+        assert_eq!(parse_count("limit", "1E3").unwrap(), 1000);
+        for bad in ["-1", "2.5", "inf", "NaN", "0x10", "", "+5", "1e-1", "e5"] {
+            assert!(parse_count("limit", bad).is_err(), "{bad}");
+        }
     }
 }

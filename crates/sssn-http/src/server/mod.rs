@@ -19,10 +19,11 @@
 //! channel's own [`Security`](sssn::security::Security); the token's subject is the
 //! reader, sender, claimer and subscriber id.
 
-mod events;
+pub(crate) mod events;
 mod listener;
 mod metrics;
-mod routes;
+pub(crate) mod paging;
+pub(crate) mod routes;
 
 pub use listener::{
     ACCEPT_BACKOFF, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
@@ -36,7 +37,9 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{FromRequestParts, Path};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::routing::MethodRouter;
 use sssn::channel::Kind;
@@ -48,54 +51,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 
-/// One route of the API: method, path (axum syntax) and OpenAPI `operationId`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Route {
-    /// HTTP method, upper case.
-    pub method: &'static str,
-    /// Path, with `{id}` for the channel id.
-    pub path: &'static str,
-    /// The OpenAPI operation id.
-    pub operation: &'static str,
-}
-
-const fn route(method: &'static str, path: &'static str, operation: &'static str) -> Route {
-    Route {
-        method,
-        path,
-        operation,
-    }
-}
-
-/// Every route the server answers; the router is built from this table, and the OpenAPI
-/// document describes exactly these.
-pub const ROUTES: &[Route] = &[
-    route("GET", "/healthz", "health"),
-    route("GET", "/metrics", "metrics"),
-    route("GET", "/openapi.json", "openapi"),
-    route("GET", "/channels", "listChannels"),
-    route("GET", "/channels/{id}", "read"),
-    route("PUT", "/channels/{id}", "write"),
-    route("POST", "/channels/{id}/batch", "writeBatch"),
-    route("POST", "/channels/{id}/claim", "claim"),
-    route("POST", "/channels/{id}/acknowledge", "acknowledge"),
-    route("POST", "/channels/{id}/nack", "nack"),
-    route("POST", "/channels/{id}/extend", "extend"),
-    route("POST", "/channels/{id}/reject", "reject"),
-    route("GET", "/channels/{id}/dead-letters", "deadLetters"),
-    route("POST", "/channels/{id}/redrive", "redrive"),
-    route("POST", "/channels/{id}/clear", "clear"),
-    route("POST", "/channels/{id}/evict", "evict"),
-    route("POST", "/channels/{id}/remove", "remove"),
-    route("GET", "/channels/{id}/info", "info"),
-    route("GET", "/channels/{id}/stats", "stats"),
-    route("GET", "/channels/{id}/events", "events"),
-];
+pub use crate::api::{ROUTES, Route};
+pub use routes::TRUNCATED_HEADER;
 
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// Default cap on `limit` of reads and claims.
 pub const DEFAULT_MAX_LIMIT: usize = 10_000;
+/// Default byte budget of one response: 12 MiB of messages. With the default 1 MiB body
+/// limit, messages are fetched 12 at a time, so v1's default read (`limit=10`) is one
+/// store call.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 12 << 20;
 
 /// Entry point: [`Server::builder`].
 #[derive(Debug)]
@@ -116,6 +82,7 @@ pub struct ServerBuilder {
     serve_private: bool,
     max_body_bytes: usize,
     max_limit: usize,
+    max_response_bytes: usize,
     keep_alive: Duration,
     drain_on_shutdown: bool,
     drain_timeout: Option<Duration>,
@@ -131,6 +98,7 @@ impl Default for ServerBuilder {
             serve_private: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_limit: DEFAULT_MAX_LIMIT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             keep_alive: Duration::from_secs(15),
             drain_on_shutdown: true,
             drain_timeout: Some(Duration::from_secs(30)),
@@ -176,6 +144,22 @@ impl ServerBuilder {
     #[must_use]
     pub fn max_limit(mut self, limit: usize) -> Self {
         self.max_limit = limit.max(1);
+        self
+    }
+
+    /// The byte budget of one response (default 12 MiB): a read, claim or dead-letter
+    /// listing stops adding messages once their JSON reaches it, and an event stream
+    /// catches up in pages of at most this much. At least one message is always returned,
+    /// so a message larger than the budget is still readable. A shared read's cursor (and a
+    /// claim) covers exactly the messages returned: read again for the rest. A reply cut
+    /// short by the budget carries `X-Sssn-Truncated: true`.
+    ///
+    /// Messages are fetched from the channel in pages sized so that messages up to
+    /// [`max_body_bytes`](Self::max_body_bytes) (the largest a client can write) stay
+    /// within the budget, so a budget of several times the body limit keeps pages large.
+    #[must_use]
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes.max(1);
         self
     }
 
@@ -230,10 +214,17 @@ impl ServerBuilder {
                 ));
             }
         }
+        let openapi = crate::openapi::document(&crate::openapi::Limits {
+            max_limit: self.max_limit,
+            max_body_bytes: self.max_body_bytes,
+            max_response_bytes: self.max_response_bytes,
+        });
         Ok(Arc::new(AppState {
             channels,
             max_body_bytes: self.max_body_bytes,
             max_limit: self.max_limit,
+            max_response_bytes: self.max_response_bytes,
+            openapi,
             keep_alive: self.keep_alive,
             public_metrics: self.public_metrics,
             drain_on_shutdown: self.drain_on_shutdown,
@@ -251,9 +242,10 @@ impl ServerBuilder {
 
     /// Binds `addr` (`"127.0.0.1:0"` picks a free port) and serves in a background task.
     pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<ServerHandle, Error> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            Error::new(ErrorKind::InvalidArgument, format!("cannot bind: {e}")).with_source(e)
-        })?;
+        // The cause is the source, said once by `Error`'s Display (not in the message too).
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, "cannot bind").with_source(e))?;
         self.serve(listener).await
     }
 
@@ -352,6 +344,8 @@ pub(crate) struct AppState {
     channels: BTreeMap<String, Channel>,
     max_body_bytes: usize,
     max_limit: usize,
+    max_response_bytes: usize,
+    openapi: serde_json::Value,
     keep_alive: Duration,
     public_metrics: bool,
     drain_on_shutdown: bool,
@@ -365,16 +359,6 @@ impl AppState {
         self.channels
             .get(id)
             .ok_or_else(|| ApiError::unknown_channel(id))
-    }
-
-    /// Token present → channel served → token authenticated, in that order (401, 404,
-    /// 401). The operation is then authorised by the channel itself, the one check on
-    /// every path (403).
-    fn caller(&self, headers: &HeaderMap, id: &str) -> Result<(Channel, Principal), ApiError> {
-        let token = bearer(headers)?;
-        let channel = self.channel(id)?;
-        let principal = authenticate(&*channel.security(), token)?;
-        Ok((channel.clone(), principal))
     }
 
     /// Channels the bearer may read (listing, metrics). 401 when the token authenticates
@@ -418,6 +402,36 @@ impl AppState {
     }
 }
 
+/// The caller of a channel route, authenticated before anything else of the request is
+/// looked at: token present → channel served → token authenticated, in that order (401,
+/// 404, 401). The operation is then authorised by the channel itself, the one check on
+/// every path (403). Every channel handler takes this as its first argument, so no query
+/// or body is validated for a caller without a valid token.
+pub(crate) struct Authed {
+    pub(crate) channel: Channel,
+    pub(crate) caller: Principal,
+}
+
+impl FromRequestParts<Arc<AppState>> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)?.to_owned();
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("Invalid channel id in path: {e}")))?;
+        let channel = state.channel(&id)?;
+        let caller = authenticate(&*channel.security(), &token)?;
+        Ok(Self {
+            channel: channel.clone(),
+            caller,
+        })
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header. The scheme name is
 /// case-insensitive (RFC 7235 §2.1: `bearer`, `BEARER` work too; v1 wanted `Bearer`).
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -443,37 +457,10 @@ fn authenticate(
         .map_err(|e| ApiError::new(ErrorKind::Unauthenticated, e.message()))
 }
 
-fn method_router(operation: &str) -> MethodRouter<Arc<AppState>> {
-    use axum::routing::{get, post, put};
-    match operation {
-        "health" => get(routes::health),
-        "metrics" => get(routes::metrics),
-        "openapi" => get(routes::openapi),
-        "listChannels" => get(routes::list_channels),
-        "read" => get(routes::read),
-        "write" => put(routes::write),
-        "writeBatch" => post(routes::write_batch),
-        "claim" => post(routes::claim),
-        "acknowledge" => post(routes::acknowledge),
-        "nack" => post(routes::nack),
-        "extend" => post(routes::extend),
-        "reject" => post(routes::reject),
-        "deadLetters" => get(routes::dead_letters),
-        "redrive" => post(routes::redrive),
-        "clear" => post(routes::clear),
-        "evict" => post(routes::evict),
-        "remove" => post(routes::remove),
-        "info" => get(routes::info),
-        "stats" => get(routes::stats),
-        "events" => get(events::events),
-        other => unreachable!("route table names an unknown operation '{other}'"),
-    }
-}
-
 fn build_router(state: Arc<AppState>) -> Router {
     let mut by_path: BTreeMap<&str, MethodRouter<Arc<AppState>>> = BTreeMap::new();
     for r in ROUTES {
-        let mr = method_router(r.operation);
+        let mr = r.method_router();
         let merged = match by_path.remove(r.path) {
             Some(existing) => existing.merge(mr),
             None => mr,
@@ -498,19 +485,6 @@ fn build_router(state: Arc<AppState>) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_route_has_a_handler_and_operations_are_unique() {
-        let mut ops = std::collections::HashSet::new();
-        for r in ROUTES {
-            let _ = method_router(r.operation);
-            assert!(
-                ops.insert(r.operation),
-                "duplicate operation {}",
-                r.operation
-            );
-        }
-    }
 
     #[test]
     fn segments_are_percent_encoded() {

@@ -1,13 +1,13 @@
-//! Request handlers: each authenticates, parses, calls the channel, and answers JSON.
+//! Request handlers. Each channel handler takes [`Authed`] first, so the caller is
+//! authenticated before its query or body is looked at; then it parses (through the
+//! parameter constants of [`crate::api`]), calls the channel, and answers JSON.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -16,16 +16,16 @@ use sssn::channel::ReadOptions;
 use sssn::store::Settle;
 use sssn::{ChannelEndpoint, ErrorKind};
 
-use super::AppState;
+use super::paging::{self, ArrayReply, Budget};
+use super::{AppState, Authed};
+use crate::api::{self, QueryMap};
 use crate::error::ApiError;
 use crate::wire::{self, PayloadKind};
 
 type S = State<Arc<AppState>>;
-type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
-type Id = Result<Path<String>, PathRejection>;
 
 /// A JSON `200 OK`.
-pub(super) fn json<T: Serialize>(value: &T) -> Response {
+pub(crate) fn json<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => {
             let mut r = (StatusCode::OK, body).into_response();
@@ -40,24 +40,29 @@ pub(super) fn json<T: Serialize>(value: &T) -> Response {
     }
 }
 
-pub(super) fn path_id(id: Id) -> Result<String, ApiError> {
-    id.map(|Path(id)| id)
-        .map_err(|e| ApiError::bad_request(format!("Invalid channel id in path: {e}")))
-}
-
-pub(super) fn query(params: Params) -> Result<HashMap<String, String>, ApiError> {
-    params
+/// The query parameters, decoded. Called after authentication.
+pub(crate) fn query(uri: &Uri) -> Result<QueryMap, ApiError> {
+    Query::<QueryMap>::try_from_uri(uri)
         .map(|Query(q)| q)
         .map_err(|e| ApiError::bad_request(format!("Invalid query string: {}", e.body_text())))
 }
 
-fn limit(state: &AppState, q: &HashMap<String, String>, default: usize) -> Result<usize, ApiError> {
-    Ok(match q.get("limit") {
-        Some(text) => wire::parse_count("limit", text)?,
-        None => default,
+/// A reply built under the byte budget, with `X-Sssn-Truncated: true` when it was cut short.
+fn bounded((body, truncated): (Vec<u8>, bool)) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if truncated {
+        h.insert(TRUNCATED_HEADER, HeaderValue::from_static("true"));
     }
-    .min(state.max_limit))
+    r
 }
+
+/// The header a reply cut short by the byte budget carries (`true`).
+pub const TRUNCATED_HEADER: &str = "x-sssn-truncated";
 
 /// Reads the body up to the server's limit. A body over the limit is read on (and thrown
 /// away) up to a bounded amount so the client gets its 413 instead of a reset connection.
@@ -105,7 +110,7 @@ async fn body_bytes(state: &AppState, headers: &HeaderMap, body: Body) -> Result
     })
 }
 
-pub(super) async fn health(State(state): S) -> Response {
+pub(crate) async fn health(State(state): S) -> Response {
     if state.shutdown.is_cancelled() {
         return ApiError::new(ErrorKind::ShuttingDown, "The server is shutting down.")
             .into_response();
@@ -113,11 +118,11 @@ pub(super) async fn health(State(state): S) -> Response {
     json(&serde_json::json!({"status": "ok", "channels": state.channels.len()}))
 }
 
-pub(super) async fn openapi() -> Response {
-    json(crate::openapi::document())
+pub(crate) async fn openapi(State(state): S) -> Response {
+    json(&state.openapi)
 }
 
-pub(super) async fn metrics(State(state): S, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn metrics(State(state): S, headers: HeaderMap) -> Result<Response, ApiError> {
     let channels: Vec<_> = if state.public_metrics {
         state.channels.values().collect()
     } else {
@@ -132,7 +137,7 @@ pub(super) async fn metrics(State(state): S, headers: HeaderMap) -> Result<Respo
     Ok(r)
 }
 
-pub(super) async fn list_channels(
+pub(crate) async fn list_channels(
     State(state): S,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -144,47 +149,71 @@ pub(super) async fn list_channels(
     Ok(json(&wire::ChannelsResponse { channels }))
 }
 
-pub(super) async fn read(
-    State(state): S,
-    id: Id,
-    params: Params,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let q = query(params)?;
-    let exclusive = q
-        .get("exclusive")
-        .map(|v| wire::parse_bool(v))
-        .transpose()?
-        .unwrap_or(false);
-    let (channel, caller) = state.caller(&headers, &id)?;
-    let options = ReadOptions {
-        limit: limit(&state, &q, 10)?,
-        exclusive,
-        after: q.get("after").filter(|a| !a.is_empty()).cloned(),
-    };
-    let messages = channel.read_with(&caller, options).await?;
-    let messages: Vec<&sssn::ChannelMessage> = messages.iter().map(|m| &**m).collect();
-    Ok(json(&wire::MessagesResponse { messages }))
+impl AppState {
+    pub(crate) fn budget(&self) -> Budget {
+        Budget {
+            bytes: self.max_response_bytes,
+            expected_item: self.max_body_bytes,
+        }
+    }
 }
 
-fn payload_kind(q: &HashMap<String, String>) -> Result<PayloadKind, ApiError> {
+pub(crate) async fn read(
+    Authed { channel, caller }: Authed,
+    State(state): S,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = query(&uri)?;
+    let limit = api::READ_LIMIT.get(&q, state.max_limit)?;
+    let exclusive = api::READ_EXCLUSIVE.get(&q)?;
+    let mut after = api::READ_AFTER.get(&q);
+    let mut reply = ArrayReply::new("messages");
+    if exclusive {
+        // v1's exclusive read: claims, answered as plain messages.
+        paging::advancing(
+            &mut reply,
+            state.budget(),
+            limit,
+            |n| channel.claim(&caller, n),
+            |r, c| r.push(&*c.message),
+        )
+        .await?;
+    } else {
+        // `after` moves the cursor, so only the first page names it.
+        paging::advancing(
+            &mut reply,
+            state.budget(),
+            limit,
+            |n| {
+                let options = ReadOptions {
+                    limit: n,
+                    exclusive: false,
+                    after: after.take(),
+                };
+                channel.read_with(&caller, options)
+            },
+            |r, m| r.push(&**m),
+        )
+        .await?;
+    }
+    Ok(bounded(reply.finish()))
+}
+
+fn payload_kind(q: &QueryMap, kinds: &api::ChoiceParam) -> Result<PayloadKind, ApiError> {
     Ok(PayloadKind::from_query(
-        q.get("kind").map(String::as_str),
-        q.get("direct").map(String::as_str),
+        kinds.get(q)?,
+        api::DIRECT.get(q)?.then_some("true"),
     )?)
 }
 
-pub(super) async fn write(
+pub(crate) async fn write(
+    Authed { channel, caller }: Authed,
     State(state): S,
-    id: Id,
-    params: Params,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let kind = payload_kind(&query(params)?)?;
-    let (channel, caller) = state.caller(&headers, &id)?;
+    let kind = payload_kind(&query(&uri)?, &api::WRITE_KIND)?;
     let body = body_bytes(&state, &headers, body).await?;
     let payload = wire::parse_write(&body, kind)?;
     let item_id = channel.write_payload(&caller, payload).await?;
@@ -194,16 +223,14 @@ pub(super) async fn write(
     }))
 }
 
-pub(super) async fn write_batch(
+pub(crate) async fn write_batch(
+    Authed { channel, caller }: Authed,
     State(state): S,
-    id: Id,
-    params: Params,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let kind = payload_kind(&query(params)?)?;
-    let (channel, caller) = state.caller(&headers, &id)?;
+    let kind = payload_kind(&query(&uri)?, &api::BATCH_KIND)?;
     let body = body_bytes(&state, &headers, body).await?;
     let payloads = wire::parse_batch(&body, kind)?;
     let item_ids = channel.write_batch(&caller, payloads).await?;
@@ -213,26 +240,30 @@ pub(super) async fn write_batch(
     }))
 }
 
-pub(super) async fn claim(
+pub(crate) async fn claim(
+    Authed { channel, caller }: Authed,
     State(state): S,
-    id: Id,
-    params: Params,
-    headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let q = query(params)?;
-    let (channel, caller) = state.caller(&headers, &id)?;
-    let claimed = channel.claim(&caller, limit(&state, &q, 1)?).await?;
-    let claims = claimed
-        .iter()
-        .map(|c| wire::ClaimedMessage {
-            seq: c.seq,
-            attempt: c.attempt,
-            lease_until_ms: c.lease_until_ms,
-            message: &*c.message,
-        })
-        .collect();
-    Ok(json(&wire::ClaimResponse { claims }))
+    let q = query(&uri)?;
+    let limit = api::CLAIM_LIMIT.get(&q, state.max_limit)?;
+    let mut reply = ArrayReply::new("claims");
+    paging::advancing(
+        &mut reply,
+        state.budget(),
+        limit,
+        |n| ChannelEndpoint::claim(&channel, &caller, n),
+        |r, c| {
+            r.push(&wire::ClaimedMessage {
+                seq: c.seq,
+                attempt: c.attempt,
+                lease_until_ms: c.lease_until_ms,
+                message: &*c.message,
+            })
+        },
+    )
+    .await?;
+    Ok(bounded(reply.finish()))
 }
 
 /// The operations that take `{"message_ids": [...]}`.
@@ -247,26 +278,30 @@ enum Settling {
 }
 
 async fn settle(
+    Authed { channel, caller }: Authed,
     state: &AppState,
-    id: Id,
     headers: &HeaderMap,
     body: Body,
     what: Settling,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let (channel, caller) = state.caller(headers, &id)?;
     let body = body_bytes(state, headers, body).await?;
     let request = wire::parse_ids(&body)?;
     let ids: Vec<&str> = request.message_ids.iter().map(String::as_str).collect();
-    let how = match what {
-        Settling::Ack => Settle::Ack,
-        Settling::Nack => Settle::Nack {
-            delay: request.delay_ms.map(Duration::from_millis),
-        },
-        Settling::Extend => Settle::Extend,
-        Settling::Reject => Settle::Reject {
-            reason: request.reason.clone().unwrap_or_else(|| "rejected".into()),
-        },
+    let (verb, how) = match what {
+        Settling::Ack => ("acknowledged", Settle::Ack),
+        Settling::Nack => (
+            "nacked",
+            Settle::Nack {
+                delay: request.delay_ms.map(Duration::from_millis),
+            },
+        ),
+        Settling::Extend => ("extended", Settle::Extend),
+        Settling::Reject => (
+            "rejected",
+            Settle::Reject {
+                reason: request.reason.clone().unwrap_or_else(|| "rejected".into()),
+            },
+        ),
         Settling::Redrive => {
             let n = channel.redrive(&caller, &ids).await?;
             return Ok(json(&wire::SettledResponse::count_of("redriven", n)));
@@ -276,125 +311,105 @@ async fn settle(
             return Ok(json(&wire::SettledResponse::count_of("removed", n)));
         }
     };
-    let verb = match what {
-        Settling::Ack => "acknowledged",
-        Settling::Nack => "nacked",
-        Settling::Extend => "extended",
-        _ => "rejected",
-    };
     let settled = ChannelEndpoint::settle(&channel, &caller, &ids, how).await?;
     Ok(json(&wire::SettledResponse::of(verb, settled)))
 }
 
-pub(super) async fn acknowledge(
+pub(crate) async fn acknowledge(
+    authed: Authed,
     State(state): S,
-    id: Id,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settling::Ack).await
+    settle(authed, &state, &headers, body, Settling::Ack).await
 }
 
-pub(super) async fn nack(
+pub(crate) async fn nack(
+    authed: Authed,
     State(state): S,
-    id: Id,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settling::Nack).await
+    settle(authed, &state, &headers, body, Settling::Nack).await
 }
 
-pub(super) async fn extend(
+pub(crate) async fn extend(
+    authed: Authed,
     State(state): S,
-    id: Id,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settling::Extend).await
+    settle(authed, &state, &headers, body, Settling::Extend).await
 }
 
-pub(super) async fn reject(
+pub(crate) async fn reject(
+    authed: Authed,
     State(state): S,
-    id: Id,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settling::Reject).await
+    settle(authed, &state, &headers, body, Settling::Reject).await
 }
 
-pub(super) async fn redrive(
+pub(crate) async fn redrive(
+    authed: Authed,
     State(state): S,
-    id: Id,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settling::Redrive).await
+    settle(authed, &state, &headers, body, Settling::Redrive).await
 }
 
-pub(super) async fn remove(
+pub(crate) async fn remove(
+    authed: Authed,
     State(state): S,
-    id: Id,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    settle(&state, id, &headers, body, Settling::Remove).await
+    settle(authed, &state, &headers, body, Settling::Remove).await
 }
 
-pub(super) async fn clear(
-    State(state): S,
-    id: Id,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let (channel, caller) = state.caller(&headers, &id)?;
+pub(crate) async fn clear(Authed { channel, caller }: Authed) -> Result<Response, ApiError> {
     let n = ChannelEndpoint::clear(&channel, &caller).await?;
     Ok(json(&wire::SettledResponse::count_of("removed", n)))
 }
 
-pub(super) async fn evict(
+pub(crate) async fn evict(
+    Authed { channel, caller }: Authed,
     State(state): S,
-    id: Id,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let (channel, caller) = state.caller(&headers, &id)?;
     let body = body_bytes(&state, &headers, body).await?;
     let request = wire::parse_evict(&body)?;
     let n = ChannelEndpoint::evict(&channel, &caller, request.before, request.max_count).await?;
     Ok(json(&wire::SettledResponse::count_of("removed", n)))
 }
 
-pub(super) async fn dead_letters(
+pub(crate) async fn dead_letters(
+    Authed { channel, caller }: Authed,
     State(state): S,
-    id: Id,
-    params: Params,
-    headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let q = query(params)?;
-    let (channel, caller) = state.caller(&headers, &id)?;
-    let dead_letters =
-        ChannelEndpoint::dead_letters(&channel, &caller, limit(&state, &q, 100)?).await?;
-    Ok(json(&wire::DeadLettersResponse { dead_letters }))
+    let q = query(&uri)?;
+    let limit = api::DEAD_LETTER_LIMIT.get(&q, state.max_limit)?;
+    let mut reply = ArrayReply::new("dead_letters");
+    paging::restarting(
+        &mut reply,
+        state.budget(),
+        limit,
+        |n| ChannelEndpoint::dead_letters(&channel, &caller, n),
+        |d| d.seq,
+        |r, d| r.push(d),
+    )
+    .await?;
+    Ok(bounded(reply.finish()))
 }
 
-pub(super) async fn info(
-    State(state): S,
-    id: Id,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let (channel, caller) = state.caller(&headers, &id)?;
+pub(crate) async fn info(Authed { channel, caller }: Authed) -> Result<Response, ApiError> {
     Ok(json(&channel.info_for(&caller)?))
 }
 
-pub(super) async fn stats(
-    State(state): S,
-    id: Id,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let (channel, caller) = state.caller(&headers, &id)?;
+pub(crate) async fn stats(Authed { channel, caller }: Authed) -> Result<Response, ApiError> {
     Ok(json(&channel.stats_for(&caller).await?))
 }
