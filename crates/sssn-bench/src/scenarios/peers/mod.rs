@@ -327,6 +327,17 @@ struct Sample {
     rate: f64,
     client_us: f64,
     server_us: Option<f64>,
+    /// Consumer takes per message, and those of them that came back empty.
+    takes: f64,
+    empty: f64,
+}
+
+/// What the driver saw of a round.
+struct Driven {
+    /// From the first send to the last acknowledgement.
+    elapsed: Duration,
+    takes: usize,
+    empty: usize,
 }
 
 /// Opens a fresh queue of `system`, runs the pattern with `n` messages, closes the queue.
@@ -362,28 +373,31 @@ async fn round(system: &dyn System, round: usize, n: usize) -> anyhow::Result<(S
     }
     let closed = queue.close().await.context("closing the queue");
     setup = setup.and(closed);
-    let elapsed = outcome?;
+    let driven = outcome?;
     setup?;
     let per_msg = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
     Ok((
         Sample {
-            rate: n as f64 / elapsed.as_secs_f64(),
+            rate: n as f64 / driven.elapsed.as_secs_f64(),
             client_us: per_msg(client),
             server_us: server_cpu.map(per_msg),
+            takes: driven.takes as f64 / n as f64,
+            empty: driven.empty as f64 / n as f64,
         },
         server,
     ))
 }
 
 /// The pattern: producers and consumers at the same time until all `n` messages are
-/// acknowledged, each exactly once. Returns the time from the start to the last
-/// acknowledgement.
+/// acknowledged, each exactly once.
 async fn drive(
     producers: Vec<Box<dyn Producer>>,
     consumers: Vec<Box<dyn Consumer>>,
     n: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Driven> {
     let stop = CancellationToken::new();
+    let takes = Arc::new(AtomicUsize::new(0));
+    let empty = Arc::new(AtomicUsize::new(0));
     let seen: Arc<Vec<AtomicBool>> = Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
     let acked = Arc::new(AtomicUsize::new(0));
     let last = Arc::new(Mutex::new(None::<Instant>));
@@ -402,6 +416,7 @@ async fn drive(
     }
     for (k, mut c) in consumers.into_iter().enumerate() {
         let (stop, seen, acked, last) = (stop.clone(), seen.clone(), acked.clone(), last.clone());
+        let (takes, empty) = (takes.clone(), empty.clone());
         tasks.spawn(async move {
             let waits = c.waits();
             loop {
@@ -409,7 +424,9 @@ async fn drive(
                     () = stop.cancelled() => return Ok(()),
                     r = c.take(TAKE) => r.with_context(|| format!("consumer {k}: take"))?,
                 };
+                takes.fetch_add(1, Ordering::Relaxed);
                 if taken.is_empty() {
+                    empty.fetch_add(1, Ordering::Relaxed);
                     if !waits {
                         tokio::select! {
                             () = stop.cancelled() => return Ok(()),
@@ -474,7 +491,11 @@ async fn drive(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .context("no last acknowledgement")?;
-    Ok(last - t)
+    Ok(Driven {
+        elapsed: last - t,
+        takes: takes.load(Ordering::Relaxed),
+        empty: empty.load(Ordering::Relaxed),
+    })
 }
 
 /// A row of the peer table: a system, and the system it is compared with.
@@ -585,8 +606,27 @@ impl Entry {
 /// Runs the scenario.
 pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
     let n = cfg.size(20_000, 2_000);
+    // `SSSN_BENCH_PEERS=redis,sssn-http-memory`: only these rows (to profile one pair).
+    let only: Option<Vec<String>> = std::env::var("SSSN_BENCH_PEERS")
+        .ok()
+        .map(|v| v.split(',').map(|k| k.trim().to_owned()).collect());
+    if let Some(keys) = &only
+        && let Some(bad) = keys.iter().find(|k| !ROWS.iter().any(|r| r.key == *k))
+    {
+        let known: Vec<&str> = ROWS.iter().map(|r| r.key).collect();
+        bail!(
+            "SSSN_BENCH_PEERS names '{bad}'; the rows are {}",
+            known.join(", ")
+        );
+    }
     let mut entries = Vec::new();
     for row in ROWS {
+        if only
+            .as_ref()
+            .is_some_and(|k| !k.iter().any(|k| k == row.key))
+        {
+            continue;
+        }
         let state = match tokio::time::timeout(CONNECT, connect(row.key)).await {
             Ok(Ok(system)) => State::Running(system),
             Ok(Err(e)) => State::Skipped(format!("{e:#}")),
@@ -681,6 +721,9 @@ impl Stat {
 
 /// What the table shows of a measured row.
 struct Measured {
+    /// Medians of takes and empty takes per message.
+    takes: f64,
+    empty: f64,
     rate: Stat,
     client: Stat,
     server: Option<Stat>,
@@ -710,6 +753,8 @@ fn measured(e: &Entry) -> Option<Measured> {
         None
     };
     Some(Measured {
+        takes: median(&s.iter().map(|x| x.takes).collect::<Vec<_>>()),
+        empty: median(&s.iter().map(|x| x.empty).collect::<Vec<_>>()),
         rate: Stat::of(s.iter().map(|x| x.rate))?,
         client: Stat::of(s.iter().map(|x| x.client_us))?,
         server,
@@ -818,7 +863,13 @@ fn outcomes(entries: &[Entry], n: usize, runs: usize) -> Vec<Outcome> {
             goals.push(format!("goal (#16) {text}: {verdict}"));
         }
         if let (Some(m), Some(server)) = (&m, &e.server) {
-            notes.push(format!("{}: server CPU = {}", e.row.key, server.describe()));
+            notes.push(format!(
+                "{}: server CPU = {}; consumer takes per message {:.2} (empty ones {:.2})",
+                e.row.key,
+                server.describe(),
+                m.takes,
+                m.empty
+            ));
             json_rows.push(json!({
                 "scenario": e.scenario(),
                 "system": e.row.label,
@@ -833,6 +884,8 @@ fn outcomes(entries: &[Entry], n: usize, runs: usize) -> Vec<Outcome> {
                 "server_us_per_msg": m.server.map(|s| s.json()),
                 "total_us_per_msg": m.total.median.is_finite().then(|| m.total.json()),
                 "server_counted": server.describe(),
+                "takes_per_msg": m.takes,
+                "empty_takes_per_msg": m.empty,
                 "compared_with": versus.map(|(p, ..)| p.scenario()),
                 "ratio": ratio,
                 "ratio_is": versus.map(|_| "ours / compared (msgs/s medians)"),
@@ -964,6 +1017,8 @@ mod tests {
             rate,
             client_us: 10.0,
             server_us: Some(5.0),
+            takes: 0.2,
+            empty: 0.1,
         };
         let entry = |key: &str, state, samples: Vec<Sample>| Entry {
             row: ROWS.iter().find(|r| r.key == key).unwrap(),
