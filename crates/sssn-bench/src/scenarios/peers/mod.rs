@@ -365,7 +365,9 @@ async fn round(system: &dyn System, round: usize, n: usize) -> anyhow::Result<(S
         if let (Some(a), Some(b)) = (process_cpu_time(), client_before) {
             client = a.saturating_sub(b);
         }
-        if let (Some(b), Some(a)) = (server_before, server.read()) {
+        // Asked again: a server process started during the round (an autovacuum worker)
+        // counts whole.
+        if let (Some(b), Some(a)) = (server_before, queue.server().read()) {
             server_cpu = Some(server_delta(&b, &a));
         }
     } else {
