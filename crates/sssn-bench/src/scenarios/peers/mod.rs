@@ -909,7 +909,7 @@ fn outcomes(entries: &[Entry], n: usize, runs: usize) -> Vec<Outcome> {
     text.push('\n');
     let _ = writeln!(
         text,
-        "- ratio = msgs/s of the row / msgs/s of the row named under vs; CPU ratio = total µs/msg of that row / of this one (higher is better for both)."
+        "- ratio = msgs/s of the row / msgs/s of the row named under vs; CPU ratio = total µs/msg of that row / of this one (higher is better for both). sssn memory is compared with a raw tokio channel in the `workqueue` figure."
     );
     let _ = writeln!(
         text,
