@@ -16,14 +16,14 @@ use std::time::Instant;
 use clap::Parser;
 use sssn_bench::machine::{Busy, Facts};
 use sssn_bench::report::{Outcome, table};
-use sssn_bench::scenarios::{self, ALL, Config, memory};
+use sssn_bench::scenarios::{self, ALL, Config, memory, peers};
 
 /// Measures sssn's hot paths against their baselines, in the same run.
 #[derive(Parser, Debug)]
 #[command(name = "sssn-bench", version)]
 struct Args {
     /// Scenarios to run (default: all): workqueue, scaling, broadcast, shared-reads,
-    /// memory, sqlite, http, nats, systems.
+    /// memory, sqlite, http, nats, systems, peers.
     scenarios: Vec<String>,
     /// One JSON object per figure and line on stdout (machine facts go to stderr).
     #[arg(long)]
@@ -41,8 +41,14 @@ struct Args {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some(memory::CHILD) {
-        return match memory::child(&argv[2..]) {
+    // Hidden subcommands: the child processes some scenarios measure in.
+    let child = match argv.get(1).map(String::as_str) {
+        Some(memory::CHILD) => Some(memory::child(&argv[2..])),
+        Some(peers::SERVER_CHILD) => Some(peers::server_child(&argv[2..])),
+        _ => None,
+    };
+    if let Some(result) = child {
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{e:#}");
@@ -112,8 +118,8 @@ fn main() -> ExitCode {
         });
         eprintln!("[{name}] done in {:.1} s", t.elapsed().as_secs_f64());
         if args.json {
-            for o in &got {
-                println!("{}", o.to_json());
+            for line in got.iter().flat_map(Outcome::json_lines) {
+                println!("{line}");
             }
         }
         outcomes.extend(got);

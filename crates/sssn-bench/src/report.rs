@@ -200,6 +200,20 @@ pub enum Outcome {
         /// The error.
         error: String,
     },
+    /// A table of its own that a scenario renders (the peer table), printed after the
+    /// figures.
+    Section(Section),
+}
+
+/// A scenario's own table: its text for people, one JSON object per row for tools.
+#[derive(Clone, Debug)]
+pub struct Section {
+    /// Scenario name.
+    pub scenario: String,
+    /// The table with its notes, ready to print.
+    pub text: String,
+    /// One JSON object per row.
+    pub rows: Vec<Value>,
 }
 
 impl Outcome {
@@ -223,6 +237,18 @@ impl Outcome {
                 "scenario": scenario,
                 "error": error,
             }),
+            Self::Section(s) => json!({
+                "scenario": s.scenario,
+                "rows": s.rows,
+            }),
+        }
+    }
+
+    /// The JSON lines of the outcome: one object, or one per row of a section.
+    pub fn json_lines(&self) -> Vec<Value> {
+        match self {
+            Self::Section(s) => s.rows.clone(),
+            other => vec![other.to_json()],
         }
     }
 }
@@ -316,8 +342,10 @@ pub fn table(outcomes: &[Outcome]) -> String {
     ];
     let mut rows: Vec<[String; 8]> = Vec::new();
     let mut notes = Vec::new();
+    let mut sections = Vec::new();
     for o in outcomes {
         match o {
+            Outcome::Section(s) => sections.push(s),
             Outcome::Figure(f) => {
                 let (b, br) = match &f.baseline {
                     Some((_, s)) => (human(median(s)), range(s)),
@@ -368,35 +396,52 @@ pub fn table(outcomes: &[Outcome]) -> String {
             }
         }
     }
-    let mut widths = header.map(|h| h.chars().count());
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-            let pad = w - c.chars().count();
-            // Numbers right-aligned, words left-aligned.
-            if (2..=6).contains(&i) {
-                let _ = write!(s, "{}{c}  ", " ".repeat(pad));
-            } else {
-                let _ = write!(s, "{c}{}  ", " ".repeat(pad));
-            }
-        }
-        s.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(&header.map(str::to_owned));
-    out += &line(&widths.map(|w| "-".repeat(w)));
-    for r in &rows {
-        out += &line(r);
+    let mut out = String::new();
+    if !rows.is_empty() {
+        let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+        // Numbers right-aligned, words left-aligned.
+        out += &grid(&header.map(str::to_owned), &rows, &[2, 3, 4, 5, 6]);
     }
     if !notes.is_empty() {
         out.push('\n');
         for n in notes {
             let _ = writeln!(out, "- {n}");
         }
+    }
+    for s in sections {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out += &s.text;
+    }
+    out
+}
+
+/// A plain-text table: `header`, a rule, then `rows`; the columns listed in `right` are
+/// right-aligned (numbers), the others left-aligned.
+pub fn grid(header: &[String], rows: &[Vec<String>], right: &[usize]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            let pad = " ".repeat(w - c.chars().count());
+            if right.contains(&i) {
+                let _ = write!(s, "{pad}{c}  ");
+            } else {
+                let _ = write!(s, "{c}{pad}  ");
+            }
+        }
+        s.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header);
+    out += &line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>());
+    for r in rows {
+        out += &line(r);
     }
     out
 }
@@ -445,6 +490,38 @@ mod tests {
             .ours(vec![300.0])
             .goal(Goal::AtMost(400.0));
         assert_eq!(g.goals_met(), Some(true));
+    }
+
+    #[test]
+    fn sections_print_after_the_figures_and_give_one_json_line_per_row() {
+        let section = Outcome::Section(Section {
+            scenario: "peers".to_owned(),
+            text: "the peer table\n".to_owned(),
+            rows: vec![
+                json!({"scenario": "peers/a"}),
+                json!({"scenario": "peers/b"}),
+            ],
+        });
+        let figure: Outcome = Figure::new("x", "msgs/s", Better::Higher)
+            .ours(vec![1.0])
+            .into();
+        let text = table(&[section.clone(), figure]);
+        assert!(text.starts_with("figure"), "{text}");
+        assert!(text.ends_with("\nthe peer table\n"), "{text}");
+        assert_eq!(table(std::slice::from_ref(&section)), "the peer table\n");
+        let lines = section.json_lines();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["scenario"], "peers/b");
+    }
+
+    #[test]
+    fn grids_align_words_left_and_numbers_right() {
+        let g = grid(
+            &["name".to_owned(), "n".to_owned()],
+            &[vec!["a".to_owned(), "1000".to_owned()]],
+            &[1],
+        );
+        assert_eq!(g, "name     n\n----  ----\na     1000\n");
     }
 
     #[test]

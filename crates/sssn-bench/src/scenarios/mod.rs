@@ -5,6 +5,7 @@ pub mod broadcast;
 pub mod http;
 pub mod memory;
 pub mod nats;
+pub mod peers;
 pub mod scaling;
 pub mod shared_reads;
 pub mod sqlite;
@@ -29,6 +30,7 @@ pub const ALL: &[&str] = &[
     "http",
     "nats",
     "systems",
+    "peers",
 ];
 
 /// How big and how often.
@@ -75,6 +77,7 @@ async fn run_inner(name: &str, cfg: Config) -> Vec<Outcome> {
         "http" => http::run(cfg).await,
         "nats" => nats::run(cfg).await,
         "systems" => systems::run(cfg).await,
+        "peers" => peers::run(cfg).await,
         other => Err(anyhow::anyhow!("unknown scenario '{other}'")),
     };
     result.unwrap_or_else(|e| {

@@ -50,9 +50,14 @@ impl Setup {
     }
 }
 
+/// The NATS address: `SSSN_BENCH_NATS`, or [`NATS_ADDR`].
+pub fn nats_addr() -> String {
+    std::env::var("SSSN_BENCH_NATS").unwrap_or_else(|_| NATS_ADDR.to_owned())
+}
+
 /// Runs the scenario.
 pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
-    let addr = std::env::var("SSSN_BENCH_NATS").unwrap_or_else(|_| NATS_ADDR.to_owned());
+    let addr = nats_addr();
     if tokio::net::TcpStream::connect(&addr).await.is_err() {
         return Ok(vec![Outcome::skipped(
             "nats",
