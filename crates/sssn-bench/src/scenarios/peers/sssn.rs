@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ::sssn::channel::WorkQueueChannel;
 use ::sssn::security::Principal;
-use ::sssn::store::Store;
+use ::sssn::store::{Settle, Store};
 use ::sssn::{Channel, ChannelEndpoint, Payload};
 use ::sssn_http::{RemoteChannel, Server as HttpServer};
 use ::sssn_nats::{JetStreamOptions, JetStreamStore};
@@ -109,8 +109,8 @@ impl Sssn {
 fn queue(name: String, store: Option<Arc<dyn Store>>) -> Channel {
     let builder = WorkQueueChannel::new(name).claim_timeout(LEASE);
     match store {
-        Some(s) => builder.store(s).build(),
-        None => builder.build(),
+        Some(s) => builder.store(s).build().erased(),
+        None => builder.build().erased(),
     }
 }
 
@@ -296,7 +296,9 @@ impl Consumer for SssnConsumer {
     }
 
     async fn ack(&mut self) -> anyhow::Result<()> {
-        let done = self.endpoint.ack(&self.me, &self.taken).await?;
+        let ids: Vec<&str> = self.taken.iter().map(String::as_str).collect();
+        let settled = self.endpoint.settle(&self.me, &ids, Settle::Ack).await?;
+        let done = settled.done.len();
         ensure!(
             done == self.taken.len(),
             "acknowledged {done} of {} claimed",
