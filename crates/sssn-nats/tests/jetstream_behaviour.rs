@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::Release;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +15,8 @@ use sssn::channel::{BroadcastChannel, PassthroughChannel, WorkQueueChannel};
 use sssn::store::{ChannelSpec, Store};
 use sssn::{ChannelKind, ChannelMessage, ErrorKind};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn feed_sees_appends_of_other_processes() {
-    let Some(ts) = common::shared_store("feed_sees_appends_of_other_processes").await else {
+async fn feed_sees_appends_of_other_processes(release: Release) {
+    let Some(ts) = common::store_of(release, "feed_sees_appends_of_other_processes").await else {
         return;
     };
     let here = BroadcastChannel::new("news")
@@ -43,9 +44,8 @@ async fn feed_sees_appends_of_other_processes() {
     assert_eq!(raw.head(), 5, "head follows the other process's appends");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_are_fenced_across_processes() {
-    let Some(ts) = common::shared_store("claims_are_fenced_across_processes").await else {
+async fn claims_are_fenced_across_processes(release: Release) {
+    let Some(ts) = common::store_of(release, "claims_are_fenced_across_processes").await else {
         return;
     };
     let a = WorkQueueChannel::new("q")
@@ -83,10 +83,12 @@ async fn claims_are_fenced_across_processes() {
     assert_eq!((s.stored, s.acknowledged), (0, 1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn next_claimer_dead_letters_an_abandoned_last_delivery() {
-    let Some(ts) =
-        common::shared_store("next_claimer_dead_letters_an_abandoned_last_delivery").await
+async fn next_claimer_dead_letters_an_abandoned_last_delivery(release: Release) {
+    let Some(ts) = common::store_of(
+        release,
+        "next_claimer_dead_letters_an_abandoned_last_delivery",
+    )
+    .await
     else {
         return;
     };
@@ -128,9 +130,8 @@ async fn next_claimer_dead_letters_an_abandoned_last_delivery() {
     assert_eq!((s.stored, s.dead_lettered), (0, 1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cursors_live_on_the_server() {
-    let Some(ts) = common::shared_store("cursors_live_on_the_server").await else {
+async fn cursors_live_on_the_server(release: Release) {
+    let Some(ts) = common::store_of(release, "cursors_live_on_the_server").await else {
         return;
     };
     let a = BroadcastChannel::new("b").store(ts.store.clone()).build();
@@ -156,9 +157,8 @@ async fn cursors_live_on_the_server() {
     assert_eq!(stats.readers[0].cursor, 5);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ids_that_are_not_subject_safe() {
-    let Some(ts) = common::shared_store("ids_that_are_not_subject_safe").await else {
+async fn ids_that_are_not_subject_safe(release: Release) {
+    let Some(ts) = common::store_of(release, "ids_that_are_not_subject_safe").await else {
         return;
     };
     let ch = PassthroughChannel::new("odd ids: a.b*c>d")
@@ -183,3 +183,11 @@ async fn ids_that_are_not_subject_safe() {
     assert_eq!(ch.remove("admin", &["*".to_owned()]).await.unwrap(), 1);
     assert_eq!(ch.stats().await.unwrap().stored, odd.len() as u64 - 1);
 }
+
+on_each_release!(
+    feed_sees_appends_of_other_processes,
+    claims_are_fenced_across_processes,
+    next_claimer_dead_letters_an_abandoned_last_delivery,
+    cursors_live_on_the_server,
+    ids_that_are_not_subject_safe,
+);

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::Release;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -25,9 +27,9 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(name: &str, prefix: &str, channel: &str) -> Self {
+    fn spawn(url: &str, name: &str, prefix: &str, channel: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sssn-nats-worker"))
-            .args(["--url", common::SHARED_URL, "--prefix", prefix])
+            .args(["--url", url, "--prefix", prefix])
             .args(["--channel", channel, "--name", name])
             .args(["--lease-ms", &LEASE.as_millis().to_string()])
             .args(["--batch", "4", "--work-ms", "30"])
@@ -81,9 +83,8 @@ fn parse(line: &str) -> Option<(&str, &str, u32)> {
     Some((parts.next()?, parts.next()?, parts.next()?.parse().ok()?))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_workers_one_killed_mid_claim() {
-    let Some(ts) = common::shared_store("three_workers_one_killed_mid_claim").await else {
+async fn three_workers_one_killed_mid_claim(release: Release) {
+    let Some(ts) = common::store_of(release, "three_workers_one_killed_mid_claim").await else {
         return;
     };
     let prefix = ts.store.options().prefix.clone();
@@ -106,7 +107,7 @@ async fn three_workers_one_killed_mid_claim() {
     assert_eq!(ids.len(), MESSAGES);
 
     let mut workers: Vec<Worker> = (0..3)
-        .map(|i| Worker::spawn(&format!("w{i}"), &prefix, "jobs"))
+        .map(|i| Worker::spawn(&ts.url, &format!("w{i}"), &prefix, "jobs"))
         .collect();
 
     // Kill w0 right after it reports processing its third message: it then holds claims
@@ -200,3 +201,5 @@ async fn three_workers_one_killed_mid_claim() {
         orphaned.len()
     );
 }
+
+on_each_release!(three_workers_one_killed_mid_claim);
