@@ -8,10 +8,9 @@ mod common;
 use common::Release;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::worker::{Worker, parse};
 
 use serde_json::json;
 use sssn::Payload;
@@ -19,69 +18,6 @@ use sssn::channel::WorkQueueChannel;
 
 const MESSAGES: usize = 120;
 const LEASE: Duration = Duration::from_secs(1);
-
-struct Worker {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Worker {
-    fn spawn(url: &str, name: &str, prefix: &str, channel: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sssn-nats-worker"))
-            .args(["--url", url, "--prefix", prefix])
-            .args(["--channel", channel, "--name", name])
-            .args(["--lease-ms", &LEASE.as_millis().to_string()])
-            .args(["--batch", "4", "--work-ms", "30"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn worker");
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self {
-            child,
-            lines,
-            reader: Some(reader),
-        }
-    }
-
-    fn count(&self, kind: &str) -> usize {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.starts_with(kind))
-            .count()
-    }
-
-    fn kill(&mut self) -> Vec<String> {
-        self.child.kill().ok();
-        self.child.wait().ok();
-        if let Some(r) = self.reader.take() {
-            r.join().ok();
-        }
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-/// `(event, id, attempt)` of a worker's output line.
-fn parse(line: &str) -> Option<(&str, &str, u32)> {
-    let mut parts = line.split_whitespace();
-    Some((parts.next()?, parts.next()?, parts.next()?.parse().ok()?))
-}
 
 async fn three_workers_one_killed_mid_claim(release: Release) {
     let Some(ts) = common::store_of(release, "three_workers_one_killed_mid_claim").await else {
@@ -107,7 +43,22 @@ async fn three_workers_one_killed_mid_claim(release: Release) {
     assert_eq!(ids.len(), MESSAGES);
 
     let mut workers: Vec<Worker> = (0..3)
-        .map(|i| Worker::spawn(&ts.url, &format!("w{i}"), &prefix, "jobs"))
+        .map(|i| {
+            Worker::spawn(
+                &ts.url,
+                &format!("w{i}"),
+                &prefix,
+                "jobs",
+                &[
+                    "--lease-ms",
+                    &LEASE.as_millis().to_string(),
+                    "--batch",
+                    "4",
+                    "--work-ms",
+                    "30",
+                ],
+            )
+        })
         .collect();
 
     // Kill w0 right after it reports processing its third message: it then holds claims
@@ -139,7 +90,7 @@ async fn three_workers_one_killed_mid_claim(release: Release) {
     let mut acked_by_killed: HashSet<&str> = HashSet::new();
     let mut stale: HashSet<(usize, &str)> = HashSet::new();
     for (worker, line) in &all {
-        let Some((event, id, attempt)) = parse(line) else {
+        let Some((event, id, attempt, _)) = parse(line) else {
             continue;
         };
         match event {

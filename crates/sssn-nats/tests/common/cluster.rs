@@ -4,6 +4,7 @@
 //! directory; the whole cluster is killed on drop.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
@@ -206,7 +207,7 @@ impl Cluster {
         let client = loop {
             match async_nats::ConnectOptions::new()
                 .connection_timeout(Duration::from_secs(2))
-                .connect(self.servers().as_str())
+                .connect(self.nodes.iter().map(Node::addr).collect::<Vec<_>>())
                 .await
             {
                 Ok(c) => break c,
@@ -262,3 +263,42 @@ pub async fn stream_leader(
         .collect();
     Ok((leader, replicas))
 }
+
+/// One cluster of `release` per test process, shared by its tests (each under its own
+/// prefix), ready for R3 streams; it lives until the process exits (the watchdogs stop
+/// its nodes). Only for tests that do not kill nodes. `Err`: the binary is missing (a
+/// reason to skip); a cluster that does not come up is a panic (a failure).
+pub fn shared_cluster(release: Release) -> Result<&'static Cluster, String> {
+    static CLUSTERS: [OnceLock<Result<Cluster, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let found = CLUSTERS[release as usize].get_or_init(|| {
+        let cluster = match Cluster::try_start(release) {
+            Ok(c) => c,
+            Err(reason) => return Err(reason),
+        };
+        let ready = std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+                    .block_on(cluster.ready(Duration::from_secs(30)));
+            })
+            .join()
+        });
+        // Remembered as a failure (not retried by every test); the panic message of the
+        // first test says why.
+        ready.map(|()| cluster).map_err(|_| FAILED.to_owned())
+    });
+    match found {
+        Ok(c) => Ok(c),
+        Err(reason) if reason == FAILED => {
+            panic!(
+                "the shared cluster of nats-server {} did not start",
+                release.label()
+            )
+        }
+        Err(reason) => Err(reason.clone()),
+    }
+}
+
+const FAILED: &str = "the cluster did not become ready";

@@ -14,6 +14,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cluster;
+pub mod worker;
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::TcpListener;
@@ -189,6 +190,7 @@ pub fn listening(addr: &str) -> bool {
 pub struct ServerProcess {
     watchdog: Child,
     pub pid: u32,
+    killed: bool,
 }
 
 impl ServerProcess {
@@ -228,13 +230,21 @@ wait "$s" 2>/dev/null"#;
             .read_line(&mut line)
             .expect("server pid");
         let pid = line.trim().parse().expect("server pid");
-        Self { watchdog, pid }
+        Self {
+            watchdog,
+            pid,
+            killed: false,
+        }
     }
 
     /// SIGKILL, and waits until the process is gone.
     pub fn kill(&mut self) {
+        if std::mem::replace(&mut self.killed, true) {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-KILL", &self.pid.to_string()])
+            .stderr(Stdio::null())
             .status();
         let _ = self.watchdog.wait();
     }
@@ -410,6 +420,14 @@ pub async fn store_2_15(test: &str) -> Option<TestStore> {
         .await
         .map_err(|reason| skip(test, &reason))
         .ok()
+}
+
+/// A store at R3 on this process's shared cluster of `release`, or why not.
+pub async fn try_cluster_store(release: Release, test: &str) -> Result<TestStore, String> {
+    match cluster::shared_cluster(release) {
+        Ok(c) => Ok(store_at(&c.url("replicas=3"), test_options()).await),
+        Err(reason) => Err(skip_reason(test, reason)),
+    }
 }
 
 /// A store on a server of `release` (the shared server for 2.9, this process's private
