@@ -97,9 +97,10 @@ fn operation(op: &str) -> Value {
         bool,
     ) = match op {
         "health" => {
-            return json!({"operationId": op, "summary": "Liveness.", "security": [], "responses": {
+            return json!({"operationId": op, "summary": "Health: ok, degraded (a served channel is not running yet, e.g. its store is not reachable) or shutting down.", "security": [], "responses": {
             "200": ok("Serving.", json!({"type": "object", "properties": {"status": {"type": "string"}, "channels": {"type": "integer"}}})),
-            "503": err("Shutting down.")}});
+            "503": ok("Shutting down (an Error), or degraded: status \"degraded\" and the ids of the served channels that are not running.",
+                json!({"oneOf": [r("Error"), {"type": "object", "properties": {"status": {"type": "string"}, "channels": {"type": "integer"}, "not_running": {"type": "array", "items": {"type": "string"}}}}]}))}});
         }
         "metrics" => {
             return json!({"operationId": op, "summary": "Prometheus metrics of the channels the token may read (of all served channels when the server has public metrics).",
