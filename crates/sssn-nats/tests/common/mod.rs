@@ -282,6 +282,21 @@ impl PrivateServer {
         Ok(s)
     }
 
+    /// Starts one of `release` on `port` (which may have clients waiting for it).
+    pub fn try_start_on(release: Release, dir: &Path, port: u16) -> Result<Self, String> {
+        let binary = release.binary()?;
+        let mut s = Self {
+            release,
+            port,
+            dir: dir.to_owned(),
+            binary,
+            process: None,
+            _tmp: None,
+        };
+        s.spawn();
+        Ok(s)
+    }
+
     /// Starts one in a temporary directory of its own.
     pub fn try_start_temp(release: Release) -> Result<Self, String> {
         let tmp = tempfile::tempdir().expect("temporary directory");
