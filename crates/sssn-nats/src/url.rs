@@ -115,6 +115,7 @@ fn duration(url: &str, name: &str, value: &str) -> Result<Duration> {
 /// | `name` | text | [`JetStreamOptions::connection_name`] |
 /// | `retry_connect` | `true`, `false` | [`JetStreamOptions::retry_initial_connect`] |
 /// | `server_version` | `2.9.10` | [`JetStreamOptions::assume_server_version`] |
+/// | `ping_interval` | a duration, as `request_timeout` | [`JetStreamOptions::ping_interval`] |
 fn apply_query(url: &str, query: &str, mut options: JetStreamOptions) -> Result<JetStreamOptions> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let Some((name, value)) = pair.split_once('=') else {
@@ -156,6 +157,7 @@ fn apply_query(url: &str, query: &str, mut options: JetStreamOptions) -> Result<
             "request_timeout" => {
                 options = options.request_timeout(duration(url, name, value)?);
             }
+            "ping_interval" => options = options.ping_interval(duration(url, name, value)?),
             "durable_acks" => options = options.durable_acks(flag(url, name, value)?),
             "name" if !value.is_empty() => options = options.connection_name(value),
             "retry_connect" => options = options.retry_initial_connect(flag(url, name, value)?),
@@ -170,7 +172,7 @@ fn apply_query(url: &str, query: &str, mut options: JetStreamOptions) -> Result<
                     url,
                     format!(
                         "unknown option '{name}' (prefix, replicas, storage, request_timeout, \
-                         durable_acks, name, retry_connect, server_version)"
+                         ping_interval, durable_acks, name, retry_connect, server_version)"
                     ),
                 ));
             }
@@ -227,7 +229,7 @@ mod tests {
     fn every_option() {
         let (_, o) = parse(
             "nats://h:1?storage=memory&request_timeout=2s&durable_acks=true&name=svc\
-             &retry_connect=true&server_version=2.9.10",
+             &retry_connect=true&server_version=2.9.10&ping_interval=1s",
             JetStreamOptions::default(),
         )
         .unwrap();
@@ -236,6 +238,7 @@ mod tests {
         assert!(o.durable_acks && o.retry_initial_connect);
         assert_eq!(o.connection_name, "svc");
         assert_eq!(o.assume_server_version, Some(ServerVersion::new(2, 9, 10)));
+        assert_eq!(o.ping_interval, Duration::from_secs(1));
         let (_, o) = parse(
             "nats://h:1?request_timeout=750",
             JetStreamOptions::default(),

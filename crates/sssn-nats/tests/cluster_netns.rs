@@ -1,0 +1,383 @@
+//! The cluster across "hosts": each node in its own network namespace, joined to a
+//! client namespace by a veth pair on a bridge (10.213.K.0/24, K per test run), and a
+//! partition that isolates the jobs stream's leader, made with iptables inside that
+//! node's namespace (every packet in and out of its link dropped), then healed.
+//!
+//! The client is this test binary again, run inside the client namespace (`netns_driver`,
+//! ignored in normal runs): it writes and consumes jobs before, during and after the
+//! partition and reports. Passing means: no confirmed write lost, no acknowledged job
+//! claimed again, the queue drained, the isolated node current again after the heal.
+//! Needs root, `ip netns` and `iptables` (skipped with a reason otherwise); everything
+//! it creates is deleted at the end, also when it fails.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use sssn::channel::WorkQueueChannel;
+use sssn::{ChannelMessage, ErrorKind};
+use sssn_nats::JetStreamStore;
+
+use common::Release;
+use common::cluster::{Cluster, Placement, stream_leader};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn sh(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Why this machine cannot run the test, if it cannot.
+fn unavailable() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("needs root (network namespaces and iptables)".into());
+    }
+    if Command::new("ip").args(["netns", "list"]).output().is_err() {
+        return Some("`ip` (iproute2) not installed".into());
+    }
+    if Command::new("iptables").arg("--version").output().is_err() {
+        return Some("iptables not installed (apt-get install iptables)".into());
+    }
+    None
+}
+
+/// The namespaces, bridge and links of one run; all deleted on drop.
+struct Net {
+    client: String,
+    nodes: [String; 3],
+    subnet: String,
+}
+
+impl Net {
+    fn create(release: Release) -> Result<Self, String> {
+        // K from the pid and the release: concurrent runs (other checkouts, the other
+        // release) get other names and subnets.
+        let k = std::process::id() % 100 * 2 + release as u32 + 20;
+        let base = format!("sssnt{k}");
+        let net = Self {
+            client: format!("{base}-c"),
+            nodes: [1, 2, 3].map(|i| format!("{base}-n{i}")),
+            subnet: format!("10.213.{k}"),
+        };
+        net.delete(); // leftovers of a run with the same pid that was killed
+        sh(&["ip", "netns", "add", &net.client])?;
+        let c = net.client.as_str();
+        sh(&["ip", "-n", c, "link", "set", "lo", "up"])?;
+        sh(&["ip", "-n", c, "link", "add", "br0", "type", "bridge"])?;
+        sh(&[
+            "ip",
+            "-n",
+            c,
+            "addr",
+            "add",
+            &format!("{}.10/24", net.subnet),
+            "dev",
+            "br0",
+        ])?;
+        sh(&["ip", "-n", c, "link", "set", "br0", "up"])?;
+        for (i, ns) in net.nodes.iter().enumerate() {
+            let port = format!("p{}", i + 1);
+            sh(&["ip", "netns", "add", ns])?;
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+            sh(&[
+                "ip", "-n", c, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", ns,
+            ])?;
+            sh(&["ip", "-n", c, "link", "set", &port, "master", "br0"])?;
+            sh(&["ip", "-n", c, "link", "set", &port, "up"])?;
+            let addr = format!("{}.{}/24", net.subnet, i + 1);
+            sh(&["ip", "-n", ns, "addr", "add", &addr, "dev", "eth0"])?;
+            sh(&["ip", "-n", ns, "link", "set", "eth0", "up"])?;
+        }
+        Ok(net)
+    }
+
+    fn host(&self, i: usize) -> String {
+        format!("{}.{}", self.subnet, i + 1)
+    }
+
+    /// Drops every packet in and out of node `i`'s link.
+    fn isolate(&self, i: usize) -> Result<(), String> {
+        let ns = self.nodes[i].as_str();
+        sh(&[
+            "ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-i", "eth0", "-j", "DROP",
+        ])?;
+        sh(&[
+            "ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-o", "eth0", "-j", "DROP",
+        ])
+    }
+
+    fn heal(&self, i: usize) -> Result<(), String> {
+        sh(&["ip", "netns", "exec", &self.nodes[i], "iptables", "-F"])
+    }
+
+    fn delete(&self) {
+        for ns in self.nodes.iter().chain(std::iter::once(&self.client)) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+async fn partition_isolating_the_leader(release: Release) {
+    let test = format!(
+        "partition_isolating_the_leader (nats-server {})",
+        release.label()
+    );
+    if let Err(reason) = release.binary() {
+        return common::skip(&test, &reason);
+    }
+    if let Some(reason) = unavailable() {
+        return common::skip(&test, &reason);
+    }
+    let _one_at_a_time = SERIAL.lock().await;
+    let net = Net::create(release).unwrap_or_else(|e| panic!("{test}: setting up namespaces: {e}"));
+    let placements = [0, 1, 2].map(|i| Placement {
+        host: net.host(i),
+        netns: Some(net.nodes[i].clone()),
+    });
+    let cluster = Cluster::try_start_on(release, placements).unwrap();
+    let prefix = common::fresh_prefix();
+    let url = cluster.url(&format!(
+        "replicas=3&prefix={prefix}&request_timeout=2s&ping_interval=1s"
+    ));
+    let mut driver = Command::new("ip")
+        .args(["netns", "exec", &net.client])
+        .arg(std::env::current_exe().unwrap())
+        .args(["netns_driver", "--exact", "--ignored", "--nocapture"])
+        .env("SSSN_NETNS_URL", &url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut to_driver = driver.stdin.take().unwrap();
+    let from_driver = BufReader::new(driver.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut isolated = None;
+    let mut result = None;
+    for line in from_driver.lines().map_while(Result::ok) {
+        assert!(
+            Instant::now() < deadline,
+            "{test}: the driver takes too long"
+        );
+        if let Some(name) = line.strip_prefix("ISOLATE ") {
+            let i = cluster.index_of(name.trim()).expect("a node name");
+            net.isolate(i).unwrap();
+            isolated = Some(i);
+            writeln!(to_driver, "ISOLATED").unwrap();
+        } else if line.starts_with("HEAL") {
+            net.heal(isolated.expect("isolated first")).unwrap();
+            writeln!(to_driver, "HEALED").unwrap();
+        } else if let Some(r) = line.strip_prefix("RESULT ") {
+            result = Some(r.to_owned());
+        }
+    }
+    let status = driver.wait().unwrap();
+    if let Some(i) = isolated {
+        let _ = net.heal(i);
+    }
+    println!(
+        "netns ({}): {}",
+        release.label(),
+        result.as_deref().unwrap_or("no result")
+    );
+    assert!(
+        status.success() && result.is_some(),
+        "{test}: the driver failed ({status}); node logs:\n{}",
+        (0..3)
+            .map(|i| cluster.log(i))
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    );
+    drop(cluster);
+    drop(net);
+}
+
+/// Sends `line` to the test and waits for its answer.
+fn ask(line: &str, answer: &str) {
+    println!("{line}");
+    std::io::stdout().flush().unwrap();
+    let mut got = String::new();
+    std::io::stdin().read_line(&mut got).unwrap();
+    assert_eq!(got.trim(), answer);
+}
+
+/// Writes `n` jobs, each retried until confirmed (same message, so idempotent).
+async fn write_jobs(jobs: &sssn::channel::Channel, n: usize, confirmed: &mut Vec<String>) -> usize {
+    let mut failures = 0;
+    for i in 0..n {
+        let m = ChannelMessage::with_data("ingestor", &serde_json::json!({ "n": i })).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            match jobs.write_message("ingestor", m.clone()).await {
+                Ok(id) => {
+                    confirmed.push(id);
+                    break;
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "writes never recovered: {e}");
+                    failures += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    failures
+}
+
+/// Claims and acknowledges until `want` jobs are acknowledged (bounded).
+async fn consume(
+    jobs: &sssn::channel::Channel,
+    want: usize,
+    acked: &mut HashMap<String, Instant>,
+    again: &mut Vec<String>,
+) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut failures = 0;
+    while acked.len() < want {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {want} acknowledged",
+            acked.len()
+        );
+        let Ok(claimed) = jobs.claim("worker", 20).await else {
+            failures += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        for c in &claimed {
+            if acked.contains_key(&c.message.id) {
+                again.push(c.message.id.clone());
+            }
+        }
+        let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
+        if claimed.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        // One by one: a stale or failed ack must not hide which ids were acknowledged.
+        for id in ids {
+            match jobs.ack("worker", std::slice::from_ref(&id)).await {
+                Ok(_) => {
+                    acked.insert(id, Instant::now());
+                }
+                Err(e) if e.kind() == ErrorKind::StaleClaim => {}
+                Err(_) => failures += 1,
+            }
+        }
+    }
+    failures
+}
+
+/// The client half, run by `partition_isolating_the_leader` inside the client namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the client half of partition_isolating_the_leader, run by it inside a network namespace"]
+async fn netns_driver() {
+    let url = std::env::var("SSSN_NETNS_URL").expect("run by partition_isolating_the_leader");
+    let store = Arc::new(JetStreamStore::connect(&url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let jobs = loop {
+        let jobs = WorkQueueChannel::new("jobs")
+            .claim_timeout(Duration::from_secs(3))
+            .store(store.clone())
+            .build();
+        match jobs.start().await {
+            Ok(()) => break jobs,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cluster not ready: {e}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let js = jetstream::new(store.client().clone());
+    let mut confirmed = Vec::new();
+    let mut acked = HashMap::new();
+    let mut again = Vec::new();
+    let mut write_failures = write_jobs(&jobs, 100, &mut confirmed).await;
+    let mut consume_failures = consume(&jobs, 50, &mut acked, &mut again).await;
+
+    let stream = store.stream_name("jobs");
+    let (leader, _) = stream_leader(&js, &stream).await.unwrap();
+    ask(&format!("ISOLATE {leader}"), "ISOLATED");
+    let cut = Instant::now();
+    let before = confirmed.len();
+    write_failures += write_jobs(&jobs, 1, &mut confirmed).await;
+    let first_write = cut.elapsed();
+    write_failures += write_jobs(&jobs, 99, &mut confirmed).await;
+    consume_failures += consume(&jobs, 150, &mut acked, &mut again).await;
+    let during = confirmed.len() - before;
+    let (new_leader, _) = stream_leader(&js, &stream).await.unwrap();
+    assert_ne!(new_leader, leader, "the majority elected another leader");
+
+    ask("HEAL", "HEALED");
+    let healed = Instant::now();
+    let caught_up = loop {
+        if let Ok((_, replicas)) = stream_leader(&js, &stream).await
+            && replicas.len() == 2
+            && replicas.iter().all(|(_, current)| *current)
+        {
+            break healed.elapsed();
+        }
+        assert!(
+            healed.elapsed() < Duration::from_secs(40),
+            "the isolated node did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    write_failures += write_jobs(&jobs, 20, &mut confirmed).await;
+    consume_failures += consume(&jobs, confirmed.len(), &mut acked, &mut again).await;
+
+    let confirmed_set: HashSet<&String> = confirmed.iter().collect();
+    let lost: Vec<_> = confirmed_set
+        .iter()
+        .filter(|id| !acked.contains_key(id.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "confirmed writes never delivered: {lost:?}"
+    );
+    assert!(
+        again.is_empty(),
+        "acknowledged jobs claimed again: {again:?}"
+    );
+    let stats = jobs.stats().await.unwrap();
+    assert_eq!(stats.stored, 0, "{stats:?}");
+    println!(
+        "RESULT {} confirmed writes ({during} during the partition; {write_failures} failed attempts retried), \
+         0 lost, {} acknowledged, 0 acknowledged jobs claimed again, {consume_failures} failed claim/ack calls; \
+         isolated {leader} (the stream leader), new leader {new_leader}, first write {first_write:?} after the cut; \
+         isolated node current {caught_up:?} after the heal",
+        confirmed.len(),
+        acked.len(),
+    );
+    store.delete_all().await.unwrap();
+}
+
+on_each_release!(partition_isolating_the_leader);
