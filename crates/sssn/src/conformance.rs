@@ -105,7 +105,7 @@ impl<H: Harness> Backend for Result<H, String> {
 ///
 /// `$mode` is `paused` or `real_time`; `$make` is an expression of a future returning a
 /// [`Backend`]: `Option<impl Harness>` or `Result<impl Harness, String>` (`None`/`Err`
-/// skips, with one line on stderr: `SKIPPED <test>: <reason>`).
+/// skips, with one line on stderr: `SKIPPED <module>::<test>: <reason>`).
 #[macro_export]
 macro_rules! conformance_tests {
     ($mode:ident, $make:expr) => {
@@ -133,7 +133,7 @@ macro_rules! conformance_tests {
                     // Written to stderr directly so `cargo test` shows it (print macros are captured).
                     Err(reason) => {
                         use ::std::io::Write as _;
-                        let _ = writeln!(::std::io::stderr(), "SKIPPED {}: {}", stringify!($name), reason);
+                        let _ = writeln!(::std::io::stderr(), "SKIPPED {}::{}: {}", module_path!(), stringify!($name), reason);
                     }
                 }
             }
@@ -148,7 +148,7 @@ macro_rules! conformance_tests {
                     // Written to stderr directly so `cargo test` shows it (print macros are captured).
                     Err(reason) => {
                         use ::std::io::Write as _;
-                        let _ = writeln!(::std::io::stderr(), "SKIPPED {}: {}", stringify!($name), reason);
+                        let _ = writeln!(::std::io::stderr(), "SKIPPED {}::{}: {}", module_path!(), stringify!($name), reason);
                     }
                 }
             }
