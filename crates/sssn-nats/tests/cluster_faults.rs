@@ -133,10 +133,12 @@ async fn pipeline_under_fault(release: Release, fault: Fault) {
     results.start().await.unwrap();
     let mut dashboard = results.subscribe("dashboard").await.unwrap();
     let pushed: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let seen = pushed.clone();
+    let pushed_seqs: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (seen, seqs) = (pushed.clone(), pushed_seqs.clone());
     let follow = tokio::spawn(async move {
         while let Some(entry) = dashboard.next().await {
             seen.lock().unwrap().insert(entry.message.id.clone());
+            seqs.lock().unwrap().push(entry.seq);
         }
     });
 
@@ -226,11 +228,22 @@ async fn pipeline_under_fault(release: Release, fault: Fault) {
     let caught_up = restarted_at.elapsed();
     let deadline = Instant::now() + Duration::from_secs(15);
     while !want_results.is_subset(&pushed.lock().unwrap()) {
-        assert!(
-            Instant::now() < deadline,
-            "{test}: the dashboard's subscription missed {} results",
-            want_results.difference(&pushed.lock().unwrap()).count()
-        );
+        if Instant::now() >= deadline {
+            let seqs = pushed_seqs.lock().unwrap().clone();
+            let gaps: Vec<(u64, u64)> = seqs
+                .windows(2)
+                .filter(|w| w[1] != w[0] + 1)
+                .map(|w| (w[0], w[1]))
+                .collect();
+            let all = results.stats().await.map(|s| s.head_seq);
+            panic!(
+                "{test}: the dashboard's subscription missed {} results; it got {} entries, \
+                 last seq {:?}, jumps {gaps:?}; the stream's head {all:?}",
+                want_results.difference(&pushed.lock().unwrap()).count(),
+                seqs.len(),
+                seqs.last(),
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     follow.abort();
