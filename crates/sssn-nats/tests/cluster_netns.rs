@@ -261,17 +261,29 @@ async fn consume(
 ) -> usize {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut failures = 0;
+    let mut last_error = String::new();
+    let (mut empty, mut stale) = (0, 0);
     while acked.len() < want {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {want} acknowledged",
-            acked.len()
-        );
-        let Ok(claimed) = jobs.claim("worker", 20).await else {
-            failures += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+        if Instant::now() >= deadline {
+            let stats = jobs.stats().await;
+            panic!(
+                "only {} of {want} acknowledged in 60 s: {failures} failed calls (last: {last_error}), \
+                 {empty} empty claims, {stale} stale acks; stats {stats:?}",
+                acked.len()
+            );
+        }
+        let claimed = match jobs.claim("worker", 20).await {
+            Ok(c) => c,
+            Err(e) => {
+                failures += 1;
+                last_error = e.to_string();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
+        if claimed.is_empty() {
+            empty += 1;
+        }
         for c in &claimed {
             if acked.contains_key(&c.message.id) {
                 again.push(c.message.id.clone());
@@ -288,8 +300,11 @@ async fn consume(
                 Ok(_) => {
                     acked.insert(id, Instant::now());
                 }
-                Err(e) if e.kind() == ErrorKind::StaleClaim => {}
-                Err(_) => failures += 1,
+                Err(e) if e.kind() == ErrorKind::StaleClaim => stale += 1,
+                Err(e) => {
+                    failures += 1;
+                    last_error = e.to_string();
+                }
             }
         }
     }
@@ -367,17 +382,36 @@ async fn netns_driver() {
         again.is_empty(),
         "acknowledged jobs claimed again: {again:?}"
     );
-    let stats = jobs.stats().await.unwrap();
+    // Right after the heal the rejoining node can force elections (it kept raising its
+    // term while cut off), so a group may be without a leader for a few seconds: retry.
+    let settling = Instant::now();
+    let stats = loop {
+        match jobs.stats().await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    settling.elapsed() < Duration::from_secs(30),
+                    "stats after the heal: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let settled = settling.elapsed();
     assert_eq!(stats.stored, 0, "{stats:?}");
     println!(
         "RESULT {} confirmed writes ({during} during the partition; {write_failures} failed attempts retried), \
          0 lost, {} acknowledged, 0 acknowledged jobs claimed again, {consume_failures} failed claim/ack calls; \
          isolated {leader} (the stream leader), new leader {new_leader}, first write {first_write:?} after the cut; \
-         isolated node current {caught_up:?} after the heal",
+         isolated node current {caught_up:?} after the heal, stats answered after {settled:?} more",
         confirmed.len(),
         acked.len(),
     );
-    store.delete_all().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = store.delete_all().await {
+        assert!(Instant::now() < deadline, "cleanup: {e}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 on_each_release!(partition_isolating_the_leader);
