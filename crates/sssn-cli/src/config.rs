@@ -310,20 +310,14 @@ fn open_sqlite(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
     ))
 }
 
-/// `nats://HOST:PORT[,nats://…][?prefix=NAME]`: the prefix namespaces the streams (default
-/// that of `JetStreamOptions`), so several deployments can share a server.
+/// A NATS store URL, `nats://HOST:PORT[,HOST:PORT…][?replicas=3&prefix=NAME&…]` (the
+/// options of `sssn_nats`'s store URL). The connection is made in the background, so the
+/// server starts while NATS is not reachable yet (its channels start once it is).
 #[cfg(feature = "nats")]
 async fn open_nats(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let (url, query) = spec.split_once('?').unwrap_or((spec, ""));
-    let mut options = sssn_nats::JetStreamOptions::default();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("prefix", prefix)) => options = options.prefix(prefix),
-            _ => bail!("store '{spec}': unknown option '{pair}' (prefix=NAME)"),
-        }
-    }
+    let options = sssn_nats::JetStreamOptions::default().retry_initial_connect(true);
     Ok(Arc::new(
-        sssn_nats::JetStreamStore::connect_with(url, options)
+        sssn_nats::JetStreamStore::connect_with(spec, options)
             .await
             .with_context(|| format!("store '{spec}'"))?,
     ))

@@ -562,10 +562,21 @@ async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
         Config::parse(&read_file(&path)?).with_context(|| format!("config {}", path.display()))?;
     let built = config.build(&|v| std::env::var(v).ok()).await?;
     for channel in &built.channels {
-        channel
-            .start()
-            .await
-            .with_context(|| format!("starting channel '{}'", channel.id()))?;
+        match channel.start().await {
+            Ok(()) => {}
+            // The store is not reachable (yet): serve anyway, degraded (/healthz answers
+            // 503 "degraded"), and keep starting the channel in the background.
+            Err(e) if e.kind() == sssn::ErrorKind::Store => {
+                eprintln!(
+                    "sssn: channel '{}' not started yet ({e}); retrying in the background",
+                    channel.id()
+                );
+                tokio::spawn(start_with_backoff(channel.clone()));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("starting channel '{}'", channel.id()));
+            }
+        }
     }
     let addr = bind.unwrap_or_else(|| config.server.bind.clone());
     let server = built
@@ -598,6 +609,25 @@ async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
     served?;
     println!("sssn: drained {} channels; bye", built.channels.len());
     Ok(())
+}
+
+/// Starts `channel`, retrying with exponential backoff (0.5 s doubling to 10 s) while its
+/// store fails.
+async fn start_with_backoff(channel: sssn::channel::Channel) {
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        tokio::time::sleep(delay).await;
+        match channel.start().await {
+            Ok(()) => {
+                eprintln!("sssn: channel '{}' started", channel.id());
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(channel = channel.id(), error = %e, "channel start failed; retrying");
+                delay = (delay * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {

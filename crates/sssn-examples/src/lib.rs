@@ -8,8 +8,9 @@ use sssn::store::{MemoryStore, Store};
 ///
 /// - `memory` (the default): in process, nothing to install;
 /// - `sqlite:PATH`: durable, one file;
-/// - `nats://HOST:PORT[?prefix=NAME]`: NATS JetStream; `prefix` namespaces the streams
-///   (default `sssn`), so separate deployments can share a server.
+/// - `nats://HOST:PORT[,HOST:PORT…][?replicas=3&prefix=NAME&…]`: NATS JetStream (the
+///   store URL of `sssn_nats`); `prefix` namespaces the streams (default `sssn`), so
+///   separate deployments can share a server.
 pub async fn open_store(url: &str) -> sssn::Result<Arc<dyn Store>> {
     if url.is_empty() || url == "memory" {
         return Ok(Arc::new(MemoryStore::new()));
@@ -18,14 +19,7 @@ pub async fn open_store(url: &str) -> sssn::Result<Arc<dyn Store>> {
         return Ok(Arc::new(sssn_sqlite::SqliteStore::open_url(url)?));
     }
     if url.starts_with("nats://") {
-        let (server, prefix) = match url.split_once("?prefix=") {
-            Some((server, prefix)) => (server, prefix),
-            None => (url, "sssn"),
-        };
-        let options = sssn_nats::JetStreamOptions::default().prefix(prefix);
-        return Ok(Arc::new(
-            sssn_nats::JetStreamStore::connect_with(server, options).await?,
-        ));
+        return Ok(Arc::new(sssn_nats::JetStreamStore::connect(url).await?));
     }
     Err(sssn::Error::new(
         sssn::ErrorKind::InvalidArgument,

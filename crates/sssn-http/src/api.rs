@@ -913,7 +913,7 @@ pub const ARG_MAX_COUNT: CliArg = CliArg::field(MAX_COUNT, "max-count");
 
 /// `GET /healthz`.
 pub static HEALTH: Route = Route::new(Verb::Get, "/healthz", "health", |m| on(m, h::health))
-    .summary("Liveness.")
+    .summary("Health: ok; degraded (503 with the same body and `not_running`) while a served channel is not running, e.g. its store is not reachable yet; 503 with an error while shutting down.")
     .auth(Auth::Public)
     .reply(Reply::json("Serving.", schema::health))
     .errors(&[Status::Unavailable]);

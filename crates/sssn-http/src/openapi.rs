@@ -52,7 +52,11 @@ pub(crate) mod schema {
         json!({"type": "string"})
     }
     pub(crate) fn health() -> Value {
-        json!({"type": "object", "properties": {"status": {"type": "string"}, "channels": {"type": "integer"}}})
+        json!({"type": "object", "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"]},
+            "channels": {"type": "integer"},
+            "not_running": {"type": "array", "items": {"type": "string"},
+                "description": "Degraded (503): the served channels that are not running yet, e.g. their store is not reachable."}}})
     }
     pub(crate) fn channels() -> Value {
         r("Channels")

@@ -11,7 +11,9 @@
 //!
 //! `cargo run --release -p sssn-nats --example jetstream_bench -- [URL] [N] [RUNS]`
 //! (`BENCH_PHASES=1` also prints the write and consume phases of the work queue;
-//! `BENCH_ONLY=wq` runs only the work queue with plain acks).
+//! `BENCH_ONLY=wq` runs only the work queue with plain acks). `URL` is a store URL, so a
+//! cluster with replicated streams works: `nats://h1:p1,h2:p2,h3:p3?replicas=3` (the raw
+//! baseline then uses the same servers and replicas).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,23 @@ use sssn::channel::{BroadcastChannel, WorkQueueChannel};
 use sssn_nats::{JetStreamOptions, JetStreamStore};
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The servers and the `replicas` of a store URL, for the raw baseline.
+fn raw_target(url: &str) -> (Vec<String>, usize) {
+    let (list, query) = url.split_once('?').unwrap_or((url, ""));
+    let servers = list.split(',').map(|s| s.trim().to_owned()).collect();
+    let replicas = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("replicas="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    (servers, replicas)
+}
+
+async fn raw_connect(url: &str) -> Res<(async_nats::Client, usize)> {
+    let (servers, replicas) = raw_target(url);
+    Ok((async_nats::connect(servers).await?, replicas))
+}
 
 fn prefix(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -101,7 +120,7 @@ async fn sssn_work_queue(url: &str, n: usize, durable_acks: bool) -> Res<f64> {
 }
 
 async fn raw_work_queue(url: &str, n: usize) -> Res<f64> {
-    let client = async_nats::connect(url).await?;
+    let (client, replicas) = raw_connect(url).await?;
     let js = jetstream::new(client);
     let name = prefix("rawwq");
     let st = js
@@ -109,6 +128,7 @@ async fn raw_work_queue(url: &str, n: usize) -> Res<f64> {
             name: name.clone(),
             subjects: vec![format!("{name}.>")],
             retention: stream::RetentionPolicy::WorkQueue,
+            num_replicas: replicas,
             ..Default::default()
         })
         .await?;
@@ -236,13 +256,14 @@ async fn sssn_fanout_read(url: &str, n: usize) -> Res<f64> {
 
 /// Raw: 10 ordered consumers; `live`: created before publishing, else after.
 async fn raw_fanout(url: &str, n: usize, live: bool) -> Res<f64> {
-    let client = async_nats::connect(url).await?;
+    let (client, replicas) = raw_connect(url).await?;
     let js = jetstream::new(client);
     let name = prefix("rawfan");
     let st = js
         .create_stream(stream::Config {
             name: name.clone(),
             subjects: vec![format!("{name}.>")],
+            num_replicas: replicas,
             ..Default::default()
         })
         .await?;

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::ServerAddr;
+
 use async_nats::jetstream::{self, stream};
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -13,6 +15,8 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::channel::JetStreamChannel;
 use crate::names;
+use crate::url::MAX_REPLICAS;
+use crate::version::ServerVersion;
 
 /// Where the server keeps the streams this store creates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,7 +48,11 @@ pub struct JetStreamOptions {
     /// share their channels; different prefixes isolate tenants or tests. 1-32 letters,
     /// digits or `-`. Default `sssn`.
     pub prefix: String,
-    /// Replicas of every stream (1 on a single server; 3 or 5 in a cluster).
+    /// Replicas of every stream this store creates, and of the claims consumers (which
+    /// follow their stream): 1 on a single server, 3 (or 5) in a cluster. 1-5. Streams that
+    /// exist already keep the replica count they were created with. The short-lived
+    /// consumers of shared reads, scans and the push feed are always R1 in memory: they are
+    /// recreated when their server goes away.
     pub replicas: usize,
     /// Disk or memory streams.
     pub storage: StorageKind,
@@ -61,6 +69,21 @@ pub struct JetStreamOptions {
     /// restarts, so that work is delivered again (at-least-once). Appends are durable
     /// either way.
     pub durable_acks: bool,
+    /// Connect in the background: [`JetStreamStore::connect_with`] returns at once even
+    /// when no server answers yet, and the client keeps trying (backoff up to 4 s, without
+    /// end). Until it is connected every operation fails with [`ErrorKind::Store`] after
+    /// `request_timeout`; [`JetStreamStore::is_connected`] tells. Off by default:
+    /// connecting fails at once when no server answers.
+    pub retry_initial_connect: bool,
+    /// Use the features of this server version instead of the one the server reports
+    /// (see [`ServerVersion`]). For a cluster in the middle of a rolling upgrade: set it to
+    /// the oldest node's version, so nothing an old node lacks is used.
+    pub assume_server_version: Option<ServerVersion>,
+    /// How often the client pings its server. Two unanswered pings end the connection and
+    /// the client moves to another server of the list (or cluster): a server that is cut
+    /// off without closing the connection (a network partition) is left after about twice
+    /// this. Default 10 s (the NATS client's own default is 60 s).
+    pub ping_interval: Duration,
 }
 
 impl Default for JetStreamOptions {
@@ -72,6 +95,9 @@ impl Default for JetStreamOptions {
             request_timeout: Duration::from_secs(5),
             connection_name: "sssn".to_owned(),
             durable_acks: false,
+            retry_initial_connect: false,
+            assume_server_version: None,
+            ping_interval: Duration::from_secs(10),
         }
     }
 }
@@ -84,7 +110,8 @@ impl JetStreamOptions {
         self
     }
 
-    /// Sets the replica count of new streams.
+    /// Sets the replica count of new streams (0 counts as 1; more than 5 is refused on
+    /// connect).
     #[must_use]
     pub fn replicas(mut self, replicas: usize) -> Self {
         self.replicas = replicas.max(1);
@@ -118,11 +145,38 @@ impl JetStreamOptions {
         self.connection_name = name.into();
         self
     }
+
+    /// Sets whether connecting waits for a server in the background (see
+    /// [`JetStreamOptions::retry_initial_connect`]).
+    #[must_use]
+    pub fn retry_initial_connect(mut self, retry: bool) -> Self {
+        self.retry_initial_connect = retry;
+        self
+    }
+
+    /// Sets how often the client pings its server (see
+    /// [`JetStreamOptions::ping_interval`]).
+    #[must_use]
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// Pins the server features to those of `version` (see
+    /// [`JetStreamOptions::assume_server_version`]).
+    #[must_use]
+    pub fn assume_server_version(mut self, version: Option<ServerVersion>) -> Self {
+        self.assume_server_version = version;
+        self
+    }
 }
 
 pub(crate) struct StoreInner {
     pub(crate) url: String,
+    pub(crate) servers: Vec<ServerAddr>,
     pub(crate) options: JetStreamOptions,
+    /// The lowest server version seen on this connection (see [`StoreInner::server_version`]).
+    version: std::sync::Mutex<Option<ServerVersion>>,
     pub(crate) client: async_nats::Client,
     pub(crate) js: jetstream::Context,
     state: OnceCell<stream::Stream>,
@@ -130,6 +184,24 @@ pub(crate) struct StoreInner {
 }
 
 impl StoreInner {
+    /// The version whose features this store may use: the assumed one, else the lowest
+    /// version of every server this connection has been on (a reconnect can land on
+    /// another node of a cluster); `None` until the first connection.
+    pub(crate) fn server_version(&self) -> Option<ServerVersion> {
+        if let Some(v) = self.options.assume_server_version {
+            return Some(v);
+        }
+        let seen = self
+            .client
+            .try_server_info()
+            .and_then(|info| info.version.parse::<ServerVersion>().ok());
+        let mut lowest = self.version.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = seen {
+            *lowest = Some(lowest.map_or(v, |l| l.min(v)));
+        }
+        *lowest
+    }
+
     pub(crate) fn storage(&self) -> stream::StorageType {
         match self.options.storage {
             StorageKind::File => stream::StorageType::File,
@@ -218,21 +290,37 @@ impl std::fmt::Debug for JetStreamStore {
 }
 
 impl JetStreamStore {
-    /// Connects to the server(s) at `url` (`nats://host:port`, several separated by
-    /// commas) with the default options.
+    /// Connects to the server(s) of the store URL `url` with the default options and those
+    /// of its query:
+    /// `nats://HOST:PORT[,HOST:PORT…][?replicas=3&prefix=NAME&…]` (see the crate docs
+    /// for every option).
     pub async fn connect(url: &str) -> Result<Self> {
         Self::connect_with(url, JetStreamOptions::default()).await
     }
 
-    /// Connects with `options`. Fails at once when no server answers; once connected,
-    /// the client reconnects by itself after a connection loss.
+    /// Connects with `options`, overridden by the options in `url`'s query. Fails at once
+    /// when no server answers, unless [`JetStreamOptions::retry_initial_connect`]; once
+    /// connected, the client reconnects by itself after a connection loss (to any server
+    /// of the list, or of the cluster).
     pub async fn connect_with(url: &str, options: JetStreamOptions) -> Result<Self> {
+        let (servers, options) = crate::url::parse(url, options)?;
         names::validate_prefix(&options.prefix)?;
-        let client = async_nats::ConnectOptions::new()
+        if !(1..=MAX_REPLICAS).contains(&options.replicas) {
+            return Err(invalid(format!(
+                "replicas {}: a JetStream stream has 1 to {MAX_REPLICAS}",
+                options.replicas
+            )));
+        }
+        let mut connect = async_nats::ConnectOptions::new()
             .name(&options.connection_name)
             .request_timeout(Some(options.request_timeout))
             .connection_timeout(options.request_timeout)
-            .connect(url)
+            .ping_interval(options.ping_interval);
+        if options.retry_initial_connect {
+            connect = connect.retry_on_initial_connect();
+        }
+        let client = connect
+            .connect(servers.clone())
             .await
             .map_err(|e| Error::store(format!("cannot connect to NATS at {url}"), e))?;
         let js = jetstream::ContextBuilder::new()
@@ -242,7 +330,9 @@ impl JetStreamStore {
         Ok(Self {
             inner: Arc::new(StoreInner {
                 url: url.to_owned(),
+                servers,
                 options,
+                version: std::sync::Mutex::new(None),
                 client,
                 js,
                 state: OnceCell::new(),
@@ -251,9 +341,44 @@ impl JetStreamStore {
         })
     }
 
-    /// The options in force.
+    /// The options in force (those of the URL's query included).
     pub fn options(&self) -> &JetStreamOptions {
         &self.inner.options
+    }
+
+    /// The servers of the URL, in order (the client also learns the other nodes of a
+    /// cluster from the server it is connected to).
+    pub fn servers(&self) -> Vec<String> {
+        self.inner
+            .servers
+            .iter()
+            .map(|s| s.as_url_str().to_owned())
+            .collect()
+    }
+
+    /// Whether the client is connected to a server right now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Waits until the client is connected, at most `timeout`; `true` when it is.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.is_connected() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// The nats-server version whose features this store uses (see [`ServerVersion`] for
+    /// what each enables): [`JetStreamOptions::assume_server_version`] if set, else the
+    /// lowest version reported by the servers this connection has been on. `None` while
+    /// it has never been connected.
+    pub fn server_version(&self) -> Option<ServerVersion> {
+        self.inner.server_version()
     }
 
     /// The underlying NATS client (shared by every channel of this store).

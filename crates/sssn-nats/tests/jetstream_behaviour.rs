@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::Release;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +16,8 @@ use sssn::channel::{BroadcastChannel, PassthroughChannel, WorkQueueChannel};
 use sssn::store::{ChannelSpec, ClaimPolicy, Store};
 use sssn::{ChannelMessage, ErrorKind};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn feed_sees_appends_of_other_processes() {
-    let Some(ts) = common::shared_store("feed_sees_appends_of_other_processes").await else {
+async fn feed_sees_appends_of_other_processes(release: Release) {
+    let Some(ts) = common::store_of(release, "feed_sees_appends_of_other_processes").await else {
         return;
     };
     let here = BroadcastChannel::new("news")
@@ -51,9 +52,8 @@ async fn feed_sees_appends_of_other_processes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_are_fenced_across_processes() {
-    let Some(ts) = common::shared_store("claims_are_fenced_across_processes").await else {
+async fn claims_are_fenced_across_processes(release: Release) {
+    let Some(ts) = common::store_of(release, "claims_are_fenced_across_processes").await else {
         return;
     };
     let a = WorkQueueChannel::new("q")
@@ -90,10 +90,12 @@ async fn claims_are_fenced_across_processes() {
     assert_eq!((s.stored, s.acknowledged), (0, 1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn next_claimer_dead_letters_an_abandoned_last_delivery() {
-    let Some(ts) =
-        common::shared_store("next_claimer_dead_letters_an_abandoned_last_delivery").await
+async fn next_claimer_dead_letters_an_abandoned_last_delivery(release: Release) {
+    let Some(ts) = common::store_of(
+        release,
+        "next_claimer_dead_letters_an_abandoned_last_delivery",
+    )
+    .await
     else {
         return;
     };
@@ -135,9 +137,8 @@ async fn next_claimer_dead_letters_an_abandoned_last_delivery() {
     assert_eq!((s.stored, s.dead_lettered), (0, 1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cursors_live_on_the_server() {
-    let Some(ts) = common::shared_store("cursors_live_on_the_server").await else {
+async fn cursors_live_on_the_server(release: Release) {
+    let Some(ts) = common::store_of(release, "cursors_live_on_the_server").await else {
         return;
     };
     let a = BroadcastChannel::new("b").store(ts.store.clone()).build();
@@ -163,9 +164,8 @@ async fn cursors_live_on_the_server() {
     assert_eq!(stats.readers[0].cursor, 5);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ids_that_are_not_subject_safe() {
-    let Some(ts) = common::shared_store("ids_that_are_not_subject_safe").await else {
+async fn ids_that_are_not_subject_safe(release: Release) {
+    let Some(ts) = common::store_of(release, "ids_that_are_not_subject_safe").await else {
         return;
     };
     let ch = PassthroughChannel::new("odd ids: a.b*c>d")
@@ -191,9 +191,8 @@ async fn ids_that_are_not_subject_safe() {
     assert_eq!(ch.stats().await.unwrap().stored, odd.len() as u64 - 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opening_with_other_capabilities_fails() {
-    let Some(ts) = common::shared_store("opening_with_other_capabilities_fails").await else {
+async fn opening_with_other_capabilities_fails(release: Release) {
+    let Some(ts) = common::store_of(release, "opening_with_other_capabilities_fails").await else {
         return;
     };
     let policy = ClaimPolicy::default();
@@ -231,9 +230,9 @@ async fn opening_with_other_capabilities_fails() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_starts_nothing_feed_starts_the_feed() {
-    let Some(ts) = common::shared_store("head_starts_nothing_feed_starts_the_feed").await else {
+async fn head_starts_nothing_feed_starts_the_feed(release: Release) {
+    let Some(ts) = common::store_of(release, "head_starts_nothing_feed_starts_the_feed").await
+    else {
         return;
     };
     let storage = ts.store.open_channel(&ChannelSpec::log("h")).await.unwrap();
@@ -253,3 +252,13 @@ async fn head_starts_nothing_feed_starts_the_feed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+on_each_release!(
+    feed_sees_appends_of_other_processes,
+    claims_are_fenced_across_processes,
+    next_claimer_dead_letters_an_abandoned_last_delivery,
+    cursors_live_on_the_server,
+    ids_that_are_not_subject_safe,
+    opening_with_other_capabilities_fails,
+    head_starts_nothing_feed_starts_the_feed,
+);

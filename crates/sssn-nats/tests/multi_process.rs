@@ -8,11 +8,12 @@
 
 mod common;
 
+use common::Release;
+
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::worker::{Worker, parse};
 
 use serde_json::json;
 use sssn::Payload;
@@ -21,72 +22,8 @@ use sssn::channel::WorkQueueChannel;
 const MESSAGES: usize = 120;
 const LEASE: Duration = Duration::from_secs(1);
 
-struct Worker {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Worker {
-    fn spawn(name: &str, prefix: &str, channel: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sssn-nats-worker"))
-            .args(["--url", common::SHARED_URL, "--prefix", prefix])
-            .args(["--channel", channel, "--name", name])
-            .args(["--lease-ms", &LEASE.as_millis().to_string()])
-            .args(["--batch", "4", "--work-ms", "30"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn worker");
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self {
-            child,
-            lines,
-            reader: Some(reader),
-        }
-    }
-
-    fn count(&self, kind: &str) -> usize {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.starts_with(kind))
-            .count()
-    }
-
-    fn kill(&mut self) -> Vec<String> {
-        self.child.kill().ok();
-        self.child.wait().ok();
-        if let Some(r) = self.reader.take() {
-            r.join().ok();
-        }
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-/// `(event, id, attempt)` of a worker's output line.
-fn parse(line: &str) -> Option<(&str, &str, u32)> {
-    let mut parts = line.split_whitespace();
-    Some((parts.next()?, parts.next()?, parts.next()?.parse().ok()?))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_workers_one_killed_mid_claim() {
-    let Some(ts) = common::shared_store("three_workers_one_killed_mid_claim").await else {
+async fn three_workers_one_killed_mid_claim(release: Release) {
+    let Some(ts) = common::store_of(release, "three_workers_one_killed_mid_claim").await else {
         return;
     };
     let prefix = ts.store.options().prefix.clone();
@@ -109,7 +46,22 @@ async fn three_workers_one_killed_mid_claim() {
     assert_eq!(ids.len(), MESSAGES);
 
     let mut workers: Vec<Worker> = (0..3)
-        .map(|i| Worker::spawn(&format!("w{i}"), &prefix, "jobs"))
+        .map(|i| {
+            Worker::spawn(
+                &ts.url,
+                &format!("w{i}"),
+                &prefix,
+                "jobs",
+                &[
+                    "--lease-ms",
+                    &LEASE.as_millis().to_string(),
+                    "--batch",
+                    "4",
+                    "--work-ms",
+                    "30",
+                ],
+            )
+        })
         .collect();
 
     // Kill w0 right after it reports processing its third message: it then holds claims
@@ -141,7 +93,7 @@ async fn three_workers_one_killed_mid_claim() {
     let mut acked_by_killed: HashSet<&str> = HashSet::new();
     let mut stale: HashSet<(usize, &str)> = HashSet::new();
     for (worker, line) in &all {
-        let Some((event, id, attempt)) = parse(line) else {
+        let Some((event, id, attempt, _)) = parse(line) else {
             continue;
         };
         match event {
@@ -165,8 +117,8 @@ async fn three_workers_one_killed_mid_claim() {
     let last_of_killed = all.iter().rev().find(|(w, _)| *w == 0).map(|(_, l)| l);
     let ack_in_flight = last_of_killed
         .and_then(|l| parse(l))
-        .filter(|(event, _, _)| *event == "ACKING")
-        .map(|(_, id, _)| id);
+        .filter(|(event, _, _, _)| *event == "ACKING")
+        .map(|(_, id, _, _)| id);
     let mut consumed_by_last_ack = false;
     if let Some(id) = ack_in_flight
         && !acked.contains_key(id)
@@ -229,3 +181,5 @@ async fn three_workers_one_killed_mid_claim() {
         }
     );
 }
+
+on_each_release!(three_workers_one_killed_mid_claim);

@@ -3,9 +3,11 @@
 //! fail with a clear `Store` error within the request timeout (no silent stall); after it
 //! is back, the client reconnects, the push feed resumes, and nothing that was
 //! acknowledged is lost: every written message is processed, and (with `durable_acks`)
-//! messages acknowledged before the crash do not come back.
+//! messages acknowledged before the crash do not come back. On nats-server 2.9 and 2.15.
 
 mod common;
+
+use common::Release;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,12 +18,13 @@ use sssn::channel::{BroadcastChannel, WorkQueueChannel};
 use sssn::{ChannelMessage, ErrorKind, Payload};
 use sssn_nats::{JetStreamOptions, JetStreamStore};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_restart_loses_nothing_acknowledged() {
+async fn server_restart_loses_nothing_acknowledged(release: Release) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(mut server) =
-        common::PrivateServer::start("server_restart_loses_nothing_acknowledged", dir.path())
-    else {
+    let Some(mut server) = common::private_server(
+        release,
+        "server_restart_loses_nothing_acknowledged",
+        dir.path(),
+    ) else {
         return;
     };
     let store = Arc::new(
@@ -157,3 +160,5 @@ async fn server_restart_loses_nothing_acknowledged() {
     assert_eq!(s.stored, 0, "{s:?}");
     assert_eq!(s.acknowledged, want.len() as u64, "{s:?}");
 }
+
+on_each_release!(server_restart_loses_nothing_acknowledged);

@@ -8,7 +8,8 @@
 //!
 //! Memory runs it with paused tokio time (`paused`); backends with real I/O threads or a
 //! server (SQLite, NATS) run it in real time (`real_time`), so every duration here is short.
-//! A harness factory that returns `None` skips the test with a message (e.g. no NATS server).
+//! A harness factory that returns `None` (or `Err(reason)`, see [`Backend`]) skips the test
+//! with one line on stderr naming the test and the reason (e.g. no NATS server).
 
 #![allow(missing_docs, clippy::missing_panics_doc)]
 
@@ -76,10 +77,36 @@ impl Harness for RealTimeHarness {
     }
 }
 
+/// What a harness factory returns: a harness, or why the backend is not available.
+///
+/// `Option<H>` (`None`: "backend not available") and `Result<H, String>` (`Err`: the
+/// reason, printed as it is) both work.
+pub trait Backend {
+    /// The harness.
+    type H: Harness;
+    /// The harness, or the reason for skipping.
+    fn into_harness(self) -> Result<Self::H, String>;
+}
+
+impl<H: Harness> Backend for Option<H> {
+    type H = H;
+    fn into_harness(self) -> Result<H, String> {
+        self.ok_or_else(|| "backend not available".to_owned())
+    }
+}
+
+impl<H: Harness> Backend for Result<H, String> {
+    type H = H;
+    fn into_harness(self) -> Result<H, String> {
+        self
+    }
+}
+
 /// Generates one `#[tokio::test]` per conformance test.
 ///
-/// `$mode` is `paused` or `real_time`; `$make` is an expression of a future returning
-/// `Option<impl Harness>` (`None` skips, with a message on stderr).
+/// `$mode` is `paused` or `real_time`; `$make` is an expression of a future returning a
+/// [`Backend`]: `Option<impl Harness>` or `Result<impl Harness, String>` (`None`/`Err`
+/// skips, with one line on stderr: `SKIPPED <module>::<test>: <reason>`).
 #[macro_export]
 macro_rules! conformance_tests {
     ($mode:ident, $make:expr) => {
@@ -104,12 +131,12 @@ macro_rules! conformance_tests {
         $(
             #[tokio::test(start_paused = true)]
             async fn $name() {
-                match $make.await {
-                    Some(h) => $crate::conformance::$name(&h).await,
+                match $crate::conformance::Backend::into_harness($make.await) {
+                    Ok(h) => $crate::conformance::$name(&h).await,
                     // Written to stderr directly so `cargo test` shows it (print macros are captured).
-                    None => {
+                    Err(reason) => {
                         use ::std::io::Write as _;
-                        let _ = writeln!(::std::io::stderr(), "SKIPPED {}: backend not available", stringify!($name));
+                        let _ = writeln!(::std::io::stderr(), "SKIPPED {}::{}: {}", module_path!(), stringify!($name), reason);
                     }
                 }
             }
@@ -119,12 +146,12 @@ macro_rules! conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                match $make.await {
-                    Some(h) => $crate::conformance::$name(&h).await,
+                match $crate::conformance::Backend::into_harness($make.await) {
+                    Ok(h) => $crate::conformance::$name(&h).await,
                     // Written to stderr directly so `cargo test` shows it (print macros are captured).
-                    None => {
+                    Err(reason) => {
                         use ::std::io::Write as _;
-                        let _ = writeln!(::std::io::stderr(), "SKIPPED {}: backend not available", stringify!($name));
+                        let _ = writeln!(::std::io::stderr(), "SKIPPED {}::{}: {}", module_path!(), stringify!($name), reason);
                     }
                 }
             }

@@ -115,7 +115,25 @@ pub(crate) async fn health(State(state): S) -> Response {
         return ApiError::new(ErrorKind::ShuttingDown, "The server is shutting down.")
             .into_response();
     }
-    json(&serde_json::json!({"status": "ok", "channels": state.channels.len()}))
+    // A served channel that is not running (its store was not reachable when the server
+    // started, and its owner is still retrying) makes the server degraded: 503, so a
+    // readiness probe keeps traffic away until every channel is up.
+    let waiting: Vec<&str> = state
+        .channels
+        .values()
+        .filter(|c| c.state() != sssn::channel::ChannelState::Running)
+        .map(|c| c.id())
+        .collect();
+    if waiting.is_empty() {
+        return json(&serde_json::json!({"status": "ok", "channels": state.channels.len()}));
+    }
+    let mut r = json(&serde_json::json!({
+        "status": "degraded",
+        "channels": state.channels.len(),
+        "not_running": waiting,
+    }));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r
 }
 
 pub(crate) async fn openapi(State(state): S) -> Response {
