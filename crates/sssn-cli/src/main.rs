@@ -567,9 +567,13 @@ async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
             // The store is not reachable (yet): serve anyway, degraded (/healthz answers
             // 503 "degraded"), and keep starting the channel in the background.
             Err(e) if e.kind() == sssn::ErrorKind::Store => {
+                // The library's cause chain is at debug level; this line says what matters.
+                tracing::debug!(channel = channel.id(), error = %e, "channel start failed");
                 eprintln!(
-                    "sssn: channel '{}' not started yet ({e}); retrying in the background",
-                    channel.id()
+                    "sssn: channel '{}' not started yet: its store {} did not answer ({}); retrying in the background",
+                    channel.id(),
+                    channel.store_description(),
+                    e.message()
                 );
                 tokio::spawn(start_with_backoff(channel.clone()));
             }
