@@ -20,8 +20,10 @@ use sssn_http::ServerBuilder;
 pub(crate) struct Config {
     #[serde(default)]
     pub(crate) server: ServerConfig,
+    /// `None` when the file has no `[security]` table: open security, and only on a
+    /// loopback address (see `protected.rs`).
     #[serde(default)]
-    pub(crate) security: SecurityConfig,
+    pub(crate) security: Option<SecurityConfig>,
     #[serde(default, rename = "channel")]
     pub(crate) channels: Vec<ChannelConfig>,
 }
@@ -84,7 +86,7 @@ fn default_bind() -> String {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SecurityConfig {
     #[serde(default)]
-    kind: SecurityKind,
+    pub(crate) kind: SecurityKind,
     /// jwt: the HMAC secret (prefer `secret_env`).
     #[serde(default)]
     secret: Option<String>,
@@ -115,7 +117,7 @@ pub(crate) struct SecurityConfig {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum SecurityKind {
+pub(crate) enum SecurityKind {
     #[default]
     Open,
     Acl,
@@ -246,6 +248,16 @@ impl SecurityConfig {
             }
             SecurityKind::Jwt => Arc::new(self.jwt(env)?),
         })
+    }
+
+    /// Whether a caller must present a secret to authenticate (JWT, or ACL with tokens);
+    /// otherwise the bearer token is just the id the caller claims.
+    pub(crate) fn needs_a_secret(&self) -> bool {
+        match self.kind {
+            SecurityKind::Open => false,
+            SecurityKind::Acl => !(self.tokens.is_empty() && self.tokens_env.is_empty()),
+            SecurityKind::Jwt => true,
+        }
     }
 
     /// The JWT policy (also what `sssn token --config` signs with).
@@ -397,7 +409,10 @@ impl Config {
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Built> {
-        let security = self.security.build(env)?;
+        let security = match &self.security {
+            Some(s) => s.build(env)?,
+            None => SecurityConfig::default().build(env)?,
+        };
         let mut stores = Stores::default();
         let mut channels = Vec::with_capacity(self.channels.len());
         for c in &self.channels {

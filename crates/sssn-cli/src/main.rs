@@ -17,6 +17,7 @@
 //! [`RemoteChannel`]'s `ChannelEndpoint` implementation.
 
 mod config;
+mod protected;
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -213,6 +214,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`sssn tail … | head`): nothing left to say.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // A configuration `sssn serve` will not run as it stands (protected mode).
+        Err(e) if e.downcast_ref::<protected::Refusal>().is_some() => {
+            eprintln!("sssn: error: {}", describe(&e));
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("sssn: error: {}", describe(&e));
             ExitCode::FAILURE
@@ -358,6 +364,7 @@ async fn run_local(command: Local) -> anyhow::Result<()> {
                 (Some(path), _) => Config::parse(&read_file(&path)?)
                     .with_context(|| format!("config {}", path.display()))?
                     .security
+                    .context("the config has no [security] table (kind = \"jwt\" signs tokens)")?
                     .jwt(&|v| std::env::var(v).ok())?,
                 (None, Some(secret)) => {
                     if secret.len() < MIN_SECRET_BYTES {
@@ -560,6 +567,13 @@ fn read_file(path: &PathBuf) -> anyhow::Result<String> {
 async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
     let config =
         Config::parse(&read_file(&path)?).with_context(|| format!("config {}", path.display()))?;
+    let addr = bind.unwrap_or_else(|| config.server.bind.clone());
+    // Before anything is opened: a non-loopback address needs a chosen security.
+    if let protected::Verdict::Warn(warning) =
+        protected::check(config.security.as_ref(), &addr).await?
+    {
+        tracing::warn!("{warning}");
+    }
     let built = config.build(&|v| std::env::var(v).ok()).await?;
     for channel in &built.channels {
         match channel.start().await {
@@ -582,7 +596,6 @@ async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
             }
         }
     }
-    let addr = bind.unwrap_or_else(|| config.server.bind.clone());
     let server = built
         .server
         .bind(addr.as_str())
