@@ -362,9 +362,14 @@ impl ChannelConfig {
         if let Some(d) = &self.description {
             b = b.description(d);
         }
-        if let Some(v) = &self.visibility {
-            b = b.visibility(v.parse::<Visibility>()?);
-        }
+        // Declaring a channel in a serve config is already the act of offering it: public
+        // unless the config says `visibility = "private"` (the library's default is
+        // private, as in v1, where `publish()` served only the public channels).
+        let visibility = match &self.visibility {
+            Some(v) => v.parse::<Visibility>()?,
+            None => Visibility::Public,
+        };
+        b = b.visibility(visibility);
         if let Some(t) = self.claim_timeout {
             b = b.claim_timeout(t);
         }

@@ -601,11 +601,25 @@ async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
         .bind(addr.as_str())
         .await
         .with_context(|| format!("binding {addr}"))?;
-    println!(
-        "sssn: listening on {} (channels: {})",
-        server.url(),
+    // Say why a declared channel is not reachable, instead of leaving every request to 404.
+    for channel in &built.channels {
+        if !server.channel_ids().iter().any(|id| id == channel.id()) {
+            tracing::warn!(
+                "channel '{}' is not served: it is private (visibility = \"private\"); \
+                 set [server] serve_private = true to serve private channels",
+                channel.id()
+            );
+        }
+    }
+    if server.channel_ids().is_empty() {
+        tracing::warn!("no channel is served: every channel request will get 404");
+    }
+    let names = if server.channel_ids().is_empty() {
+        "none".to_owned()
+    } else {
         server.channel_ids().join(", ")
-    );
+    };
+    println!("sssn: listening on {} (channels: {names})", server.url());
     std::io::stdout().flush()?;
     let shutdown = server.shutdown_token();
     tokio::spawn(async move {

@@ -1254,7 +1254,8 @@ fn without_a_security_table_a_non_loopback_bind_is_refused_with_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(out.stdout.is_empty(), "it never listened");
     assert!(
-        stderr.starts_with("sssn: error: refusing to serve on 0.0.0.0:0 without a [security] table")
+        stderr
+            .starts_with("sssn: error: refusing to serve on 0.0.0.0:0 without a [security] table")
             && stderr.contains("kind = \"jwt\"")
             && stderr.contains("kind = \"open\"")
             && stderr.contains("127.0.0.1"),
@@ -1299,6 +1300,60 @@ fn explicit_open_security_on_a_non_loopback_bind_starts_with_a_warning() {
         warning.contains("serving on 0.0.0.0:0 with kind = \"open\""),
         "{warning}"
     );
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
+
+#[test]
+fn channels_of_a_serve_config_are_public_unless_private_and_each_unserved_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sssn.toml");
+    // The minimal config of the issue: no visibility anywhere.
+    std::fs::write(
+        &config,
+        "[server]\nbind = \"127.0.0.1:0\"\n\n[[channel]]\nid = \"jobs\"\nkind = \"work_queue\"\n\n[[channel]]\nid = \"secret\"\nkind = \"broadcast\"\nvisibility = \"private\"\n",
+    )
+    .unwrap();
+    let mut cmd = sssn();
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
+    let server = spawn_server(cmd);
+    let jobs = format!("{}/channels/jobs", server.url);
+    let id = ok(&["write", "--url", &jobs, "--token", "me", "1"]);
+    assert_eq!(lines(&id).len(), 1);
+    let claimed = json_lines(&ok(&["claim", "--url", &jobs, "--token", "me"]));
+    assert_eq!(claimed[0]["message"]["id"], id.trim());
+    let out = run(&[
+        "read",
+        "--url",
+        &format!("{}/channels/secret", server.url),
+        "--token",
+        "me",
+    ]);
+    assert!(!out.status.success());
+    let stderr = stderr_containing(&server, "'secret' is not served");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("'secret' is not served"))
+        .unwrap_or_else(|| panic!("the private channel is not named: {stderr}"));
+    assert!(
+        line.contains("WARN") && line.contains("private") && line.contains("serve_private"),
+        "{line}"
+    );
+    assert!(!stderr.contains("'jobs' is not served"), "{stderr}");
+    let (clean, _) = server.terminate();
+    assert!(clean);
+
+    // Nothing served at all: said on the listening line and warned.
+    std::fs::write(
+        &config,
+        "[server]\nbind = \"127.0.0.1:0\"\n\n[[channel]]\nid = \"secret\"\nkind = \"broadcast\"\nvisibility = \"private\"\n",
+    )
+    .unwrap();
+    let mut cmd = sssn();
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
+    let server = spawn_server(cmd);
+    let stderr = stderr_containing(&server, "no channel is served");
+    assert!(stderr.contains("no channel is served"), "{stderr}");
     let (clean, _) = server.terminate();
     assert!(clean);
 }
