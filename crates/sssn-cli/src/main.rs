@@ -565,8 +565,15 @@ fn read_file(path: &PathBuf) -> anyhow::Result<String> {
 }
 
 async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
-    let config =
+    let mut config =
         Config::parse(&read_file(&path)?).with_context(|| format!("config {}", path.display()))?;
+    // A relative `sqlite:` path means next to the config file, wherever the server starts.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    config.resolve_paths(&dir);
     let addr = bind.unwrap_or_else(|| config.server.bind.clone());
     // Before anything is opened: a non-loopback address needs a chosen security.
     if let protected::Verdict::Warn(warning) =

@@ -1357,3 +1357,58 @@ fn channels_of_a_serve_config_are_public_unless_private_and_each_unserved_one_is
     let (clean, _) = server.terminate();
     assert!(clean);
 }
+
+#[test]
+fn a_bad_numeric_config_value_is_one_clear_error_naming_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sssn.toml");
+    std::fs::write(
+        &config,
+        "[server]\nbind = \"127.0.0.1:0\"\n\n[[channel]]\nid = \"ingest\"\nkind = \"periodic\"\nperiod = -1\n",
+    )
+    .unwrap();
+    let out = run(&["serve", "--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.starts_with("sssn: error: config ")
+            && stderr.contains("line 7")
+            && stderr.contains("period")
+            && stderr.contains("negative"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_relative_sqlite_path_is_next_to_the_config_wherever_the_server_starts() {
+    let configs = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = configs.path().join("sssn.toml");
+    std::fs::write(
+        &config,
+        "[server]\nbind = \"127.0.0.1:0\"\n\n[[channel]]\nid = \"jobs\"\nkind = \"work_queue\"\nstore = \"sqlite:data/jobs.db\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(configs.path().join("data")).unwrap();
+    let start = || {
+        let mut cmd = sssn();
+        cmd.current_dir(elsewhere.path())
+            .args(["serve", "--config", config.to_str().unwrap()]);
+        spawn_server(cmd)
+    };
+    let server = start();
+    let jobs = format!("{}/channels/jobs", server.url);
+    let id = ok(&["write", "--url", &jobs, "--token", "me", "1"]);
+    let (clean, _) = server.terminate();
+    assert!(clean);
+    assert!(configs.path().join("data/jobs.db").exists());
+    assert!(!elsewhere.path().join("data").exists());
+    // Started again from elsewhere, it opens the same database.
+    let server = start();
+    let jobs = format!("{}/channels/jobs", server.url);
+    let claimed = json_lines(&ok(&["claim", "--url", &jobs, "--token", "me"]));
+    assert_eq!(claimed[0]["message"]["id"], id.trim());
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
