@@ -20,8 +20,10 @@ pub mod openapi;
 pub mod remote;
 pub mod server;
 pub mod sse;
+pub mod stream;
 pub mod wire;
 
 pub use error::ApiError;
 pub use remote::{ConnectRemote, RemoteChannel, connect_remote, shared_client};
 pub use server::{Server, ServerBuilder, ServerHandle};
+pub use stream::Transport;
