@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod remote;
 pub mod server;
 pub mod sse;
+mod trace_header;
 pub mod wire;
 
 pub use error::ApiError;
