@@ -124,10 +124,11 @@ impl System for TransformWorker {
     }
 }
 
-/// Prints every processed record as it arrives, and keeps their ids.
+/// Prints every processed record as it arrives, and keeps their ids and trace ids.
 #[derive(Default)]
 struct Dashboard {
     received: Vec<String>,
+    traces: Vec<String>,
 }
 
 #[async_trait]
@@ -148,6 +149,10 @@ impl System for Dashboard {
             p.sensor, p.celsius, p.worker
         );
         self.received.push(p.record_id);
+        // The trace the record started at the ingestor (sssn::trace carries it).
+        let trace = sssn::trace::TraceContext::of(&entry.message);
+        self.traces
+            .push(trace.map(|t| t.trace_id.to_string()).unwrap_or_default());
         Ok(())
     }
 }
@@ -156,6 +161,8 @@ impl System for Dashboard {
 pub struct Report {
     /// Record ids of every processed record the dashboard received, in arrival order.
     pub record_ids: Vec<String>,
+    /// The trace id of each of those records, in the same order.
+    pub trace_ids: Vec<String>,
 }
 
 /// Builds the pipeline, runs it for `args.duration`, and reports.
@@ -210,6 +217,7 @@ pub async fn run(args: Args) -> Result<Report> {
     );
     Ok(Report {
         record_ids: dashboard.received,
+        trace_ids: dashboard.traces,
     })
 }
 

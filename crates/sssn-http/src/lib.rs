@@ -15,6 +15,7 @@
 //! * [`error`] holds the single mapping between [`sssn::ErrorKind`] and HTTP statuses.
 
 pub mod api;
+mod console;
 pub mod error;
 pub mod openapi;
 pub mod remote;
