@@ -14,6 +14,7 @@ fn pipeline_args(duration: f64, period: f64, store: &str) -> data_pipeline::Args
         duration,
         period,
         store: store.to_owned(),
+        console: None,
     }
 }
 

@@ -1233,9 +1233,14 @@ pub static TOPOLOGY: Route = Route::new(Verb::Get, "/topology", "topology", |m| 
 pub static TRACES: Route = Route::new(Verb::Get, "/traces", "traces", |m| {
     on(m, crate::console::traces)
 })
-.summary("The newest traces in this process's hop journal with a hop on a channel the token may read.")
+.summary(
+    "The newest traces in this process's hop journal with a hop on a channel the token may read.",
+)
 .params(&[TRACES_LIMIT.param()])
-.reply(Reply::json("Traces, newest first.", crate::console::schema::traces))
+.reply(Reply::json(
+    "Traces, newest first.",
+    crate::console::schema::traces,
+))
 .errors(&[Status::BadRequest, Status::Unauthenticated]);
 
 /// `GET /traces/{id}` (the console's trace view).

@@ -24,7 +24,9 @@ async fn a_writes_traceparent_header_becomes_the_parent_of_the_stored_message() 
             .header("content-type", "application/json")
             .body(body);
         if let Some(p) = parent {
-            req = req.header("traceparent", p).header("tracestate", "vendor=1");
+            req = req
+                .header("traceparent", p)
+                .header("tracestate", "vendor=1");
         }
         async move {
             let r = req.send().await.unwrap();

@@ -148,7 +148,10 @@ pub(crate) async fn topology(
         })
         .collect();
     let keep = |ids: &[String]| -> Vec<String> {
-        ids.iter().filter(|i| readable.contains(i)).cloned().collect()
+        ids.iter()
+            .filter(|i| readable.contains(i))
+            .cloned()
+            .collect()
     };
     let systems = state
         .systems()
@@ -206,7 +209,9 @@ pub(crate) async fn trace(
     if hops.is_empty() {
         return Err(ApiError::new(
             ErrorKind::NotFound,
-            format!("No trace '{id}' on a channel you may read (the journal keeps the newest {JOURNAL_TRACES})."),
+            format!(
+                "No trace '{id}' on a channel you may read (the journal keeps the newest {JOURNAL_TRACES})."
+            ),
         ));
     }
     Ok(json(&serde_json::json!({ "trace_id": id, "hops": hops })))

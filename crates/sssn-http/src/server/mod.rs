@@ -203,7 +203,10 @@ impl ServerBuilder {
     /// Shows these systems (state, steps, restarts, last error, wiring) in the console and
     /// `GET /topology`.
     #[must_use]
-    pub fn systems(mut self, systems: impl IntoIterator<Item = sssn::system::SystemHandle>) -> Self {
+    pub fn systems(
+        mut self,
+        systems: impl IntoIterator<Item = sssn::system::SystemHandle>,
+    ) -> Self {
         self.systems.extend(systems);
         self
     }
