@@ -18,6 +18,8 @@ pub mod api;
 mod console;
 pub mod error;
 pub mod openapi;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod remote;
 pub mod server;
 pub mod sse;

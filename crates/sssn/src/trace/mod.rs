@@ -226,6 +226,7 @@ pub(crate) fn channel_span(op: &'static str, channel: &str, kind: &'static str) 
         count = tracing::field::Empty,
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
     )
 }
 
@@ -323,7 +324,19 @@ pub(crate) fn stamp(message: &mut ChannelMessage) -> Option<TraceContext> {
     if let Some(own) = TraceContext::of(message) {
         return Some(own);
     }
-    let ctx = TraceContext::for_write()?.child();
+    let in_scope = HANDLING.try_with(|_| ()).is_ok();
+    let ctx = match TraceContext::current() {
+        Some(parent) => {
+            // The operation's span names the parent (an exporter links the two).
+            let span = tracing::Span::current();
+            if !span.is_disabled() {
+                span.record("parent_span_id", tracing::field::display(parent.span_id));
+            }
+            parent.child()
+        }
+        None if in_scope => TraceContext::root(),
+        None => return None,
+    };
     ctx.inject(message);
     Some(ctx)
 }
