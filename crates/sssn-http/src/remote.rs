@@ -731,7 +731,12 @@ impl ChannelEndpoint for RemoteChannel {
         let body = ids_body(ids, None, None)?;
         let r: wire::AckAndClaimResponse = self
             .inner
-            .call(ChannelOp::AckAndClaim, &[("limit", &limit)], caller, Some(body))
+            .call(
+                ChannelOp::AckAndClaim,
+                &[("limit", &limit)],
+                caller,
+                Some(body),
+            )
             .await?;
         let settled = Settled {
             done: r.done,
