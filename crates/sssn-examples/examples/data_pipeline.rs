@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sssn::channel::{BroadcastChannel, WorkQueueChannel};
 use sssn::store::Entry;
 use sssn::{Error, ErrorKind, Network, Result, System, SystemContext, SystemSpec};
+use sssn_examples::{Out, say};
 
 /// Command-line options.
 #[derive(Parser)]
@@ -54,6 +55,7 @@ struct Processed {
 /// gets into `raw-records`. It runs `cycles` cycles, the first at start.
 struct DataIngestor {
     cycles: u64,
+    out: Out,
 }
 
 #[async_trait]
@@ -72,13 +74,15 @@ impl System for DataIngestor {
             };
             queue.write(&record).await?;
         }
-        println!("[Ingestor] queued 5 records");
+        say!(self.out, "[Ingestor] queued 5 records");
         Ok(())
     }
 }
 
 /// Claims up to 3 records per tick, transforms them, publishes, acknowledges.
-struct TransformWorker;
+struct TransformWorker {
+    out: Out,
+}
 
 impl TransformWorker {
     async fn transform(ctx: &SystemContext, record: Record) -> Result<Processed> {
@@ -115,7 +119,7 @@ impl System for TransformWorker {
                     queue.ack(&claimed).await?.into_result()?;
                 }
                 Err(e) => {
-                    println!("[{}] transform error: {e}", ctx.id());
+                    say!(self.out, "[{}] transform error: {e}", ctx.id());
                     queue.nack(&claimed).await?.into_result()?;
                 }
             }
@@ -125,9 +129,9 @@ impl System for TransformWorker {
 }
 
 /// Prints every processed record as it arrives, and keeps their ids.
-#[derive(Default)]
 struct Dashboard {
     received: Vec<String>,
+    out: Out,
 }
 
 #[async_trait]
@@ -143,9 +147,12 @@ impl System for Dashboard {
         } else {
             "✅ OK "
         };
-        println!(
+        say!(
+            self.out,
             "[Dashboard] {status} | {} | {:.1}°C | worker={}",
-            p.sensor, p.celsius, p.worker
+            p.sensor,
+            p.celsius,
+            p.worker
         );
         self.received.push(p.record_id);
         Ok(())
@@ -159,7 +166,7 @@ pub struct Report {
 }
 
 /// Builds the pipeline, runs it for `args.duration`, and reports.
-pub async fn run(args: Args) -> Result<Report> {
+pub async fn run(args: Args, out: &Out) -> Result<Report> {
     let duration = Duration::from_secs_f64(args.duration);
     let cycles = (args.duration / args.period).ceil() as u64;
 
@@ -181,7 +188,10 @@ pub async fn run(args: Args) -> Result<Report> {
             .name("Data Ingestor")
             .tick_rate(1.0 / args.period)
             .writes(["raw-records"]),
-        DataIngestor { cycles },
+        DataIngestor {
+            cycles,
+            out: out.clone(),
+        },
     )?;
     for i in 1..=3 {
         net.add_system(
@@ -189,22 +199,31 @@ pub async fn run(args: Args) -> Result<Report> {
                 .tick_rate(5.0)
                 .reads(["raw-records"])
                 .writes(["processed"]),
-            TransformWorker,
+            TransformWorker { out: out.clone() },
         )?;
     }
     net.add_system(
         SystemSpec::new("dashboard")
             .tick_rate(0.0)
             .reads(["processed"]),
-        Dashboard::default(),
+        Dashboard {
+            received: Vec::new(),
+            out: out.clone(),
+        },
     )?;
 
-    println!("Pipeline starting — runs for {} seconds...", args.duration);
+    say!(
+        out,
+        "Pipeline starting — runs for {} seconds...",
+        args.duration
+    );
     let mut stopped = net.run_for(duration).await?;
     let dashboard: Dashboard = stopped
         .take("dashboard")
         .ok_or_else(|| Error::new(ErrorKind::Internal, "the dashboard did not come back"))?;
-    println!(
+    say!(out, "");
+    say!(
+        out,
         "Dashboard received {} processed records.",
         dashboard.received.len()
     );
@@ -216,5 +235,5 @@ pub async fn run(args: Args) -> Result<Report> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     sssn_examples::init_logging();
-    sssn_examples::exit_code(run(Args::parse()).await)
+    sssn_examples::exit_code(run(Args::parse(), &Out::stdout()).await)
 }
