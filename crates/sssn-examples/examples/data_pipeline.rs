@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sssn::channel::{BroadcastChannel, WorkQueueChannel};
 use sssn::store::Entry;
 use sssn::{Error, ErrorKind, Network, Result, System, SystemContext, SystemSpec};
+use sssn_examples::{Out, say};
 
 /// Command-line options.
 #[derive(Parser)]
@@ -63,6 +64,7 @@ struct Processed {
 /// gets into `raw-records`. It runs `cycles` cycles, the first at start.
 struct DataIngestor {
     cycles: u64,
+    out: Out,
 }
 
 #[async_trait]
@@ -81,13 +83,15 @@ impl System for DataIngestor {
             };
             queue.write(&record).await?;
         }
-        println!("[Ingestor] queued 5 records");
+        say!(self.out, "[Ingestor] queued 5 records");
         Ok(())
     }
 }
 
 /// Claims up to 3 records per tick, transforms them, publishes, acknowledges.
-struct TransformWorker;
+struct TransformWorker {
+    out: Out,
+}
 
 impl TransformWorker {
     async fn transform(ctx: &SystemContext, record: Record) -> Result<Processed> {
@@ -124,7 +128,7 @@ impl System for TransformWorker {
                     queue.ack(&claimed).await?.into_result()?;
                 }
                 Err(e) => {
-                    println!("[{}] transform error: {e}", ctx.id());
+                    say!(self.out, "[{}] transform error: {e}", ctx.id());
                     queue.nack(&claimed).await?.into_result()?;
                 }
             }
@@ -134,10 +138,10 @@ impl System for TransformWorker {
 }
 
 /// Prints every processed record as it arrives, and keeps their ids and trace ids.
-#[derive(Default)]
 struct Dashboard {
     received: Vec<String>,
     traces: Vec<String>,
+    out: Out,
 }
 
 #[async_trait]
@@ -153,9 +157,12 @@ impl System for Dashboard {
         } else {
             "✅ OK "
         };
-        println!(
+        say!(
+            self.out,
             "[Dashboard] {status} | {} | {:.1}°C | worker={}",
-            p.sensor, p.celsius, p.worker
+            p.sensor,
+            p.celsius,
+            p.worker
         );
         self.received.push(p.record_id);
         // The trace the record started at the ingestor (sssn::trace carries it).
@@ -175,7 +182,7 @@ pub struct Report {
 }
 
 /// Builds the pipeline, runs it for `args.duration`, and reports.
-pub async fn run(args: Args) -> Result<Report> {
+pub async fn run(args: Args, out: &Out) -> Result<Report> {
     let duration = Duration::from_secs_f64(args.duration);
     let cycles = (args.duration / args.period).ceil() as u64;
 
@@ -197,7 +204,10 @@ pub async fn run(args: Args) -> Result<Report> {
             .name("Data Ingestor")
             .tick_rate(1.0 / args.period)
             .writes(["raw-records"]),
-        DataIngestor { cycles },
+        DataIngestor {
+            cycles,
+            out: out.clone(),
+        },
     )?;
     for i in 1..=3 {
         net.add_system(
@@ -205,17 +215,25 @@ pub async fn run(args: Args) -> Result<Report> {
                 .tick_rate(5.0)
                 .reads(["raw-records"])
                 .writes(["processed"]),
-            TransformWorker,
+            TransformWorker { out: out.clone() },
         )?;
     }
     net.add_system(
         SystemSpec::new("dashboard")
             .tick_rate(0.0)
             .reads(["processed"]),
-        Dashboard::default(),
+        Dashboard {
+            received: Vec::new(),
+            traces: Vec::new(),
+            out: out.clone(),
+        },
     )?;
 
-    println!("Pipeline starting — runs for {} seconds...", args.duration);
+    say!(
+        out,
+        "Pipeline starting — runs for {} seconds...",
+        args.duration
+    );
     let running = net.start().await?;
     // The console is the ordinary HTTP server over the network's channels and systems;
     // the network owns the channels, so the server does not drain them.
@@ -227,7 +245,7 @@ pub async fn run(args: Args) -> Result<Report> {
                 .drain_on_shutdown(false)
                 .bind(addr.as_str())
                 .await?;
-            println!("Console: {}/ui/ (any non-empty token)", server.url());
+            say!(out, "Console: {}/ui/ (any non-empty token)", server.url());
             Some(server)
         }
         None => None,
@@ -240,7 +258,9 @@ pub async fn run(args: Args) -> Result<Report> {
     let dashboard: Dashboard = stopped
         .take("dashboard")
         .ok_or_else(|| Error::new(ErrorKind::Internal, "the dashboard did not come back"))?;
-    println!(
+    say!(out, "");
+    say!(
+        out,
         "Dashboard received {} processed records.",
         dashboard.received.len()
     );
@@ -253,5 +273,5 @@ pub async fn run(args: Args) -> Result<Report> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     sssn_examples::init_logging();
-    sssn_examples::exit_code(run(Args::parse()).await)
+    sssn_examples::exit_code(run(Args::parse(), &Out::stdout()).await)
 }

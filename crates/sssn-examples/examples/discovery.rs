@@ -1,5 +1,10 @@
-//! Service discovery: a temperature service registers itself and its feed; a consumer
-//! finds the feed by visibility and name, connects, and prints readings.
+//! Service discovery (sssn 0.0.1's `examples/discovery.md`): a temperature service
+//! registers itself and its feed; a consumer finds the feed by visibility and name,
+//! connects, and prints readings; the systems offering "temperature" are found by
+//! capability.
+//!
+//! Prints what the Python prints. The Python's `announce` passed a mapping to
+//! `register_system` (D5); here the system registers its typed descriptor.
 //!
 //! ```text
 //! cargo run --release --example discovery -- [--duration SECS] [--store URL]
@@ -17,6 +22,7 @@ use sssn::{
     BroadcastChannel as Feed, Channel, Error, ErrorKind, Network, Result, System, SystemContext,
     SystemSpec, Visibility,
 };
+use sssn_examples::{Out, py, say};
 
 /// Command-line options.
 #[derive(Parser)]
@@ -35,6 +41,7 @@ pub struct Args {
 /// Owns the public `temperature-feed` and announces itself.
 struct TemperatureService {
     feed: Feed,
+    out: Out,
 }
 
 #[async_trait]
@@ -46,7 +53,7 @@ impl System for TemperatureService {
             .await?;
         ctx.announce("registry", Some(Duration::from_secs(300)))
             .await?;
-        println!("[temp-svc] registered with discovery");
+        say!(self.out, "[{}] registered with discovery", ctx.id());
         Ok(())
     }
 
@@ -72,46 +79,75 @@ struct DataConsumer {
     lookup: HashMap<String, Channel>,
     connected: Option<String>,
     readings: usize,
+    out: Out,
 }
 
 #[async_trait]
 impl System for DataConsumer {
     async fn step(&mut self, ctx: &mut SystemContext) -> Result<()> {
+        if self.connected.is_none() {
+            self.discover_and_connect(ctx).await?;
+        }
         let Some(feed) = &self.connected else {
-            let registry = ctx.local_channel("registry")?.discovery()?;
-            let found = registry.find_channels(Some(Visibility::Public)).await?;
-            match found
-                .into_iter()
-                .find(|c| c.name.to_lowercase().contains("temperature"))
-            {
-                Some(info) => {
-                    if let Some(channel) = self.lookup.get(&info.id) {
-                        ctx.client().connect(info.id.clone(), channel.clone());
-                        println!("[Consumer] connected to '{}' ({})", info.name, info.id);
-                        for system in registry.find_systems(Some("temperature")).await? {
-                            println!(
-                                "[Consumer] Found: {} ({})",
-                                system.system_name, system.system_id
-                            );
-                        }
-                        self.connected = Some(info.id);
-                    }
-                }
-                None => println!("[Consumer] no temperature channels found yet, retrying..."),
-            }
             return Ok(());
         };
-        for message in ctx.broadcast(feed)?.read(10).await? {
+        for message in ctx.broadcast(feed)?.read(20).await? {
             let reading: Value = message.data()?;
-            println!("[Consumer] temp={}°C", reading["celsius"]);
+            say!(self.out, "[Consumer] temp={}°C", reading["celsius"]);
             self.readings += 1;
         }
         Ok(())
     }
 }
 
+impl DataConsumer {
+    async fn discover_and_connect(&mut self, ctx: &mut SystemContext) -> Result<()> {
+        let registry = ctx.local_channel("registry")?.discovery()?;
+        let found = registry.find_channels(Some(Visibility::Public)).await?;
+        let temp_channels: Vec<_> = found
+            .into_iter()
+            .filter(|c| c.name.to_lowercase().contains("temperature"))
+            .collect();
+        if temp_channels.is_empty() {
+            say!(
+                self.out,
+                "[Consumer] no temperature channels found yet, retrying..."
+            );
+            return Ok(());
+        }
+        for info in temp_channels {
+            if let Some(channel) = self.lookup.get(&info.id) {
+                ctx.client().connect(info.id.clone(), channel.clone());
+                say!(
+                    self.out,
+                    "[Consumer] connected to '{}' ({})",
+                    info.name,
+                    info.id
+                );
+                self.connected = Some(info.id);
+            }
+        }
+        // Finding systems by capability.
+        for system in registry.find_systems(Some("temperature")).await? {
+            say!(
+                self.out,
+                "Found: {} ({})",
+                system.system_name,
+                system.system_id
+            );
+            let names: Vec<&str> = system.services.iter().map(|s| s.name.as_str()).collect();
+            say!(
+                self.out,
+                "  services: {}",
+                py(&serde_json::to_string(&names).unwrap_or_default())
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Runs the demo for `args.duration`; returns how many readings the consumer printed.
-pub async fn run(args: Args) -> Result<usize> {
+pub async fn run(args: Args, out: &Out) -> Result<usize> {
     let duration = Duration::from_secs_f64(args.duration);
     let mut net =
         Network::new("discovery-demo").with_store(sssn_examples::open_store(&args.store).await?);
@@ -127,7 +163,10 @@ pub async fn run(args: Args) -> Result<usize> {
             .name("Temperature Service")
             .tick_rate(2.0)
             .writes(["temperature-feed", "registry"]),
-        TemperatureService { feed: feed.clone() },
+        TemperatureService {
+            feed: feed.clone(),
+            out: out.clone(),
+        },
     )?;
     net.add_system(
         SystemSpec::new("consumer")
@@ -137,6 +176,7 @@ pub async fn run(args: Args) -> Result<usize> {
             lookup: HashMap::from([(feed.id().to_owned(), feed.erased())]),
             connected: None,
             readings: 0,
+            out: out.clone(),
         },
     )?;
     let mut stopped = net.run_for(duration).await?;
@@ -149,5 +189,5 @@ pub async fn run(args: Args) -> Result<usize> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     sssn_examples::init_logging();
-    sssn_examples::exit_code(run(Args::parse()).await)
+    sssn_examples::exit_code(run(Args::parse(), &Out::stdout()).await)
 }

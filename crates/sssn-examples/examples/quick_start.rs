@@ -12,6 +12,7 @@ use serde_json::json;
 use sssn::channel::BroadcastChannel;
 use sssn::store::Entry;
 use sssn::{Error, ErrorKind, Network, Result, System, SystemContext, SystemSpec};
+use sssn_examples::{Out, say};
 
 /// Command-line options.
 #[derive(Parser)]
@@ -36,9 +37,9 @@ impl System for Sensor {
     }
 }
 
-#[derive(Default)]
 struct Monitor {
     seen: usize,
+    out: Out,
 }
 
 #[async_trait]
@@ -48,14 +49,14 @@ impl System for Monitor {
     }
 
     async fn on_message(&mut self, _: &mut SystemContext, _: &str, entry: Entry) -> Result<()> {
-        println!("[Monitor] {}", entry.message.content);
+        say!(self.out, "[Monitor] {}", entry.message.content);
         self.seen += 1;
         Ok(())
     }
 }
 
 /// Runs for `args.duration`; returns how many readings the monitor printed.
-pub async fn run(args: Args) -> Result<usize> {
+pub async fn run(args: Args, out: &Out) -> Result<usize> {
     let duration = Duration::from_secs_f64(args.duration);
     let mut net =
         Network::new("quick-start").with_store(sssn_examples::open_store(&args.store).await?);
@@ -74,7 +75,10 @@ pub async fn run(args: Args) -> Result<usize> {
         SystemSpec::new("monitor")
             .tick_rate(0.0)
             .reads(["sensor-data"]),
-        Monitor::default(),
+        Monitor {
+            seen: 0,
+            out: out.clone(),
+        },
     )?;
     let mut stopped = net.run_for(duration).await?;
     let monitor: Monitor = stopped
@@ -86,5 +90,5 @@ pub async fn run(args: Args) -> Result<usize> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     sssn_examples::init_logging();
-    sssn_examples::exit_code(run(Args::parse()).await)
+    sssn_examples::exit_code(run(Args::parse(), &Out::stdout()).await)
 }

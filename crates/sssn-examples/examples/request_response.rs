@@ -1,4 +1,10 @@
-//! Request/response over two channels: a compute service adds numbers.
+//! Request/response over two channels (sssn 0.0.1's `examples/request-response.md`): a
+//! compute service adds numbers.
+//!
+//! Prints what the Python prints, and then how many of the concurrent requests got their
+//! own answer. Replies go to a mailbox addressed to the requester (v1 used a passthrough
+//! channel that every requester polled, so concurrent requests could take each other's
+//! replies, D24); `Requester` routes them by correlation id.
 //!
 //! ```text
 //! cargo run --release --example request_response -- [--store URL]
@@ -13,7 +19,8 @@ use serde_json::{Value, json};
 use sssn::channel::{MailboxChannel, PassthroughChannel};
 use sssn::request::{Requester, reply};
 use sssn::store::Entry;
-use sssn::{ChannelClient, Network, Result, System, SystemContext, SystemSpec};
+use sssn::{ChannelClient, ErrorKind, Network, Result, System, SystemContext, SystemSpec};
+use sssn_examples::{Out, say};
 
 /// Command-line options.
 #[derive(Parser)]
@@ -43,7 +50,7 @@ impl System for ComputeService {
 
 /// Runs the demo; returns the answer to 7 + 35 and how many of the 10 concurrent requests
 /// were answered correctly.
-pub async fn run(args: Args) -> Result<(i64, usize)> {
+pub async fn run(args: Args, out: &Out) -> Result<(i64, usize)> {
     let mut net = Network::new("compute").with_store(sssn_examples::open_store(&args.store).await?);
     let requests = net.add_channel(PassthroughChannel::new("compute-request").build())?;
     let responses = net.add_channel(MailboxChannel::new("compute-response").build())?;
@@ -61,12 +68,23 @@ pub async fn run(args: Args) -> Result<(i64, usize)> {
     client.connect("compute-response", responses);
     let requester = Arc::new(Requester::new(&client, "compute-request", "compute-response").await?);
 
-    let answer = requester
+    let first = match requester
         .request(&json!({"a": 7, "b": 35}), Duration::from_secs(5))
-        .await?;
-    let result: Value = answer.data()?;
-    let first = result["result"].as_i64().unwrap_or_default();
-    println!("7 + 35 = {first}");
+        .await
+    {
+        Ok(answer) => {
+            let result: Value = answer.data()?;
+            let sum = result["result"].as_i64().unwrap_or_default();
+            say!(out, "7 + 35 = {sum}");
+            sum
+        }
+        Err(e) if e.kind() == ErrorKind::Timeout => {
+            say!(out, "Request timed out");
+            running.stop().await?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
 
     // Ten concurrent requests from the same sender: each gets its own answer.
     let mut calls = Vec::new();
@@ -74,7 +92,7 @@ pub async fn run(args: Args) -> Result<(i64, usize)> {
         let requester = requester.clone();
         calls.push(tokio::spawn(async move {
             let answer = requester
-                .request(&json!({"a": i, "b": i * 10}), Duration::from_secs(5))
+                .request(&json!({"a": i, "b": i * 2}), Duration::from_secs(5))
                 .await?;
             let result: Value = answer.data()?;
             Ok::<_, sssn::Error>((i, result["result"].as_i64().unwrap_or_default()))
@@ -83,12 +101,12 @@ pub async fn run(args: Args) -> Result<(i64, usize)> {
     let mut ok = 0;
     for call in calls {
         let (i, sum) = call.await.expect("request task")?;
-        println!("{i} + {} = {sum}", i * 10);
-        if sum == i * 11 {
+        say!(out, "{i} + {} = {sum}", i * 2);
+        if sum == i * 3 {
             ok += 1;
         }
     }
-    println!("{ok}/10 concurrent requests answered");
+    say!(out, "{ok}/10 concurrent requests answered");
     running.stop().await?;
     Ok((first, ok))
 }
@@ -96,5 +114,5 @@ pub async fn run(args: Args) -> Result<(i64, usize)> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     sssn_examples::init_logging();
-    sssn_examples::exit_code(run(Args::parse()).await)
+    sssn_examples::exit_code(run(Args::parse(), &Out::stdout()).await)
 }

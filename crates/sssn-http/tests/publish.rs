@@ -139,3 +139,45 @@ async fn an_address_that_cannot_be_bound_stops_the_network_again() {
         "nothing keeps running"
     );
 }
+
+/// sssn 0.0.1's behaviour 56: `publish` serves the public discovery and feed channels, not
+/// the private one, and the discovery channel lists exactly those two as public.
+#[tokio::test]
+async fn v1_56_publish_serves_the_public_channels_and_lists_them_in_discovery() {
+    use sssn::Visibility;
+    use sssn::channel::{DiscoveryChannel, PassthroughChannel};
+    let mut net =
+        Network::new("v1-56").register_public_channels("discovery", Duration::from_secs(60));
+    let discovery = net
+        .add_channel(DiscoveryChannel::new("discovery").public().build())
+        .unwrap();
+    net.add_channel(BroadcastChannel::new("public-feed").public().build())
+        .unwrap();
+    net.add_channel(PassthroughChannel::new("private").build())
+        .unwrap();
+    let published = net.publish("127.0.0.1:0").await.unwrap();
+    assert_eq!(
+        published.server().channel_ids(),
+        ["discovery", "public-feed"]
+    );
+    let url = published.url();
+    for (id, status) in [("discovery", 200), ("public-feed", 200), ("private", 404)] {
+        let resp = reqwest::Client::new()
+            .get(format!("{url}/channels/{id}/info"))
+            .bearer_auth("client")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{id}");
+    }
+    let mut listed: Vec<String> = discovery
+        .find_channels(Some(Visibility::Public))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["discovery", "public-feed"]);
+    published.stop().await.unwrap();
+}

@@ -1,15 +1,28 @@
 //! The behaviours the sssn 0.0.1 test suite asserts (behavioural spec §12), one test each,
 //! numbered as in the spec. Where v1 was defective the test asserts the fixed behaviour
-//! and says so (`adapted: Dn`). The HTTP ones (57–60) live in `crates/sssn-http/tests`.
+//! and says so (`adapted: Dn`).
+//!
+//! Where each of the 89 lives:
+//!
+//! | behaviours | test |
+//! |---|---|
+//! | 1–55, 61–89 | here, `v1_NN_…` |
+//! | 56 (`publish`) | `crates/sssn-http/tests/publish.rs`, `v1_56_publish_serves_the_public_channels_and_lists_them_in_discovery` |
+//! | 57–60 (HTTP under JWT) | `crates/sssn-http/tests/v1_http.rs`, `v1_57_…` to `v1_60_…` |
+//!
+//! 53–55 are also covered in depth by `tests/system.rs` and `tests/standalone.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use sssn::channel::ChannelState;
 use sssn::channel::{BroadcastChannel, PassthroughChannel, ReadOptions, WorkQueueChannel};
+use sssn::network::Network;
 use sssn::security::{
     AclSecurity, JwtSecurity, OpenSecurity, Operation, Principal, Role, Security,
 };
+use sssn::system::{System, SystemContext, SystemSpec, SystemState};
 use sssn::{ChannelInfo, ChannelMessage, Content, ErrorKind, GenericContent, Visibility};
 
 const SECRET: &str = "a-v1-checklist-secret-of-32-bytes!!";
@@ -78,22 +91,31 @@ fn v1_05_message_keeps_routing_fields_and_metadata() {
     assert_eq!(back.metadata["k"], "v");
 }
 
-/// Adapted: immutability is by type — channels hand out `Arc<ChannelMessage>`, which
-/// cannot be mutated; a caller's own copy is a separate value.
+/// Adapted: immutability is by type. A reader gets an `Arc<ChannelMessage>` shared with
+/// the store, which gives no `&mut` (assigning to a field does not compile), and no
+/// exclusive access while the store holds it; changing it means taking a copy
+/// (`Arc::make_mut`), which leaves the stored message as it was.
 #[tokio::test]
 async fn v1_06_stored_messages_are_immutable() {
     let ch = PassthroughChannel::new("p").build();
     ch.start().await.unwrap();
     ch.write("w", &1).await.unwrap();
-    let got: Arc<ChannelMessage> = ch.read("r", 1).await.unwrap().remove(0);
-    let mut copy = (*got).clone();
-    copy.sender_id = "changed".into();
-    assert_eq!(copy.id, got.id);
-    assert_eq!(
-        ch.read("r3", 1).await.unwrap()[0].sender_id,
-        "w",
-        "the stored message is unchanged"
+    let mut got: Arc<ChannelMessage> = ch.read("r", 1).await.unwrap().remove(0);
+    let again = ch.read("r2", 1).await.unwrap().remove(0);
+    assert!(
+        Arc::ptr_eq(&got, &again),
+        "readers share the stored message"
     );
+    drop(again);
+    assert!(
+        Arc::get_mut(&mut got).is_none(),
+        "no reader can change the stored message in place"
+    );
+    Arc::make_mut(&mut got).sender_id = "changed".into();
+    let stored = ch.read("r3", 1).await.unwrap().remove(0);
+    assert_eq!(stored.sender_id, "w", "the stored message is unchanged");
+    assert_eq!(stored.id, got.id);
+    assert!(!Arc::ptr_eq(&stored, &got));
 }
 
 #[test]
@@ -196,6 +218,16 @@ async fn v1_17_exclusive_read_claims() {
         m[..2]
     );
     assert_eq!(ch.stats().await.unwrap().in_flight, 2);
+    // The claims are recorded as worker-1's: another worker cannot settle them (renewing
+    // a lease leaves the claim as it is), worker-1 can.
+    let other = ch.extend("worker-2", &m[..2]).await.unwrap();
+    assert_eq!(
+        (other.done.len(), other.stale.clone()),
+        (0, m[..2].to_vec())
+    );
+    let holder = ch.extend("worker-1", &m[..2]).await.unwrap();
+    assert_eq!(holder.done, m[..2].to_vec());
+    assert!(holder.stale.is_empty());
 }
 
 #[tokio::test]
@@ -278,10 +310,20 @@ async fn v1_25_old_claim_is_reclaimed() {
 
 #[tokio::test(start_paused = true)]
 async fn v1_26_fresh_claim_is_kept() {
-    let (ch, _) = loaded().await;
+    let (ch, m) = loaded().await;
     ch.claim("w", 1).await.unwrap();
     tokio::time::advance(Duration::from_secs(30)).await;
     assert_eq!(ch.reclaim_expired().await.unwrap(), 0);
+    // Still held by "w": nobody else gets m1, and "w" can still settle it.
+    assert_eq!(ch.stats().await.unwrap().in_flight, 1);
+    let next = ch.claim("w2", 10).await.unwrap();
+    assert_eq!(
+        next.iter()
+            .map(|c| c.message.id.clone())
+            .collect::<Vec<_>>(),
+        m[1..]
+    );
+    assert_eq!(ch.ack("w", &m[..1]).await.unwrap().done, m[..1].to_vec());
 }
 
 #[tokio::test]
@@ -293,17 +335,39 @@ async fn v1_27_subscriber_gets_the_message() {
     assert_eq!(sub.recv().await.unwrap().message.id, id);
 }
 
-/// Adapted (D22): subscribers are independent queues, so one failing or dropped
-/// subscriber cannot affect another.
+/// Adapted (D22): subscribers are independent queues read by their consumers. A
+/// consumer that panics on a message, or one that stops reading, affects neither the
+/// writer nor the other subscribers.
 #[tokio::test]
 async fn v1_28_one_subscriber_failing_does_not_stop_others() {
-    let ch = BroadcastChannel::new("b").build();
+    let ch = BroadcastChannel::new("b").subscriber_capacity(4).build();
     ch.start().await.unwrap();
-    let failing = ch.subscribe("failing").await.unwrap();
+    let mut panicking = ch.subscribe("panicking").await.unwrap();
+    let _stalled = ch.subscribe("stalled").await.unwrap(); // never reads
     let mut ok = ch.subscribe("ok").await.unwrap();
-    drop(failing);
-    let id = ch.write("w", &1).await.unwrap();
-    assert_eq!(ok.recv().await.unwrap().message.id, id);
+    let consumer = tokio::spawn(async move {
+        let entry = panicking.recv().await.unwrap();
+        panic!("subscriber failed on {}", entry.message.id);
+    });
+    let first = ch.write("w", &0).await.unwrap();
+    let failure = consumer.await.unwrap_err();
+    assert!(failure.is_panic());
+    // Writes go on, past the stalled subscriber's queue, without waiting for anyone.
+    let mut ids = vec![first];
+    for i in 1..20 {
+        let write = tokio::time::timeout(Duration::from_secs(1), ch.write("w", &i));
+        ids.push(write.await.expect("a writer never waits").unwrap());
+    }
+    let mut got = Vec::new();
+    while got.len() < ids.len() {
+        match ok.recv().await {
+            Ok(entry) => got.push(entry.message.id.clone()),
+            // A queue of 4 lags behind 20 writes and catches up from the store.
+            Err(sssn::channel::RecvError::Lagged(_)) => {}
+            Err(e) => panic!("the healthy subscriber failed: {e}"),
+        }
+    }
+    assert_eq!(got, ids, "every message, once, in order");
 }
 
 #[tokio::test]
@@ -535,11 +599,136 @@ fn v1_52_jwt_expired_refused() {
     );
 }
 
-// ----- tests/core/test_system.py (53–56) are in tests/system.rs ---------------------------
-// 53: setup_runs_once_and_wiring_is_exactly_what_was_declared
-// 54: setup_runs_once_and_wiring_is_exactly_what_was_declared, stop_is_prompt_and_a_system_can_stop_itself
-// 55 (adapted, pause is real): pause_stops_steps_and_resume_continues
-// 56: announce_registers_the_descriptor_and_public_channels_are_listed (HTTP exposure: crates/sssn-http)
+// ----- tests/core/test_system.py (53–55 here; 56 needs HTTP: crates/sssn-http) -----------
+
+/// Records what a system sees and does.
+#[derive(Default)]
+struct Probe {
+    setups: u32,
+    steps: u32,
+    seen: Vec<String>,
+    denied: Option<ErrorKind>,
+    stop_after: Option<u32>,
+}
+
+#[async_trait::async_trait]
+impl System for Probe {
+    async fn setup(&mut self, ctx: &mut SystemContext) -> sssn::Result<()> {
+        self.setups += 1;
+        self.seen = ctx.channel_ids();
+        self.denied = ctx.channel("denied").err().map(|e| e.kind());
+        Ok(())
+    }
+    async fn step(&mut self, ctx: &mut SystemContext) -> sssn::Result<()> {
+        self.steps += 1;
+        if self.stop_after == Some(self.steps) {
+            ctx.stop();
+        }
+        Ok(())
+    }
+}
+
+/// v1's `add_subsystem(child, channels=["allowed"])` is the child's declared wiring.
+#[tokio::test(start_paused = true)]
+async fn v1_53_wiring_connects_only_the_declared_channels() {
+    let mut net = Network::new("parent");
+    net.add_channel(PassthroughChannel::new("allowed").build())
+        .unwrap();
+    net.add_channel(PassthroughChannel::new("denied").build())
+        .unwrap();
+    net.add_system(
+        SystemSpec::new("child").reads(["allowed"]),
+        Probe {
+            stop_after: Some(1),
+            ..Probe::default()
+        },
+    )
+    .unwrap();
+    let mut stopped = net.run_for(Duration::from_millis(10)).await.unwrap();
+    let child: Probe = stopped.take("child").unwrap();
+    assert_eq!(child.seen, ["allowed"]);
+    assert_eq!(child.denied, Some(ErrorKind::NotConnected));
+}
+
+/// v1's `launch()`: setup once, the subsystem takes exactly one step (it stops itself) on
+/// its wired channel, the parent's channel runs, and can then be drained.
+#[tokio::test(start_paused = true)]
+async fn v1_54_launch_runs_setup_once_and_steps() {
+    let mut net = Network::new("parent");
+    let owned = net
+        .add_channel(PassthroughChannel::new("allowed").build())
+        .unwrap();
+    let child = net
+        .add_system(
+            SystemSpec::new("child").tick_rate(100.0).reads(["allowed"]),
+            Probe {
+                stop_after: Some(1),
+                ..Probe::default()
+            },
+        )
+        .unwrap();
+    let running = net.start().await.unwrap();
+    assert_eq!(child.finished().await, SystemState::Stopped);
+    assert_eq!(owned.state(), ChannelState::Running);
+    let mut stopped = running.stop().await.unwrap(); // stops, then drains the channels
+    let probe: Probe = stopped.take("child").unwrap();
+    assert_eq!((probe.setups, probe.steps), (1, 1));
+    assert_eq!(probe.seen, ["allowed"]);
+    assert_eq!(owned.state(), ChannelState::Stopped);
+    owned.drain(None).await.unwrap();
+}
+
+/// v1's `run(tick_rate=1000)` with a pause on step 1. Adapted (spec §5.4): a pause is
+/// real, so no steps happen while paused; after resume it steps again and ends STOPPED
+/// with at least 3 steps.
+#[tokio::test(start_paused = true)]
+async fn v1_55_run_pause_resume_stop() {
+    let ch = PassthroughChannel::new("c").build();
+    ch.start().await.unwrap();
+    // The handle exists only once spawned: the probe gets it through a cell.
+    let cell: Arc<std::sync::Mutex<Option<sssn::system::SystemHandle>>> = Arc::default();
+    struct Pauser {
+        cell: Arc<std::sync::Mutex<Option<sssn::system::SystemHandle>>>,
+        steps: u32,
+    }
+    #[async_trait::async_trait]
+    impl System for Pauser {
+        async fn step(&mut self, _: &mut SystemContext) -> sssn::Result<()> {
+            self.steps += 1;
+            if self.steps == 1
+                && let Some(h) = self.cell.lock().unwrap().as_ref()
+            {
+                h.pause();
+            }
+            Ok(())
+        }
+    }
+    let running = sssn::system::spawn(
+        SystemSpec::new("s").tick_rate(1000.0),
+        Pauser {
+            cell: cell.clone(),
+            steps: 0,
+        },
+        [ch],
+    )
+    .await
+    .unwrap();
+    let h = running.handle().clone();
+    *cell.lock().unwrap() = Some(h.clone());
+    assert_eq!(
+        h.wait_for(|s| s == SystemState::Paused).await,
+        SystemState::Paused
+    );
+    let paused_at = h.steps();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.steps(), paused_at, "no steps while paused");
+    h.resume();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(h.state(), SystemState::Running);
+    let pauser = running.stop().await.unwrap();
+    assert_eq!(h.state(), SystemState::Stopped);
+    assert!(pauser.steps >= 3, "{} steps", pauser.steps);
+}
 
 // ----- tests/channels/test_broadcast.py -----------------------------------------------------
 
@@ -576,17 +765,30 @@ async fn v1_63_two_readers_see_both() {
     assert_eq!(ch.read("b", 10).await.unwrap().len(), 2);
 }
 
+/// v1 called both subscribers inside `write`. Here the message is in both subscribers'
+/// queues when `write` returns: each `recv` is ready at once, without waiting.
 #[tokio::test]
 async fn v1_64_two_subscribers_receive() {
+    use futures::FutureExt as _;
     let ch = BroadcastChannel::new("b").build();
     ch.start().await.unwrap();
     let (mut a, mut b) = (
         ch.subscribe("a").await.unwrap(),
         ch.subscribe("b").await.unwrap(),
     );
+    assert!(
+        a.recv().now_or_never().is_none(),
+        "nothing before the write"
+    );
     let id = ch.write("w", &1).await.unwrap();
-    assert_eq!(a.recv().await.unwrap().message.id, id);
-    assert_eq!(b.recv().await.unwrap().message.id, id);
+    for sub in [&mut a, &mut b] {
+        let entry = sub
+            .recv()
+            .now_or_never()
+            .expect("delivered before write returned")
+            .unwrap();
+        assert_eq!(vec![entry.message.id.clone()], vec![id.clone()]);
+    }
 }
 
 #[tokio::test]
@@ -730,28 +932,49 @@ async fn v1_77_empty_acl_refuses_subscribe() {
     );
 }
 
-#[test]
-fn v1_78_convert_keeps_a_message() {
-    let m = ChannelMessage::with_data("other", &1).unwrap();
-    let out = sssn::channel::default_convert("me", sssn::Payload::Message(m.clone())).unwrap();
-    assert_eq!(out, Some(m));
+/// Through the channel's write path: a written message is stored as it is, every field.
+#[tokio::test]
+async fn v1_78_convert_keeps_a_message() {
+    let ch = PassthroughChannel::new("p").build();
+    ch.start().await.unwrap();
+    let m = ChannelMessage::with_data("me", &1)
+        .unwrap()
+        .correlation_id("corr")
+        .reply_to("replies")
+        .meta("k", "v");
+    let id = ch
+        .write_payload("me", sssn::Payload::Message(m.clone()))
+        .await
+        .unwrap();
+    assert_eq!(id, m.id);
+    let stored = ch.read("r", 10).await.unwrap().remove(0);
+    assert_eq!(stored.to_json(), m.to_json(), "stored as given");
 }
 
-#[test]
-fn v1_79_convert_wraps_content() {
-    let c = Content::from_json(r#"{"celsius":2.5}"#).unwrap();
-    let out = sssn::channel::default_convert("me", sssn::Payload::Content(c.clone()))
-        .unwrap()
-        .unwrap();
-    assert_eq!(out.content, c);
+/// Through the channel's write path: a content becomes the message's content, unchanged.
+#[tokio::test]
+async fn v1_79_convert_wraps_content() {
+    let ch = PassthroughChannel::new("p").build();
+    ch.start().await.unwrap();
+    let c = Content::from_json(r#"{"celsius":2.5,"unit":"C"}"#).unwrap();
+    let id = ch.write_content("me", c.clone()).await.unwrap();
+    let stored = ch.read("r", 10).await.unwrap().remove(0);
+    assert_eq!(stored.id, id);
+    assert_eq!(stored.content.json(), c.json());
+    assert_eq!(stored.sender_id, "me");
 }
 
-#[test]
-fn v1_80_convert_wraps_data_in_generic_content() {
-    let out = sssn::channel::default_convert("me", sssn::Payload::Data(json!([1, 2])))
-        .unwrap()
-        .unwrap();
-    assert_eq!(out.data::<Vec<i32>>().unwrap(), vec![1, 2]);
+/// Through the channel's write path: plain data is wrapped as `{"data": …}`.
+#[tokio::test]
+async fn v1_80_convert_wraps_data_in_generic_content() {
+    let ch = PassthroughChannel::new("p").build();
+    ch.start().await.unwrap();
+    ch.write("me", &json!([1, 2])).await.unwrap();
+    let stored = ch.read("r", 10).await.unwrap().remove(0);
+    assert_eq!(stored.content.json(), r#"{"data":[1,2]}"#);
+    assert_eq!(stored.data::<Vec<i32>>().unwrap(), vec![1, 2]);
+    let generic: GenericContent = stored.content.get().unwrap();
+    assert_eq!(generic.data, json!([1, 2]));
 }
 
 // ----- tests/channels/test_work_queue.py (claim_timeout 300) -------------------------------
@@ -828,12 +1051,21 @@ async fn v1_86_nacked_item_goes_to_another_worker() {
     assert_eq!(ch.claim("w2", 1).await.unwrap()[0].message.id, m[0]);
 }
 
+/// Adapted (fenced claims): the non-holder's nack settles nothing and reports the id as
+/// stale (`StaleClaim` as an error); the claim stays w1's.
 #[tokio::test]
 async fn v1_87_nack_by_non_holder_leaves_claim() {
     let (ch, m) = queue(1).await;
     ch.claim("w1", 1).await.unwrap();
-    assert!(!ch.nack("w2", &m).await.unwrap().all_done());
+    let settled = ch.nack("w2", &m).await.unwrap();
+    assert!(settled.done.is_empty());
+    assert_eq!(settled.stale, m);
+    assert_eq!(
+        settled.into_result().unwrap_err().kind(),
+        ErrorKind::StaleClaim
+    );
     assert!(ch.claim("w3", 1).await.unwrap().is_empty());
+    assert_eq!(ch.ack("w1", &m).await.unwrap().done, m, "still w1's");
 }
 
 /// Adapted: the lease is fixed when the channel opens its store (it is JetStream's
