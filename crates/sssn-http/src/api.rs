@@ -77,6 +77,8 @@ pub enum ChannelOp {
     Claim,
     /// Settle: acknowledge.
     Ack,
+    /// Settle: acknowledge, then claim the next batch.
+    AckAndClaim,
     /// Settle: release.
     Nack,
     /// Settle: renew the lease.
@@ -110,6 +112,7 @@ impl ChannelOp {
             Self::WriteBatch => &WRITE_BATCH,
             Self::Claim => &CLAIM,
             Self::Ack => &ACKNOWLEDGE,
+            Self::AckAndClaim => &ACK_AND_CLAIM,
             Self::Nack => &NACK,
             Self::Extend => &EXTEND,
             Self::Reject => &REJECT,
@@ -1033,6 +1036,29 @@ pub static ACKNOWLEDGE: Route = Route::new(
     &[ARG_IDS],
 );
 
+/// `POST /channels/{id}/ack-and-claim`.
+pub static ACK_AND_CLAIM: Route = Route::new(
+    Verb::Post,
+    "/channels/{id}/ack-and-claim",
+    "ackAndClaim",
+    |m| on(m, h::ack_and_claim),
+)
+.op(ChannelOp::AckAndClaim)
+.summary("Acknowledge claimed messages, then claim up to limit more: a consumer's \"done with these, next batch\" in one request (and, on the SQLite store, one transaction). The acknowledgement is fenced as /acknowledge's.")
+.params(&[CLAIM_LIMIT.param()])
+.body(IDS_BODY)
+.reply(Reply::json(
+    "How many were acknowledged, the outcome of every id, and the new claims, oldest first.",
+    schema::acked_and_claimed,
+))
+.errors(BODY_ERRORS)
+.bounded()
+.cli(
+    "ack-and-claim",
+    "Acknowledge claimed messages, then claim more. Prints {seq, attempt, lease_until_ms, message} per new claim; fails naming the stale ids.",
+    &[CliArg::param(CLAIM_LIMIT.param()), ARG_IDS],
+);
+
 /// `POST /channels/{id}/nack` (v1).
 pub static NACK: Route = Route::new(Verb::Post, "/channels/{id}/nack", "nack", |m| on(m, h::nack))
     .op(ChannelOp::Nack)
@@ -1214,6 +1240,43 @@ pub static EVENTS: Route =
             &[CliArg::param(EVENTS_AFTER.param()), ARG_COUNT],
         );
 
+/// `limit` of `GET /traces`.
+pub const TRACES_LIMIT: CountParam = CountParam {
+    name: "limit",
+    default: 50,
+    description: "At most this many traces, newest first.",
+};
+
+/// `GET /topology` (the console's graph).
+pub static TOPOLOGY: Route = Route::new(Verb::Get, "/topology", "topology", |m| {
+    on(m, crate::console::topology)
+})
+.summary("The channels the token may read, and the systems wired to them: state, steps, restarts, last error, reads and writes (restricted to those channels).")
+.reply(Reply::json("Channels and systems.", crate::console::schema::topology))
+.errors(&[Status::BadRequest, Status::Unauthenticated]);
+
+/// `GET /traces` (the console's trace list).
+pub static TRACES: Route = Route::new(Verb::Get, "/traces", "traces", |m| {
+    on(m, crate::console::traces)
+})
+.summary(
+    "The newest traces in this process's hop journal with a hop on a channel the token may read.",
+)
+.params(&[TRACES_LIMIT.param()])
+.reply(Reply::json(
+    "Traces, newest first.",
+    crate::console::schema::traces,
+))
+.errors(&[Status::BadRequest, Status::Unauthenticated]);
+
+/// `GET /traces/{id}` (the console's trace view).
+pub static TRACE: Route = Route::new(Verb::Get, "/traces/{id}", "trace", |m| {
+    on(m, crate::console::trace)
+})
+.summary("One record's path: the hops of a trace (write, claim, ack, nack, reject, deliver) on channels the token may read, in time order, each with its channel, message, actor and time.")
+.reply(Reply::json("The trace's hops.", crate::console::schema::trace))
+.errors(&[Status::BadRequest, Status::Unauthenticated, Status::NotFound]);
+
 /// Every route the server answers, in the order the OpenAPI document lists them.
 pub static ROUTES: &[&Route] = &[
     &HEALTH,
@@ -1225,6 +1288,7 @@ pub static ROUTES: &[&Route] = &[
     &WRITE_BATCH,
     &CLAIM,
     &ACKNOWLEDGE,
+    &ACK_AND_CLAIM,
     &NACK,
     &EXTEND,
     &REJECT,
@@ -1236,6 +1300,9 @@ pub static ROUTES: &[&Route] = &[
     &INFO,
     &STATS,
     &EVENTS,
+    &TOPOLOGY,
+    &TRACES,
+    &TRACE,
 ];
 
 /// The channel operations the `sssn` command exposes as client subcommands, with their
