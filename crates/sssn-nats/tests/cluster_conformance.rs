@@ -48,7 +48,9 @@ macro_rules! on_cluster {
                 duplicate_ids_are_idempotent, stats_reflect_state, discovery_registry,
                 periodic_channel_pulls, security_on_every_operation,
                 write_batch_and_entries_after, direct_writes_cannot_spoof, lifecycle_and_drain,
-                reopen_keeps_contents);
+                reopen_keeps_contents, ack_and_claim_takes_the_next_batch,
+                subscribers_are_told_of_removed_messages, count_retention_follows_the_writes,
+                history_by_id_time_and_latest, history_respects_mailboxes_and_rights);
         }
     };
 }
