@@ -84,6 +84,11 @@ pub struct JetStreamOptions {
     /// off without closing the connection (a network partition) is left after about twice
     /// this. Default 10 s (the NATS client's own default is 60 s).
     pub ping_interval: Duration,
+    /// How long a claim that finds nothing claimable waits on the server for work (a pull
+    /// with `expires`) before it returns empty: the next message is handed out as soon
+    /// as it is written, without a poll loop of empty claims. Zero: return at once.
+    /// Default 50 ms; at most `request_timeout`.
+    pub claim_wait: Duration,
 }
 
 impl Default for JetStreamOptions {
@@ -98,6 +103,7 @@ impl Default for JetStreamOptions {
             retry_initial_connect: false,
             assume_server_version: None,
             ping_interval: Duration::from_secs(10),
+            claim_wait: Duration::from_millis(50),
         }
     }
 }
@@ -159,6 +165,13 @@ impl JetStreamOptions {
     #[must_use]
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.ping_interval = interval;
+        self
+    }
+
+    /// Sets how long an empty claim waits for work (see [`JetStreamOptions::claim_wait`]).
+    #[must_use]
+    pub fn claim_wait(mut self, wait: Duration) -> Self {
+        self.claim_wait = wait;
         self
     }
 

@@ -116,6 +116,7 @@ fn duration(url: &str, name: &str, value: &str) -> Result<Duration> {
 /// | `retry_connect` | `true`, `false` | [`JetStreamOptions::retry_initial_connect`] |
 /// | `server_version` | `2.9.10` | [`JetStreamOptions::assume_server_version`] |
 /// | `ping_interval` | a duration, as `request_timeout` | [`JetStreamOptions::ping_interval`] |
+/// | `claim_wait` | a duration, as `request_timeout`, or `0` | [`JetStreamOptions::claim_wait`] |
 fn apply_query(url: &str, query: &str, mut options: JetStreamOptions) -> Result<JetStreamOptions> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let Some((name, value)) = pair.split_once('=') else {
@@ -158,6 +159,8 @@ fn apply_query(url: &str, query: &str, mut options: JetStreamOptions) -> Result<
                 options = options.request_timeout(duration(url, name, value)?);
             }
             "ping_interval" => options = options.ping_interval(duration(url, name, value)?),
+            "claim_wait" if value == "0" => options = options.claim_wait(Duration::ZERO),
+            "claim_wait" => options = options.claim_wait(duration(url, name, value)?),
             "durable_acks" => options = options.durable_acks(flag(url, name, value)?),
             "name" if !value.is_empty() => options = options.connection_name(value),
             "retry_connect" => options = options.retry_initial_connect(flag(url, name, value)?),
@@ -172,7 +175,8 @@ fn apply_query(url: &str, query: &str, mut options: JetStreamOptions) -> Result<
                     url,
                     format!(
                         "unknown option '{name}' (prefix, replicas, storage, request_timeout, \
-                         ping_interval, durable_acks, name, retry_connect, server_version)"
+                         ping_interval, claim_wait, durable_acks, name, retry_connect, \
+                         server_version)"
                     ),
                 ));
             }
@@ -229,7 +233,7 @@ mod tests {
     fn every_option() {
         let (_, o) = parse(
             "nats://h:1?storage=memory&request_timeout=2s&durable_acks=true&name=svc\
-             &retry_connect=true&server_version=2.9.10&ping_interval=1s",
+             &retry_connect=true&server_version=2.9.10&ping_interval=1s&claim_wait=250ms",
             JetStreamOptions::default(),
         )
         .unwrap();
@@ -239,6 +243,7 @@ mod tests {
         assert_eq!(o.connection_name, "svc");
         assert_eq!(o.assume_server_version, Some(ServerVersion::new(2, 9, 10)));
         assert_eq!(o.ping_interval, Duration::from_secs(1));
+        assert_eq!(o.claim_wait, Duration::from_millis(250));
         let (_, o) = parse(
             "nats://h:1?request_timeout=750",
             JetStreamOptions::default(),

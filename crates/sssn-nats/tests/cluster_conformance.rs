@@ -4,29 +4,18 @@
 //!
 //! * `replicas_everywhere`: every stream the store creates is R3, and so is the claims
 //!   consumer.
-//! * `conformance::*`: the whole store conformance suite, unchanged, at R3. **Ignored**
-//!   until the store reads its own writes on replicated streams (see "Replicated streams
-//!   do not give read-your-writes yet" in the crate README): nearly every conformance
-//!   test reads, claims or counts right after a write, and on R3 that read can be served
-//!   by a replica that has not applied the write yet. Seen here: a claim right after two
-//!   writes returning nothing (`acked_never_reappears`), the acknowledged count read by
-//!   direct get from a lagging replica (`reopen_keeps_contents`), a shared read's R1
-//!   consumer on a follower missing the last write (`periodic_channel_pulls`,
-//!   `evict_does_not_shift_cursors`), a redrive's direct get missing the dead letter and a
-//!   fetch from a just-created R3 claims consumer answered 503
-//!   (`max_deliveries_dead_letters`); and, under load, the 1 s leases of the suite running
-//!   out in slow R3 round trips (`StaleClaim`). Run them with
-//!   `cargo test -p sssn-nats --test cluster_conformance -- --ignored`.
-//!   `cluster_faults.rs` and `cluster_netns.rs` check the claim protocol on the cluster
-//!   with outcomes that do not depend on read-your-writes.
+//! * `conformance::*`: the whole store conformance suite, unchanged, at R3: every read
+//!   sees the writes confirmed before it (lookups through the stream leader, reads that
+//!   wait for a lagging replica, claims that wait for work; crate README, "Reads see the
+//!   writes confirmed before them"). `cluster_faults.rs` and `cluster_netns.rs` check
+//!   the claim protocol on the cluster while nodes fail.
 
 mod common;
 
-macro_rules! ignored_conformance {
+macro_rules! cluster_conformance {
     ($release:expr; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[ignore = "R3: the store does not read its own writes on replicated streams yet (crate README)"]
             async fn $name() {
                 match crate::common::try_cluster_store($release, stringify!($name)).await {
                     Ok(h) => sssn::conformance::$name(&h).await,
@@ -45,7 +34,7 @@ macro_rules! on_cluster {
         }
 
         mod conformance {
-            ignored_conformance!($release;
+            cluster_conformance!($release;
                 shared_reads_follow_the_cursor, read_after_id, independent_cursors,
                 claims_do_not_hide_from_shared_readers, ack_consumes, claim_order_and_limit,
                 acked_never_reappears, nack_releases_to_others, nack_by_non_holder_is_stale,
@@ -59,7 +48,9 @@ macro_rules! on_cluster {
                 duplicate_ids_are_idempotent, stats_reflect_state, discovery_registry,
                 periodic_channel_pulls, security_on_every_operation,
                 write_batch_and_entries_after, direct_writes_cannot_spoof, lifecycle_and_drain,
-                reopen_keeps_contents);
+                reopen_keeps_contents, ack_and_claim_takes_the_next_batch,
+                subscribers_are_told_of_removed_messages, count_retention_follows_the_writes,
+                history_by_id_time_and_latest, history_respects_mailboxes_and_rights);
         }
     };
 }

@@ -253,7 +253,50 @@ async fn head_starts_nothing_feed_starts_the_feed(release: Release) {
     }
 }
 
+/// A claim that finds nothing waits on the server (`claim_wait`) and gets a message
+/// written meanwhile by another process, as soon as it is written; after the wait it
+/// returns empty.
+async fn an_empty_claim_waits_for_work(release: Release) {
+    let Some(ts) = common::store_of(release, "an_empty_claim_waits_for_work").await else {
+        return;
+    };
+    let waiting = sssn_nats::JetStreamStore::connect_with(
+        &ts.url,
+        ts.store
+            .options()
+            .clone()
+            .claim_wait(Duration::from_secs(3)),
+    )
+    .await
+    .unwrap();
+    let claimer = WorkQueueChannel::new("q").store(Arc::new(waiting)).build();
+    claimer.start().await.unwrap();
+    let writer = WorkQueueChannel::new("q").store(ts.store.clone()).build();
+    writer.start().await.unwrap();
+    let started = std::time::Instant::now();
+    let write = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        writer.write("p", &1).await.unwrap()
+    });
+    let claimed = claimer.claim("w", 5).await.unwrap();
+    let took = started.elapsed();
+    let id = write.await.unwrap();
+    assert_eq!(claimed.len(), 1, "the message written during the wait");
+    assert_eq!(claimed[0].message.id, id);
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_millis(2500),
+        "handed out when written, not at the end of the wait: {took:?}"
+    );
+    let started = std::time::Instant::now();
+    assert!(claimer.claim("w", 5).await.unwrap().is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "waited claim_wait"
+    );
+}
+
 on_each_release!(
+    an_empty_claim_waits_for_work,
     feed_sees_appends_of_other_processes,
     claims_are_fenced_across_processes,
     next_claimer_dead_letters_an_abandoned_last_delivery,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_nats::jetstream;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{self, DirectGetErrorKind};
+use async_nats::jetstream::stream;
 use bytes::Bytes;
 use sssn::{Error, ErrorKind, Result};
 
@@ -66,31 +66,38 @@ impl AckCounter {
     /// an ack that returned is counted even if this process is killed right after.
     /// Concurrent acks of this process share one write (whoever holds the write lock
     /// stores everything added so far). A failed write stays pending and is retried by
-    /// the next ack or `stats`.
+    /// the next ack or `stats`, after a few quick retries here.
     pub(super) async fn add(&self, n: u64) -> Result<()> {
         if n == 0 {
             return Ok(());
         }
         *lock(&self.pending) += n;
+        // A server that just restarted may refuse the first writes: retry briefly before
+        // reporting the ack's outcome as unknown.
+        let mut delay = std::time::Duration::from_millis(50);
+        for _ in 0..4 {
+            if self.flush().await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
         self.flush().await
     }
 
     async fn stored(&self) -> Result<(u64, u64)> {
-        match self.state.direct_get_last_for_subject(&self.subject).await {
-            Ok(m) => {
-                let n = std::str::from_utf8(&m.payload)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                *lock(&self.last) = Some((m.sequence, n));
-                Ok((m.sequence, n))
-            }
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
-                *lock(&self.last) = Some((0, 0));
-                Ok((0, 0))
-            }
-            Err(e) => Err(Error::store("reading the acknowledged count failed", e)),
-        }
+        let stored = super::lookup::last_for_subject(&self.state, self.subject.clone())
+            .await
+            .map_err(|e| Error::store("reading the acknowledged count failed", e))?;
+        let (rev, n) = stored.map_or((0, 0), |m| {
+            let n = std::str::from_utf8(&m.payload)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            (m.sequence, n)
+        });
+        *lock(&self.last) = Some((rev, n));
+        Ok((rev, n))
     }
 
     /// Folds the local tally into the stored count. Each batch carries its own

@@ -193,9 +193,10 @@ impl JetStreamChannel {
         if matches!(how, Settle::Ack)
             && let Err(e) = side.acked.add(done.len() as u64).await
         {
-            // The messages are consumed either way; the count is retried by the next ack
-            // or `stats`.
-            tracing::warn!(channel = %self.id, error = %e, "storing the acknowledged count failed");
+            // The messages are consumed, but an ack that returned must be counted: report
+            // the outcome as unknown (the count stays pending, stored by the next ack or
+            // `stats`).
+            error.get_or_insert(e);
         }
         match error {
             Some(e) => Err(e),
@@ -287,12 +288,27 @@ impl ClaimQueue for JetStreamChannel {
         self.reclaim_local().await?;
         let claimer: Arc<str> = Arc::from(claimer);
         let mut out = Vec::new();
+        let wait = self
+            .store
+            .options
+            .claim_wait
+            .min(self.store.options.request_timeout);
+        let mut waited = wait.is_zero();
         while out.len() < limit {
             let want = (limit - out.len()).min(MAX_BATCH);
             // The lease starts before the request leaves, so it never outlives the server's
             // ack_wait, which starts at delivery.
             let sent_at = now_millis();
-            let msgs = self.fetch(&side.consumer, want).await?;
+            let mut msgs = self.fetch(&side.consumer, want).await?;
+            if msgs.is_empty() && out.is_empty() && !waited {
+                // Nothing now: wait on the server for the next message (and on a replica
+                // that has not applied a confirmed write yet), then take what else is there.
+                waited = true;
+                msgs = self.fetch_waiting(&side.consumer, 1, wait).await?;
+                if !msgs.is_empty() && want > 1 {
+                    msgs.extend(self.fetch(&side.consumer, want - 1).await?);
+                }
+            }
             let n = msgs.len();
             for m in msgs {
                 let Ok(info) = m.info() else { continue };

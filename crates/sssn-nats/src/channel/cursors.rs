@@ -15,12 +15,11 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::DirectGetErrorKind;
 use serde::{Deserialize, Serialize};
 use sssn::store::{Entry, ReadFilter, ReadFrom, Seq};
 use sssn::{Error, ErrorKind, Result};
 
-use super::{JetStreamChannel, MAX_BATCH, decode, lock};
+use super::{JetStreamChannel, MAX_BATCH, decode, lock, lookup};
 use crate::store::invalid;
 
 /// How long an idle per-reader consumer lives on the server.
@@ -104,12 +103,11 @@ impl JetStreamChannel {
     }
 
     async fn load_cursor(&self, reader: &str) -> Result<(Seq, u64)> {
-        match self
-            .state
-            .direct_get_last_for_subject(self.names.cursor(reader))
+        match lookup::last_for_subject(&self.state, self.names.cursor(reader))
             .await
+            .map_err(|e| self.err("cursor lookup", e))?
         {
-            Ok(m) => {
+            Some(m) => {
                 let record: CursorRecord = serde_json::from_slice(&m.payload).map_err(|e| {
                     Error::new(
                         ErrorKind::Internal,
@@ -118,8 +116,7 @@ impl JetStreamChannel {
                 })?;
                 Ok((record.seq, m.sequence))
             }
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok((0, 0)),
-            Err(e) => Err(self.err("cursor lookup", e)),
+            None => Ok((0, 0)),
         }
     }
 
@@ -201,7 +198,7 @@ impl JetStreamChannel {
             };
             while out.len() < limit {
                 let want = (limit - out.len()).min(MAX_BATCH);
-                let msgs = match self.fetch(&consumer, want).await {
+                let msgs = match self.fetch_caught_up(&consumer, want, r.position).await {
                     Ok(m) => m,
                     Err(e) => {
                         // The consumer's position is unknown now: start over from the cursor.

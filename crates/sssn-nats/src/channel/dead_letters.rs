@@ -15,15 +15,14 @@ use async_nats::Subject;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::DirectGetErrorKind;
 use futures::future::join_all;
 use sssn::clock::now_millis;
 use sssn::policy::DeadReason;
 use sssn::store::{DeadLetter, Log, Seq};
 use sssn::{ChannelMessage, Error, ErrorKind, Result};
 
-use super::JetStreamChannel;
 use super::claims::ClaimSide;
+use super::{JetStreamChannel, lookup};
 
 impl JetStreamChannel {
     /// Moves a claimed message (delivery `reply`, sequence `seq`, delivered `attempts`
@@ -90,21 +89,15 @@ impl JetStreamChannel {
         for &id in ids {
             let subject = self.names.dead_letter(id);
             let mut from = 1;
-            loop {
-                match dlq
-                    .direct_get_next_for_subject(subject.clone(), Some(from))
-                    .await
+            while let Some(m) = lookup::next_for_subject(dlq, subject.clone(), from)
+                .await
+                .map_err(|e| self.err("dead-letter lookup", e))?
+            {
+                from = m.sequence + 1;
+                if let Ok(letter) = serde_json::from_slice::<DeadLetter>(&m.payload)
+                    && letter.message.id == id
                 {
-                    Ok(m) => {
-                        from = m.sequence + 1;
-                        if let Ok(letter) = serde_json::from_slice::<DeadLetter>(&m.payload)
-                            && letter.message.id == id
-                        {
-                            letters.push((m.sequence, letter));
-                        }
-                    }
-                    Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-                    Err(e) => return Err(self.err("dead-letter lookup", e)),
+                    letters.push((m.sequence, letter));
                 }
             }
         }

@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering;
 
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::stream::DirectGetErrorKind;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::join_all;
@@ -22,7 +21,7 @@ use sssn::store::{Entry, Log, LogStats, ReadFilter, ReadFrom, Seq};
 use sssn::{ChannelMessage, Error, ErrorKind, Result};
 use tokio::sync::broadcast;
 
-use super::{JetStreamChannel, decode, lock};
+use super::{JetStreamChannel, decode, lock, lookup};
 use crate::feed;
 use crate::store::invalid;
 
@@ -287,18 +286,14 @@ impl Log for JetStreamChannel {
         let (info, cursors) = tokio::join!(self.stream_info(), self.cursors());
         let info = info?;
         let oldest = if info.state.messages > 0 {
-            match self
-                .stream
-                .direct_get_next_for_subject(
-                    self.names.stream_subjects(),
-                    Some(info.state.first_sequence),
-                )
-                .await
-            {
-                Ok(m) => decode(&m.payload).ok().map(|m| m.timestamp),
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => None,
-                Err(e) => return Err(self.err("oldest message lookup", e)),
-            }
+            lookup::next_for_subject(
+                &self.stream,
+                self.names.stream_subjects(),
+                info.state.first_sequence,
+            )
+            .await
+            .map_err(|e| self.err("oldest message lookup", e))?
+            .and_then(|m| decode(&m.payload).ok().map(|m| m.timestamp))
         } else {
             None
         };

@@ -26,6 +26,8 @@
 //!   floor are deleted again or made claimable (on open, reconnect, `stats`);
 //! * [`primitives`]: the server requests all of these are made of (fetch, ephemeral
 //!   consumers, scans, deletes by sequence, purges, acknowledgements of deliveries);
+//! * [`lookup`]: lookups of one message that see the writes confirmed before them (direct
+//!   get on R1, the stream leader on replicated streams);
 //! * [`crate::feed`]: a consumer from the head that forwards every committed append, from
 //!   any process, to a tokio broadcast; started by the first [`Log::feed`].
 //!
@@ -39,6 +41,7 @@ mod claims;
 mod cursors;
 mod dead_letters;
 mod log;
+mod lookup;
 mod primitives;
 mod reconcile;
 

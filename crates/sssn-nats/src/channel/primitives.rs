@@ -14,7 +14,7 @@ use async_nats::Subject;
 use async_nats::jetstream::consumer::{self, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::response::Response;
-use async_nats::jetstream::stream::{self, DirectGetErrorKind};
+use async_nats::jetstream::stream;
 use async_nats::jetstream::{self, AckKind, ErrorCode};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -22,7 +22,11 @@ use serde::Deserialize;
 use sssn::store::{Entry, Seq};
 use sssn::{Error, Result};
 
-use super::{JetStreamChannel, MAX_BATCH, decode};
+use super::{JetStreamChannel, MAX_BATCH, decode, lookup};
+
+/// How long a read on a replicated stream waits for a replica to apply the writes this
+/// handle knows were confirmed (see [`JetStreamChannel::fetch_caught_up`]).
+const REPLICA_LAG: Duration = Duration::from_millis(500);
 
 #[derive(Deserialize)]
 struct DeleteReply {
@@ -55,6 +59,69 @@ impl JetStreamChannel {
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| self.timed_out("fetch"))?
+    }
+
+    /// Pulls up to `n` messages, waiting up to `wait` for them (the server holds the pull
+    /// until `n` arrived or `wait` passed). Bounded by the request timeout on top.
+    pub(super) async fn fetch_waiting(
+        &self,
+        consumer: &PullConsumer,
+        n: usize,
+        wait: Duration,
+    ) -> Result<Vec<jetstream::Message>> {
+        let work = async {
+            let mut batch = consumer
+                .batch()
+                .max_messages(n)
+                .expires(wait)
+                .messages()
+                .await
+                .map_err(|e| self.err("fetch", e))?;
+            let mut out = Vec::with_capacity(n.min(MAX_BATCH));
+            while let Some(m) = batch.next().await {
+                out.push(m.map_err(|e| self.err("fetch", e))?);
+            }
+            Ok(out)
+        };
+        tokio::time::timeout(self.timeout + wait, work)
+            .await
+            .map_err(|_| self.timed_out("fetch"))?
+    }
+
+    /// Like [`Self::fetch`] on a consumer that delivers in sequence order from after
+    /// `position`, but on a replicated stream it also waits (up to [`REPLICA_LAG`]) for
+    /// the messages up to the newest sequence this handle knows of: the consumer may sit
+    /// on a replica that applies a confirmed write a moment later, and a read must see
+    /// the writes confirmed before it.
+    pub(super) async fn fetch_caught_up(
+        &self,
+        consumer: &PullConsumer,
+        want: usize,
+        position: Seq,
+    ) -> Result<Vec<jetstream::Message>> {
+        let mut msgs = self.fetch(consumer, want).await?;
+        if self.stream.cached_info().config.num_replicas <= 1 {
+            return Ok(msgs);
+        }
+        let deadline = tokio::time::Instant::now() + REPLICA_LAG;
+        loop {
+            let last = msgs
+                .last()
+                .and_then(|m| m.info().ok().map(|i| i.stream_sequence))
+                .unwrap_or(position);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if msgs.len() >= want || last >= self.head.load(Ordering::Acquire) || left.is_zero() {
+                return Ok(msgs);
+            }
+            let next = self.fetch_waiting(consumer, 1, left).await?;
+            if next.is_empty() {
+                return Ok(msgs);
+            }
+            msgs.extend(next);
+            if msgs.len() < want {
+                msgs.extend(self.fetch(consumer, want - msgs.len()).await?);
+            }
+        }
     }
 
     /// A short-lived consumer that reads `stream` without acknowledgements.
@@ -112,10 +179,24 @@ impl JetStreamChannel {
             )
             .await?;
         let mut out = Vec::new();
+        let start = match policy {
+            DeliverPolicy::ByStartSequence { start_sequence } => start_sequence.saturating_sub(1),
+            DeliverPolicy::All => 0,
+            // From a time: where that is is unknown here; only what is there now.
+            _ => Seq::MAX,
+        };
         let outcome = async {
             while out.len() < limit {
                 let want = (limit - out.len()).min(MAX_BATCH);
-                let got = self.fetch(&consumer, want).await?;
+                let position = out
+                    .last()
+                    .and_then(|m: &jetstream::Message| m.info().ok().map(|i| i.stream_sequence))
+                    .unwrap_or(start);
+                let got = if stream.cached_info().config.name == self.names.stream {
+                    self.fetch_caught_up(&consumer, want, position).await?
+                } else {
+                    self.fetch(&consumer, want).await?
+                };
                 let n = got.len();
                 out.extend(got);
                 if n < want {
@@ -213,17 +294,15 @@ impl JetStreamChannel {
 
     /// Looks up the stored message with id `id`.
     pub(super) async fn by_id(&self, id: &str) -> Result<Option<Entry>> {
-        match self
-            .stream
-            .direct_get_last_for_subject(self.names.message(id))
+        match lookup::last_for_subject(&self.stream, self.names.message(id))
             .await
+            .map_err(|e| self.err("lookup by id", e))?
         {
-            Ok(m) => Ok(Some(Entry {
+            Some(m) => Ok(Some(Entry {
                 seq: m.sequence,
                 message: Arc::new(decode(&m.payload)?),
             })),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.err("lookup by id", e)),
+            None => Ok(None),
         }
     }
 
