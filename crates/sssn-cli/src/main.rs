@@ -17,6 +17,7 @@
 //! [`RemoteChannel`]'s `ChannelEndpoint` implementation.
 
 mod config;
+mod protected;
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -185,14 +186,7 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let _otlp = init_logging(default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -213,6 +207,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`sssn tail … | head`): nothing left to say.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // A configuration `sssn serve` will not run as it stands (protected mode).
+        Err(e) if e.downcast_ref::<protected::Refusal>().is_some() => {
+            eprintln!("sssn: error: {}", describe(&e));
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("sssn: error: {}", describe(&e));
             ExitCode::FAILURE
@@ -358,6 +357,7 @@ async fn run_local(command: Local) -> anyhow::Result<()> {
                 (Some(path), _) => Config::parse(&read_file(&path)?)
                     .with_context(|| format!("config {}", path.display()))?
                     .security
+                    .context("the config has no [security] table (kind = \"jwt\" signs tokens)")?
                     .jwt(&|v| std::env::var(v).ok())?,
                 (None, Some(secret)) => {
                     if secret.len() < MIN_SECRET_BYTES {
@@ -578,8 +578,22 @@ fn read_file(path: &PathBuf) -> anyhow::Result<String> {
 }
 
 async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
-    let config =
+    let mut config =
         Config::parse(&read_file(&path)?).with_context(|| format!("config {}", path.display()))?;
+    // A relative `sqlite:` path means next to the config file, wherever the server starts.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    config.resolve_paths(&dir);
+    let addr = bind.unwrap_or_else(|| config.server.bind.clone());
+    // Before anything is opened: a non-loopback address needs a chosen security.
+    if let protected::Verdict::Warn(warning) =
+        protected::check(config.security.as_ref(), &addr).await?
+    {
+        tracing::warn!("{warning}");
+    }
     let built = config.build(&|v| std::env::var(v).ok()).await?;
     for channel in &built.channels {
         match channel.start().await {
@@ -602,17 +616,30 @@ async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
             }
         }
     }
-    let addr = bind.unwrap_or_else(|| config.server.bind.clone());
     let server = built
         .server
         .bind(addr.as_str())
         .await
         .with_context(|| format!("binding {addr}"))?;
-    println!(
-        "sssn: listening on {} (channels: {})",
-        server.url(),
+    // Say why a declared channel is not reachable, instead of leaving every request to 404.
+    for channel in &built.channels {
+        if !server.channel_ids().iter().any(|id| id == channel.id()) {
+            tracing::warn!(
+                "channel '{}' is not served: it is private (visibility = \"private\"); \
+                 set [server] serve_private = true to serve private channels",
+                channel.id()
+            );
+        }
+    }
+    if server.channel_ids().is_empty() {
+        tracing::warn!("no channel is served: every channel request will get 404");
+    }
+    let names = if server.channel_ids().is_empty() {
+        "none".to_owned()
+    } else {
         server.channel_ids().join(", ")
-    );
+    };
+    println!("sssn: listening on {} (channels: {names})", server.url());
     std::io::stdout().flush()?;
     let shutdown = server.shutdown_token();
     tokio::spawn(async move {
@@ -673,5 +700,33 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Logs to stderr (`RUST_LOG`, else `default_level`). With the `otlp` feature and
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans also go to that OTLP collector; the guard
+/// returned sends the last ones at exit.
+fn init_logging(default_level: &str) -> Box<dyn std::any::Any> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    #[cfg(feature = "otlp")]
+    {
+        let (otlp, guard) = sssn_http::otlp::from_env("sssn").unzip();
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt)
+            .with(otlp)
+            .init();
+        Box::new(guard)
+    }
+    #[cfg(not(feature = "otlp"))]
+    {
+        tracing_subscriber::registry().with(filter).with(fmt).init();
+        Box::new(())
     }
 }

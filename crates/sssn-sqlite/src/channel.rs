@@ -22,8 +22,8 @@ use sssn::store::{
 };
 use tokio::sync::broadcast;
 
-use crate::ops;
 use crate::store::StoreInner;
+use crate::{history, ops};
 
 /// A channel's counters as stored in `channels` (what `stats` reports).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -179,6 +179,40 @@ impl Log for SqliteChannel {
 
     fn head(&self) -> Seq {
         self.shared.head.load(Ordering::Acquire)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Entry>> {
+        let chan = self.shared.chan;
+        let id = id.to_owned();
+        self.store
+            .query("get", move |conn| history::get(conn, chan, &id))
+            .await
+    }
+
+    async fn arrived_between(
+        &self,
+        start: f64,
+        end: f64,
+        limit: usize,
+        filter: &ReadFilter,
+    ) -> Result<Vec<Entry>> {
+        let chan = self.shared.chan;
+        let filter = filter.clone();
+        self.store
+            .query("history", move |conn| {
+                history::arrived_between(conn, chan, start, end, limit, &filter)
+            })
+            .await
+    }
+
+    async fn latest(&self, limit: usize, filter: &ReadFilter) -> Result<Vec<Entry>> {
+        let chan = self.shared.chan;
+        let filter = filter.clone();
+        self.store
+            .query("history", move |conn| {
+                history::latest(conn, chan, limit, &filter)
+            })
+            .await
     }
 }
 

@@ -35,6 +35,7 @@ macro_rules! msg_cols {
         "id, timestamp, sender_id, content, metadata, correlation_id, reply_to, recipient_id"
     };
 }
+pub(crate) use msg_cols;
 
 type Db<T> = rusqlite::Result<T>;
 
@@ -67,14 +68,14 @@ fn message_at(row: &Row<'_>, at: usize) -> Db<ChannelMessage> {
     })
 }
 
-fn entry_row(row: &Row<'_>) -> Db<Entry> {
+pub(crate) fn entry_row(row: &Row<'_>) -> Db<Entry> {
     Ok(Entry {
         seq: row.get(0)?,
         message: Arc::new(message_at(row, 1)?),
     })
 }
 
-fn limit(n: usize) -> i64 {
+pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 

@@ -10,7 +10,7 @@ use crate::channel::{Channel, ChannelStats, ReadOptions, Subscription};
 use crate::error::Result;
 use crate::message::{ChannelInfo, ChannelKind, ChannelMessage, Payload};
 use crate::security::Principal;
-use crate::store::{Claimed, DeadLetter, Seq, Settle, Settled};
+use crate::store::{Claimed, DeadLetter, Entry, History, Seq, Settle, Settled};
 
 /// A connected channel, local or remote. Every call names the caller; a remote endpoint
 /// authenticates with its own token instead, and the server derives the identity from it
@@ -79,6 +79,19 @@ pub trait ChannelEndpoint: Send + Sync + 'static {
     ) -> Result<usize>;
     /// Removes messages by id (admin).
     async fn remove(&self, caller: &Principal, ids: &[&str]) -> Result<usize>;
+
+    /// A history query: stored messages by id, by arrival time, or the newest N (read
+    /// rights; no cursor moves). Endpoints that cannot answer one say so.
+    async fn history(&self, caller: &Principal, query: &History) -> Result<Vec<Entry>> {
+        let _ = (caller, query);
+        Err(crate::Error::new(
+            crate::ErrorKind::UnsupportedOperation,
+            format!(
+                "channel '{}': this endpoint does not answer history queries",
+                self.channel_id()
+            ),
+        ))
+    }
 }
 
 #[async_trait]
@@ -148,5 +161,8 @@ impl ChannelEndpoint for Channel {
     }
     async fn remove(&self, caller: &Principal, ids: &[&str]) -> Result<usize> {
         Channel::remove(self, caller, ids).await
+    }
+    async fn history(&self, caller: &Principal, query: &History) -> Result<Vec<Entry>> {
+        Channel::history(self, caller, query).await
     }
 }

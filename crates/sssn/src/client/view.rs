@@ -13,7 +13,7 @@ use crate::channel::{ChannelStats, MessageIds, ReadOptions, Subscription};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ChannelInfo, ChannelMessage, Content, Payload};
 use crate::security::Principal;
-use crate::store::{Claimed, DeadLetter, Seq, Settle, Settled};
+use crate::store::{Claimed, DeadLetter, Entry, History, Seq, Settle, Settled};
 
 /// A connected channel (local or remote) seen as kind `K`, acting as one caller. Offers
 /// the operations of `K`, like the channel handle of that kind, without the caller
@@ -127,6 +127,45 @@ impl<K: Kind> ChannelView<K> {
         self.endpoint.read(&self.caller, options).await
     }
 
+    /// A history query (read rights; moves no cursor).
+    pub async fn history(&self, query: &History) -> Result<Vec<Entry>> {
+        self.endpoint.history(&self.caller, query).await
+    }
+
+    /// The stored message with this id, if any (v1's `get`).
+    pub async fn get_message(&self, id: &str) -> Result<Option<Arc<ChannelMessage>>> {
+        let found = self.history(&History::Id(id.to_owned())).await?;
+        Ok(found.into_iter().next().map(|e| e.message))
+    }
+
+    /// Up to `limit` messages that arrived between `start` and `end` (epoch seconds, both
+    /// inclusive), oldest first (v1's `get_range`).
+    pub async fn get_range(
+        &self,
+        start: f64,
+        end: f64,
+        limit: usize,
+    ) -> Result<Vec<Arc<ChannelMessage>>> {
+        let query = History::Between { start, end, limit };
+        Ok(self
+            .history(&query)
+            .await?
+            .into_iter()
+            .map(|e| e.message)
+            .collect())
+    }
+
+    /// The newest `limit` messages, newest first (v1's `get_latest`).
+    pub async fn get_latest(&self, limit: usize) -> Result<Vec<Arc<ChannelMessage>>> {
+        let query = History::Latest { limit };
+        Ok(self
+            .history(&query)
+            .await?
+            .into_iter()
+            .map(|e| e.message)
+            .collect())
+    }
+
     /// Removes every message (admin).
     pub async fn clear(&self) -> Result<usize> {
         self.endpoint.clear(&self.caller).await
@@ -168,13 +207,23 @@ impl<K: SharedReads> ChannelView<K> {
 impl<K: Claims> ChannelView<K> {
     /// Claims up to `limit` messages.
     pub async fn claim(&self, limit: usize) -> Result<Vec<Claimed>> {
-        self.endpoint.claim(&self.caller, limit).await
+        let claimed = self.endpoint.claim(&self.caller, limit).await?;
+        // A local channel notes its claims itself; a remote one is noted here, so writes
+        // made while handling them continue their traces either way (crate::trace).
+        if self.endpoint.is_remote() {
+            crate::trace::note_claimed(&claimed);
+        }
+        Ok(claimed)
     }
 
     async fn settle(&self, ids: &(impl MessageIds + ?Sized), how: Settle) -> Result<Settled> {
-        self.endpoint
-            .settle(&self.caller, &ids.message_ids(), how)
-            .await
+        let ids = ids.message_ids();
+        let finished = !matches!(how, Settle::Extend);
+        let settled = self.endpoint.settle(&self.caller, &ids, how).await?;
+        if finished && self.endpoint.is_remote() {
+            crate::trace::note_settled(&ids);
+        }
+        Ok(settled)
     }
 
     /// Acknowledges claims (ids or the claimed items).
