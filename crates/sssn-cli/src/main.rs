@@ -154,7 +154,11 @@ fn client_arg(a: &CliArg) -> Arg {
         CliValue::Number => arg
             .long(a.name)
             .value_name(value_name(a, "EPOCH_SECS"))
-            .value_parser(clap::value_parser!(f64)),
+            // NaN and infinities would reach the server as null: refuse them here.
+            .value_parser(|text: &str| match text.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => Ok(n),
+                _ => Err(format!("'{text}' is not a finite number")),
+            }),
         CliValue::Duration => arg
             .long(a.name)
             .value_name(value_name(a, "DURATION"))
