@@ -449,6 +449,26 @@ async fn run_client(op: ChannelOp, m: &ArgMatches) -> anyhow::Result<()> {
             Ok(())
         }
         ChannelOp::Ack => settle(Settle::Ack).await,
+        ChannelOp::AckAndClaim => {
+            let limit =
+                count(m, &param_arg(api::CLAIM_LIMIT.param())).unwrap_or(api::CLAIM_LIMIT.default);
+            let ids = ids(m);
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let (settled, claimed) = channel
+                .settle_and_claim(&me(), &ids, Settle::Ack, limit)
+                .await?;
+            for c in claimed {
+                print_json(&wire::ClaimedMessage {
+                    seq: c.seq,
+                    attempt: c.attempt,
+                    lease_until_ms: c.lease_until_ms,
+                    message: &*c.message,
+                })?;
+            }
+            // The new claims are printed (they are the caller's now) before a stale id fails.
+            settled.into_result()?;
+            Ok(())
+        }
         ChannelOp::Nack => {
             let delay = m.get_one::<Duration>(api::ARG_DELAY.name).copied();
             settle(Settle::Nack { delay }).await

@@ -497,6 +497,21 @@ pub struct ClaimResponse<M = ChannelMessage> {
     pub claims: Vec<ClaimedMessage<M>>,
 }
 
+/// `POST /channels/{id}/ack-and-claim` response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AckAndClaimResponse<M = ChannelMessage> {
+    /// Always `ok`.
+    pub status: String,
+    /// How many were acknowledged.
+    pub acknowledged: usize,
+    /// The ids that were acknowledged.
+    pub done: Vec<String>,
+    /// The ids with no live claim by the caller; left alone.
+    pub stale: Vec<String>,
+    /// The new claims, oldest message first.
+    pub claims: Vec<ClaimedMessage<M>>,
+}
+
 /// `GET /channels/{id}/dead-letters` response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLettersResponse {
