@@ -17,15 +17,21 @@
 //! * [`error`] holds the single mapping between [`sssn::ErrorKind`] and HTTP statuses.
 
 pub mod api;
+mod console;
 pub mod error;
 pub mod openapi;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod publish;
 pub mod remote;
 pub mod server;
 pub mod sse;
+pub mod stream;
+mod trace_header;
 pub mod wire;
 
 pub use error::ApiError;
 pub use publish::{Publish, PublishedNetwork};
 pub use remote::{ConnectRemote, RemoteChannel, connect_remote, shared_client};
 pub use server::{Server, ServerBuilder, ServerHandle};
+pub use stream::Transport;
