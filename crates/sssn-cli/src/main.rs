@@ -154,7 +154,11 @@ fn client_arg(a: &CliArg) -> Arg {
         CliValue::Number => arg
             .long(a.name)
             .value_name(value_name(a, "EPOCH_SECS"))
-            .value_parser(clap::value_parser!(f64)),
+            // NaN and infinities would reach the server as null: refuse them here.
+            .value_parser(|text: &str| match text.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => Ok(n),
+                _ => Err(format!("'{text}' is not a finite number")),
+            }),
         CliValue::Duration => arg
             .long(a.name)
             .value_name(value_name(a, "DURATION"))
@@ -639,11 +643,14 @@ async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
     } else {
         server.channel_ids().join(", ")
     };
+    // The handlers are in place before anyone is told where to connect: a SIGTERM right
+    // after the listening line drains instead of killing the process.
+    let signalled = wait_for_signal();
     println!("sssn: listening on {} (channels: {names})", server.url());
     std::io::stdout().flush()?;
     let shutdown = server.shutdown_token();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signalled.await;
         tracing::info!("signal received: shutting down");
         shutdown.cancel();
     });
@@ -681,25 +688,33 @@ async fn start_with_backoff(channel: sssn::channel::Channel) {
     }
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGINT/SIGTERM handlers now and resolves at the first signal.
+fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let next = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            tokio::select! {
+                () = next(term) => {}
+                () = next(int) => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -1412,3 +1412,37 @@ fn a_relative_sqlite_path_is_next_to_the_config_wherever_the_server_starts() {
     let (clean, _) = server.terminate();
     assert!(clean);
 }
+
+#[test]
+fn numeric_flags_are_checked_before_anything_is_sent() {
+    // Port 9 (discard): nothing listens, so a flag that passed would fail on the connection.
+    let url = "http://127.0.0.1:9/channels/c";
+    for (args, says) in [
+        (vec!["evict", "--before", "nan"], "not a finite number"),
+        (vec!["evict", "--before", "inf"], "not a finite number"),
+        (vec!["evict", "--max-count=-1"], "invalid value"),
+        (vec!["read", "--limit", "1.5"], "invalid value"),
+        (vec!["nack", "--delay=-5s", "id"], "negative"),
+        (vec!["nack", "--delay", "5000000d", "id"], "100 years"),
+        (vec!["tail", "--after=-3"], "invalid value"),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--url", url, "--token", "t"]);
+        let out = run(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    for (args, says) in [
+        (vec!["--expires-in=-1d"], "negative"),
+        (vec!["--expires-in", "0"], "must be positive"),
+        (vec!["--expires-in", "100000d"], "100 years"),
+    ] {
+        let mut all = vec!["token", "--subject", "x", "--secret", SECRET];
+        all.extend(args.iter());
+        let out = run(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
