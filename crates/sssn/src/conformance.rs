@@ -112,7 +112,8 @@ macro_rules! conformance_tests {
     ($mode:ident, $make:expr) => {
         $crate::conformance_tests!(@each $mode, $make;
             shared_reads_follow_the_cursor, read_after_id, independent_cursors,
-            claims_do_not_hide_from_shared_readers, ack_consumes, claim_order_and_limit,
+            claims_do_not_hide_from_shared_readers, ack_consumes, ack_and_claim_takes_the_next_batch,
+            claim_order_and_limit,
             acked_never_reappears, nack_releases_to_others, nack_by_non_holder_is_stale,
             lease_expiry_makes_claimable, ack_after_expiry_is_fenced, nack_with_delay,
             extend_keeps_the_lease, max_deliveries_dead_letters, reject_dead_letters,
@@ -248,6 +249,37 @@ pub async fn ack_consumes(h: &impl Harness) {
         ids_of(&ch.read("r", 10).await.unwrap()),
         vec![ids[0].clone(), ids[2].clone()]
     );
+}
+
+pub async fn ack_and_claim_takes_the_next_batch(h: &impl Harness) {
+    let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE * 30)).await;
+    let ids = write_n(&ch, 5).await;
+    let claim_ids = |c: &[crate::store::Claimed]| -> Vec<String> {
+        c.iter().map(|c| c.message.id.clone()).collect()
+    };
+    let first = ch.claim("w1", 2).await.unwrap();
+    let (settled, next) = ch.ack_and_claim("w1", &first, 2).await.unwrap();
+    assert_eq!(settled.done, ids[..2], "the batch is acknowledged");
+    assert!(settled.stale.is_empty());
+    assert_eq!(claim_ids(&next), ids[2..4], "and the next two are claimed");
+    assert!(next.iter().all(|c| c.attempt == 1));
+    // A stale id (already acknowledged) is reported; the rest is acknowledged and the
+    // claim still happens.
+    let again = [ids[0].clone(), ids[2].clone(), ids[3].clone()];
+    let (settled, last) = ch.ack_and_claim("w1", &again, 10).await.unwrap();
+    assert_eq!(settled.done, ids[2..4]);
+    assert_eq!(settled.stale, ids[..1]);
+    assert_eq!(claim_ids(&last), ids[4..], "at most what is there");
+    // Fenced as an ack: another caller's claim stays, and it gets nothing more.
+    let (settled, none) = ch.ack_and_claim("w2", &last, 10).await.unwrap();
+    assert_eq!(settled.stale, ids[4..]);
+    assert!(none.is_empty());
+    // Limit 0 only acknowledges.
+    let (settled, none) = ch.ack_and_claim("w1", &last, 0).await.unwrap();
+    assert_eq!(settled.done, ids[4..]);
+    assert!(none.is_empty());
+    let s = ch.stats().await.unwrap();
+    assert_eq!((s.stored, s.in_flight, s.acknowledged), (0, 0, 5));
 }
 
 pub async fn claim_order_and_limit(h: &impl Harness) {

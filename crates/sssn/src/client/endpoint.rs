@@ -43,6 +43,20 @@ pub trait ChannelEndpoint: Send + Sync + 'static {
     async fn claim(&self, caller: &Principal, limit: usize) -> Result<Vec<Claimed>>;
     /// Settles claims (ack, nack, reject, extend); stale ids are reported, not failed.
     async fn settle(&self, caller: &Principal, ids: &[&str], how: Settle) -> Result<Settled>;
+    /// Settles claims, then claims up to `limit` more: one call (one round trip, and on
+    /// stores that can, one transaction) for a consumer's "done with these, next batch".
+    /// The default makes the two calls in turn.
+    async fn settle_and_claim(
+        &self,
+        caller: &Principal,
+        ids: &[&str],
+        how: Settle,
+        limit: usize,
+    ) -> Result<(Settled, Vec<Claimed>)> {
+        let settled = self.settle(caller, ids, how).await?;
+        let claimed = self.claim(caller, limit).await?;
+        Ok((settled, claimed))
+    }
     /// Dead letters, oldest first (admin).
     async fn dead_letters(&self, caller: &Principal, limit: usize) -> Result<Vec<DeadLetter>>;
     /// Puts dead letters back as new messages (admin).
@@ -112,6 +126,15 @@ impl ChannelEndpoint for Channel {
     }
     async fn settle(&self, caller: &Principal, ids: &[&str], how: Settle) -> Result<Settled> {
         self.settle_any(caller, ids, how).await
+    }
+    async fn settle_and_claim(
+        &self,
+        caller: &Principal,
+        ids: &[&str],
+        how: Settle,
+        limit: usize,
+    ) -> Result<(Settled, Vec<Claimed>)> {
+        self.settle_and_claim_any(caller, ids, how, limit).await
     }
     async fn dead_letters(&self, caller: &Principal, limit: usize) -> Result<Vec<DeadLetter>> {
         self.dead_letters_any(caller, limit).await

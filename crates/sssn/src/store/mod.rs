@@ -456,6 +456,22 @@ pub trait ClaimQueue: Send + Sync + 'static {
     /// policy's fencing rule); the others are reported stale.
     async fn settle(&self, claimer: &str, ids: &[&str], how: Settle) -> Result<Settled>;
 
+    /// Settles `ids` as [`settle`](Self::settle) does, then claims up to `limit` for the
+    /// same `claimer`: "done with these, give me the next batch". The default makes the
+    /// two calls in turn; a store that can do both in one transaction (one durable commit
+    /// instead of two) overrides it. When settling fails, nothing is claimed.
+    async fn settle_and_claim(
+        &self,
+        claimer: &str,
+        ids: &[&str],
+        how: Settle,
+        limit: usize,
+    ) -> Result<(Settled, Vec<Claimed>)> {
+        let settled = self.settle(claimer, ids, how).await?;
+        let claimed = self.claim(claimer, limit).await?;
+        Ok((settled, claimed))
+    }
+
     /// Releases messages whose lease ran out (requeue or dead letter, as the policy says);
     /// returns how many.
     async fn reclaim_expired(&self) -> Result<usize>;
