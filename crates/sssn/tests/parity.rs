@@ -84,3 +84,129 @@ async fn public_channels_are_the_owned_public_ones() {
     );
     running.stop().await.unwrap();
 }
+
+/// A store that counts the scans of its logs (`range`), to show which queries walk the
+/// registry and which use an index.
+mod counting {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use sssn::store::{
+        ChannelSpec, ChannelStorage, Entry, Log, LogStats, MemoryStore, ReadFilter, ReadFrom, Seq,
+        Store,
+    };
+    use sssn::{ChannelMessage, Result};
+    use tokio::sync::broadcast;
+
+    #[derive(Default)]
+    pub(crate) struct CountingStore {
+        inner: MemoryStore,
+        pub(crate) scans: Arc<AtomicUsize>,
+    }
+
+    struct CountingLog {
+        inner: Arc<dyn Log>,
+        scans: Arc<AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl Store for CountingStore {
+        async fn open_channel(&self, spec: &ChannelSpec) -> Result<ChannelStorage> {
+            let s = self.inner.open_channel(spec).await?;
+            let log = Arc::new(CountingLog {
+                inner: s.log,
+                scans: self.scans.clone(),
+            });
+            Ok(ChannelStorage {
+                log,
+                claims: s.claims,
+            })
+        }
+        fn describe(&self) -> String {
+            "counting".into()
+        }
+    }
+
+    #[async_trait]
+    impl Log for CountingLog {
+        async fn append(&self, m: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
+            self.inner.append(m).await
+        }
+        async fn read(
+            &self,
+            r: &str,
+            from: ReadFrom,
+            limit: usize,
+            f: &ReadFilter,
+        ) -> Result<Vec<Entry>> {
+            self.inner.read(r, from, limit, f).await
+        }
+        async fn range(&self, after: Seq, limit: usize) -> Result<Vec<Entry>> {
+            self.scans.fetch_add(1, Ordering::Relaxed);
+            self.inner.range(after, limit).await
+        }
+        async fn evict(&self, before: Option<f64>, max: Option<usize>) -> Result<usize> {
+            self.inner.evict(before, max).await
+        }
+        async fn remove(&self, ids: &[&str]) -> Result<usize> {
+            self.inner.remove(ids).await
+        }
+        async fn clear(&self) -> Result<usize> {
+            self.inner.clear().await
+        }
+        async fn stats(&self) -> Result<LogStats> {
+            self.inner.stats().await
+        }
+        fn feed(&self) -> broadcast::Receiver<Entry> {
+            self.inner.feed()
+        }
+        fn head(&self) -> Seq {
+            self.inner.head()
+        }
+        async fn get(&self, id: &str) -> Result<Option<Entry>> {
+            self.inner.get(id).await
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn discovery_lookups_by_id_use_the_id_index_not_a_scan() {
+    use std::sync::atomic::Ordering;
+
+    use sssn::channel::DiscoveryChannel;
+    use sssn::{ServiceDescriptor, ServiceMethod};
+
+    let store = std::sync::Arc::new(counting::CountingStore::default());
+    let scans = store.scans.clone();
+    let reg = DiscoveryChannel::new("_d").store(store).build();
+    reg.start().await.unwrap();
+    for i in 0..50 {
+        let ch = BroadcastChannel::new(format!("c{i}")).public().build();
+        reg.register_channel(&ch.info(), None).await.unwrap();
+    }
+    let mut d = ServiceDescriptor::new("sys", "Sys");
+    d.services
+        .push(ServiceMethod::new("resize", "resizes images"));
+    reg.register_system(&d, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let before = scans.load(Ordering::Relaxed);
+    assert_eq!(reg.get_channel("c7").await.unwrap().unwrap().id, "c7");
+    assert!(reg.get_channel("nope").await.unwrap().is_none());
+    assert_eq!(
+        reg.get_system("sys").await.unwrap().unwrap().system_id,
+        "sys"
+    );
+    assert!(
+        reg.get_system("c7").await.unwrap().is_none(),
+        "a channel is not a system"
+    );
+    assert_eq!(
+        scans.load(Ordering::Relaxed),
+        before,
+        "no lookup by id scanned"
+    );
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert!(reg.get_system("sys").await.unwrap().is_none(), "expired");
+}
