@@ -23,9 +23,11 @@ pub mod publish;
 pub mod remote;
 pub mod server;
 pub mod sse;
+pub mod stream;
 pub mod wire;
 
 pub use error::ApiError;
 pub use publish::{Publish, PublishedNetwork};
 pub use remote::{ConnectRemote, RemoteChannel, connect_remote, shared_client};
 pub use server::{Server, ServerBuilder, ServerHandle};
+pub use stream::Transport;

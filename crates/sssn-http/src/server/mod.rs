@@ -25,6 +25,7 @@ mod listener;
 mod metrics;
 pub(crate) mod paging;
 pub(crate) mod routes;
+mod stream;
 
 pub use listener::{
     ACCEPT_BACKOFF, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
@@ -473,7 +474,7 @@ fn build_router(state: Arc<AppState>) -> Router {
     for (path, mr) in by_path {
         router = router.route(path, mr);
     }
-    router
+    let api = router
         .merge(docs::router())
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -482,7 +483,10 @@ fn build_router(state: Arc<AppState>) -> Router {
                 ApiError::new(ErrorKind::Internal, "Internal error.").into_response()
             },
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    // The stream transport serves its frames through `api`, the same routes.
+    api.clone()
+        .route(crate::stream::STREAM_PATH, stream::route(state, api))
 }
 
 #[cfg(test)]

@@ -64,11 +64,17 @@ fn bounded((body, truncated): (Vec<u8>, bool)) -> Response {
 /// The header a reply cut short by the byte budget carries (`true`).
 pub const TRUNCATED_HEADER: &str = "x-sssn-truncated";
 
+/// The most body bytes read (and thrown away) to answer `413` rather than reset the
+/// connection; also the largest frame the stream transport accepts.
+pub(crate) fn discard_cap(limit: usize) -> usize {
+    limit.saturating_mul(4).max(16 << 20)
+}
+
 /// Reads the body up to the server's limit. A body over the limit is read on (and thrown
 /// away) up to a bounded amount so the client gets its 413 instead of a reset connection.
 async fn body_bytes(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let limit = state.max_body_bytes;
-    let discard_cap = limit.saturating_mul(4).max(16 << 20);
+    let discard_cap = discard_cap(limit);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

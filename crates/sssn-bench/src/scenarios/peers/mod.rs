@@ -557,6 +557,11 @@ const ROWS: &[Row] = &[
         versus: Some(("redis", 1.0, "remote (HTTP) client ≥ 1.0× Redis")),
     },
     Row {
+        key: "sssn-stream-memory",
+        label: "sssn over the stream transport (WebSocket), memory store",
+        versus: Some(("redis", 1.0, "remote (stream) client ≥ 1.0× Redis")),
+    },
+    Row {
         key: "postgres",
         label: "PostgreSQL (INSERT / DELETE … SKIP LOCKED … RETURNING)",
         versus: None,
@@ -597,6 +602,7 @@ async fn connect(key: &str) -> anyhow::Result<Box<dyn System>> {
         "sssn-memory" => Box::new(sssn::Sssn::memory()),
         "sssn-sqlite" => Box::new(sssn::Sssn::sqlite()?),
         "sssn-http-memory" => Box::new(sssn::Sssn::http_memory()),
+        "sssn-stream-memory" => Box::new(sssn::Sssn::stream_memory()),
         "sssn-http-sqlite" => Box::new(sssn::Sssn::http_sqlite()?),
         "sssn-jetstream" => Box::new(sssn::Sssn::jetstream(&super::nats::nats_addr()).await?),
         "redis" => Box::new(redis::Redis::connect().await?),
