@@ -29,6 +29,7 @@ use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, S
 use serde::Serialize;
 use sssn::channel::ReadOptions;
 use sssn::security::{JwtSecurity, Principal, Role, Security};
+use sssn::store::History;
 use sssn::{ChannelEndpoint, ChannelMessage, Content, Payload, Settle};
 use sssn_http::RemoteChannel;
 use sssn_http::api::{self, ChannelOp, CliArg, CliCommand, CliValue, Route};
@@ -500,6 +501,28 @@ async fn run_client(op: ChannelOp, m: &ArgMatches) -> anyhow::Result<()> {
         }
         ChannelOp::Info => print_json(&channel.info(&me()).await?),
         ChannelOp::Stats => print_json(&channel.stats(&me()).await?),
+        ChannelOp::History => {
+            let limit = count(m, &param_arg(api::HISTORY_LIMIT.param()))
+                .unwrap_or(api::HISTORY_LIMIT.default);
+            let start = m.get_one::<f64>(api::HISTORY_START.name).copied();
+            let end = m.get_one::<f64>(api::HISTORY_END.name).copied();
+            let query = match text(m, &api::ARG_MESSAGE_ID) {
+                Some(id) => History::Id(id),
+                None if start.is_none() && end.is_none() => History::Latest { limit },
+                None => History::Between {
+                    start: start.unwrap_or(0.0),
+                    end: end.unwrap_or(f64::MAX),
+                    limit,
+                },
+            };
+            for e in channel.history(&me(), &query).await? {
+                print_json(&wire::StoredMessage {
+                    seq: e.seq,
+                    message: &*e.message,
+                })?;
+            }
+            Ok(())
+        }
         ChannelOp::Events => {
             let after = m.get_one::<u64>(api::EVENTS_AFTER.name).copied();
             let limit = count(m, &api::ARG_COUNT);

@@ -459,6 +459,7 @@ fn every_channel_operation_has_a_subcommand_built_from_the_route_table() {
         "info",
         "stats",
         "tail",
+        "history",
     ] {
         assert!(
             help.lines()
@@ -542,6 +543,43 @@ fn the_client_commands_cover_the_endpoint() {
     .into_iter()
     .map(str::to_owned)
     .collect();
+
+    // history: the newest N (newest first), a time range (oldest first), one by id.
+    let latest = json_lines(&remote(&feed, "r", &["history", "--limit", "2"]));
+    let seqs: Vec<u64> = latest.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [5, 4]);
+    assert_eq!(latest[0]["message"]["id"], feed_ids[4].as_str());
+    let range = json_lines(&remote(
+        &feed,
+        "r",
+        &["history", "--start", "0", "--limit", "2"],
+    ));
+    assert_eq!(range[1]["message"]["id"], feed_ids[1].as_str());
+    let one = json_lines(&remote(
+        &feed,
+        "r",
+        &["history", "--message-id", &feed_ids[2]],
+    ));
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["seq"], 3);
+    assert!(
+        remote(&feed, "r", &["history", "--end", "1"])
+            .trim()
+            .is_empty(),
+        "nothing arrived before 1970-01-01T00:00:01"
+    );
+    let both = run(&[
+        "history",
+        "--url",
+        &feed,
+        "--token",
+        "r",
+        "--message-id",
+        "x",
+        "--start",
+        "1",
+    ]);
+    assert!(!both.status.success(), "--message-id names one message");
     assert_eq!(
         remote(&feed, "admin", &["remove", &feed_ids[0]]).trim(),
         "1"

@@ -101,6 +101,8 @@ pub enum ChannelOp {
     Stats,
     /// Server push (SSE).
     Events,
+    /// History: by id, by arrival time, or the newest N.
+    History,
 }
 
 impl ChannelOp {
@@ -124,6 +126,7 @@ impl ChannelOp {
             Self::Info => &INFO,
             Self::Stats => &STATS,
             Self::Events => &EVENTS,
+            Self::History => &HISTORY,
         }
     }
 }
@@ -166,6 +169,8 @@ pub enum ParamType {
     Text,
     /// A sequence number (an integer ≥ 0).
     Seq,
+    /// A finite number (Unix epoch seconds).
+    Number,
     /// One of a fixed set of words.
     Choice {
         /// The accepted values.
@@ -286,6 +291,42 @@ impl TextParam {
     /// The value of a request (`None` when absent or empty).
     pub(crate) fn get(&self, q: &QueryMap) -> Option<String> {
         present(q, self.name).map(str::to_owned)
+    }
+}
+
+/// A number parameter (Unix epoch seconds).
+#[derive(Clone, Copy, Debug)]
+pub struct NumberParam {
+    /// Query key.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+}
+
+impl NumberParam {
+    /// Its table entry.
+    pub const fn param(&self) -> Param {
+        Param {
+            name: self.name,
+            place: Place::Query,
+            ty: ParamType::Number,
+            description: self.description,
+        }
+    }
+
+    /// The value of a request (`None` when absent or empty); anything but a finite number
+    /// is a 400.
+    pub(crate) fn get(&self, q: &QueryMap) -> Result<Option<f64>, ApiError> {
+        let Some(text) = present(q, self.name) else {
+            return Ok(None);
+        };
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Some(v)),
+            _ => Err(ApiError::bad_request(format!(
+                "'{}' must be a finite number of Unix epoch seconds, got '{text}'",
+                self.name
+            ))),
+        }
     }
 }
 
@@ -574,6 +615,7 @@ impl CliArg {
             ParamType::Bool { .. } => CliValue::Flag,
             ParamType::Text | ParamType::Choice { .. } => CliValue::Text,
             ParamType::Seq => CliValue::Seq,
+            ParamType::Number => CliValue::Number,
         };
         Self {
             name: p.name,
@@ -819,6 +861,28 @@ pub const LAST_EVENT_ID: SeqParam = SeqParam {
     description: "Resume after this sequence (what EventSource sends after a reconnect).",
 };
 
+/// `message_id` of `GET /channels/{id}/history`.
+pub const HISTORY_MESSAGE_ID: TextParam = TextParam {
+    name: "message_id",
+    description: "The stored message with this id (none or one); not with start or end.",
+};
+/// `start` of `GET /channels/{id}/history`.
+pub const HISTORY_START: NumberParam = NumberParam {
+    name: "start",
+    description: "Messages that arrived at the store at or after this time (Unix epoch seconds), oldest first.",
+};
+/// `end` of `GET /channels/{id}/history`.
+pub const HISTORY_END: NumberParam = NumberParam {
+    name: "end",
+    description: "Messages that arrived at the store at or before this time (Unix epoch seconds), oldest first.",
+};
+/// `limit` of `GET /channels/{id}/history`.
+pub const HISTORY_LIMIT: CountParam = CountParam {
+    name: "limit",
+    default: 10,
+    description: "At most this many messages.",
+};
+
 // ---- body fields ------------------------------------------------------------------------
 
 /// `message_ids` of the settle, redrive and remove bodies.
@@ -909,6 +973,13 @@ pub const ARG_DELAY: CliArg = CliArg::field(DELAY_MS, "delay");
 pub const ARG_REASON: CliArg = CliArg::field(REASON, "reason").named("TEXT");
 /// `sssn evict --before`.
 pub const ARG_BEFORE: CliArg = CliArg::field(BEFORE, "before");
+/// `sssn history --message-id`.
+pub const ARG_MESSAGE_ID: CliArg = CliArg {
+    name: "message-id",
+    ..CliArg::param(HISTORY_MESSAGE_ID.param())
+}
+.named("MESSAGE_ID")
+.conflicts(&["start", "end"]);
 /// `sssn evict --max-count`.
 pub const ARG_MAX_COUNT: CliArg = CliArg::field(MAX_COUNT, "max-count");
 
@@ -1240,6 +1311,35 @@ pub static EVENTS: Route =
             &[CliArg::param(EVENTS_AFTER.param()), ARG_COUNT],
         );
 
+/// `GET /channels/{id}/history`.
+pub static HISTORY: Route = Route::new(Verb::Get, "/channels/{id}/history", "history", |m| {
+    on(m, h::history)
+})
+.op(ChannelOp::History)
+.summary("Stored messages (v1's get, get_range, get_latest), moving no cursor and taking no claim: the message with message_id; with start and/or end, those that arrived in that time (inclusive), oldest first; otherwise the newest limit, newest first. Read rights; a mailbox shows the caller its own messages and those addressed to nobody.")
+.params(&[
+    HISTORY_MESSAGE_ID.param(),
+    HISTORY_START.param(),
+    HISTORY_END.param(),
+    HISTORY_LIMIT.param(),
+])
+.reply(Reply::json(
+    "Stored messages with their sequences.",
+    schema::history,
+))
+.errors(READ_ERRORS)
+.bounded()
+.cli(
+    "history",
+    "Stored messages: --message-id ID, a time range (--start/--end, oldest first) or the newest --limit (newest first). Prints {seq, message} per line.",
+    &[
+        ARG_MESSAGE_ID,
+        CliArg::param(HISTORY_START.param()),
+        CliArg::param(HISTORY_END.param()),
+        CliArg::param(HISTORY_LIMIT.param()),
+    ],
+);
+
 /// `limit` of `GET /traces`.
 pub const TRACES_LIMIT: CountParam = CountParam {
     name: "limit",
@@ -1300,6 +1400,7 @@ pub static ROUTES: &[&Route] = &[
     &INFO,
     &STATS,
     &EVENTS,
+    &HISTORY,
     &TOPOLOGY,
     &TRACES,
     &TRACE,

@@ -76,6 +76,9 @@ pub(crate) mod schema {
     pub(crate) fn dead_letters() -> Value {
         r("DeadLetters")
     }
+    pub(crate) fn history() -> Value {
+        r("History")
+    }
     pub(crate) fn channel_info() -> Value {
         r("ChannelInfo")
     }
@@ -148,6 +151,7 @@ fn param_doc(p: &Param, limits: &Limits) -> Value {
         ),
         ParamType::Text => (json!({"type": "string"}), absent.to_owned()),
         ParamType::Seq => (json!({"type": "integer", "minimum": 0}), absent.to_owned()),
+        ParamType::Number => (json!({"type": "number"}), absent.to_owned()),
         ParamType::Choice { values, default } => (
             json!({"type": "string", "enum": values, "default": default}),
             empty.to_owned(),
@@ -293,6 +297,9 @@ fn schemas() -> Value {
                 "seq": {"type": "integer"}, "attempt": {"type": "integer"},
                 "lease_until_ms": {"type": "integer", "description": "Lease deadline, Unix epoch milliseconds."},
                 "message": r("ChannelMessage")}}}}},
+        "History": {"type": "object", "required": ["entries"], "properties": {
+            "entries": {"type": "array", "items": {"type": "object", "required": ["seq", "message"], "properties": {
+                "seq": {"type": "integer"}, "message": r("ChannelMessage")}}}}},
         "DeadLetters": {"type": "object", "required": ["dead_letters"], "properties": {
             "dead_letters": {"type": "array", "items": {"type": "object", "properties": {
                 "seq": {"type": "integer"}, "message": r("ChannelMessage"), "attempts": {"type": "integer"},

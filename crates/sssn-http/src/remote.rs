@@ -60,7 +60,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sssn::channel::{ChannelStats, ReadOptions, RecvError};
 use sssn::security::Principal;
-use sssn::store::{Claimed, DeadLetter, Entry, Seq, Settle, Settled};
+use sssn::store::{Claimed, DeadLetter, Entry, History, Seq, Settle, Settled};
 use sssn::{
     ChannelClient, ChannelEndpoint, ChannelInfo, ChannelKind, ChannelMessage, Error, ErrorKind,
     Payload, Subscription,
@@ -68,7 +68,7 @@ use sssn::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::ChannelOp;
+use crate::api::{self, ChannelOp};
 use crate::error::{ErrorBody, kind_for_status, parse_kind};
 use crate::server::encode_segment;
 use crate::sse::SseParser;
@@ -713,6 +713,40 @@ impl ChannelEndpoint for RemoteChannel {
         };
         let r = self.inner.settle(op, caller, Some(body)).await?;
         Ok(r.settled(ids))
+    }
+
+    async fn history(&self, caller: &Principal, query: &History) -> Result<Vec<Entry>, Error> {
+        let (limit, start, end);
+        let params: Vec<(&str, &str)> = match query {
+            History::Id(id) => vec![(api::HISTORY_MESSAGE_ID.name, id.as_str())],
+            History::Between {
+                start: s,
+                end: e,
+                limit: n,
+            } => {
+                (start, end, limit) = (s.to_string(), e.to_string(), n.to_string());
+                vec![
+                    (api::HISTORY_START.name, start.as_str()),
+                    (api::HISTORY_END.name, end.as_str()),
+                    (api::HISTORY_LIMIT.name, limit.as_str()),
+                ]
+            }
+            History::Latest { limit: n } => {
+                limit = n.to_string();
+                vec![(api::HISTORY_LIMIT.name, limit.as_str())]
+            }
+        };
+        let r: wire::HistoryResponse = self
+            .inner
+            .call(ChannelOp::History, &params, caller, None)
+            .await?;
+        Ok(r.entries
+            .into_iter()
+            .map(|e| Entry {
+                seq: e.seq,
+                message: Arc::new(e.message),
+            })
+            .collect())
     }
 
     async fn settle_and_claim(

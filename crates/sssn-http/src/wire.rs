@@ -497,6 +497,22 @@ pub struct ClaimResponse<M = ChannelMessage> {
     pub claims: Vec<ClaimedMessage<M>>,
 }
 
+/// One stored message with its sequence (`GET /channels/{id}/history`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredMessage<M = ChannelMessage> {
+    /// Sequence number in the channel.
+    pub seq: Seq,
+    /// The message.
+    pub message: M,
+}
+
+/// `GET /channels/{id}/history` response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryResponse<M = ChannelMessage> {
+    /// Oldest first for a time range, newest first otherwise.
+    pub entries: Vec<StoredMessage<M>>,
+}
+
 /// `POST /channels/{id}/ack-and-claim` response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AckAndClaimResponse<M = ChannelMessage> {

@@ -377,6 +377,76 @@ async fn claims_and_dead_letters_stay_within_the_budget() {
 }
 
 #[tokio::test]
+async fn history_stays_within_the_budget_and_its_queries_are_checked() {
+    let (h, feed, _) = budget_server(10_000).await;
+    for i in 0..30 {
+        feed.write("w", &kb(i)).await.unwrap();
+    }
+    let resp = send(
+        &h,
+        "GET",
+        "/channels/feed/history?limit=30",
+        Some("r"),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(resp.headers().get(TRUNCATED_HEADER).unwrap(), "true");
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.len() <= 10_000 + 1_200,
+        "a reply of {} bytes",
+        text.len()
+    );
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let seqs: Vec<u64> = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(!seqs.is_empty() && seqs.len() < 30, "{}", seqs.len());
+    assert!(
+        seqs.windows(2).all(|w| w[0] == w[1] + 1),
+        "newest first, none twice: {seqs:?}"
+    );
+    assert_eq!(seqs[0], 30);
+    // A time range: oldest first.
+    let r = h
+        .get("/channels/feed/history?start=0&limit=2", "r")
+        .await
+        .ok();
+    let first: Vec<u64> = r["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(first, [1, 2]);
+    let id = r["entries"][1]["message"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .get(&format!("/channels/feed/history?message_id={id}"), "r")
+        .await
+        .ok();
+    assert_eq!(r["entries"][0]["seq"], 2);
+    h.get(
+        &format!("/channels/feed/history?message_id={id}&start=1"),
+        "r",
+    )
+    .await
+    .expect_error(400);
+    h.get("/channels/feed/history?start=soon", "r")
+        .await
+        .expect_error(400);
+    h.get("/channels/feed/history?end=inf", "r")
+        .await
+        .expect_error(400);
+}
+
+#[tokio::test]
 async fn an_event_stream_catches_up_in_pages_without_gaps() {
     let (h, feed, _) = budget_server(5_000).await;
     for i in 0..40 {

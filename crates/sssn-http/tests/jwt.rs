@@ -158,6 +158,10 @@ async fn valid_tokens_without_the_right_are_403() {
 
     let read = token(&jwt, "r", Role::Read, None);
     h.get("/channels/jobs/info", &read).await.ok();
+    h.get("/channels/jobs/history", &read).await.ok();
+    h.get("/channels/jobs/history", &empty_scope)
+        .await
+        .expect_error(403);
     h.get("/channels/jobs/stats", &read).await.ok();
     for (method, path, body) in [
         (Method::PUT, "/channels/jobs", "1"),

@@ -43,6 +43,8 @@ pub(crate) struct ChanShared {
     pub(crate) chan: i64,
     /// `Some` for channels with claims.
     pub(crate) policy: Option<ClaimPolicy>,
+    /// The lease in force (milliseconds), changeable while the channel runs.
+    lease_ms: AtomicU64,
     pub(crate) head: AtomicU64,
     counts: Mutex<Counts>,
     pub(crate) feed: broadcast::Sender<Entry>,
@@ -58,6 +60,7 @@ impl ChanShared {
         Self {
             chan: row.chan,
             policy: spec.claims,
+            lease_ms: AtomicU64::new(sssn::clock::millis(spec.claims.unwrap_or_default().lease)),
             head: AtomicU64::new(row.head),
             counts: Mutex::new(row.counts),
             feed,
@@ -83,7 +86,10 @@ impl ChanShared {
 
     /// The claim policy (the claim queue exists only for channels opened with one).
     fn policy(&self) -> ClaimPolicy {
-        self.policy.unwrap_or_default()
+        ClaimPolicy {
+            lease: std::time::Duration::from_millis(self.lease_ms.load(Ordering::Relaxed)),
+            ..self.policy.unwrap_or_default()
+        }
     }
 }
 
@@ -311,6 +317,13 @@ impl ClaimQueue for SqliteChannel {
                 ops::redrive(txn, &ch, &ids, now).map(Ok)
             })
             .await
+    }
+
+    async fn set_lease(&self, lease: std::time::Duration) -> Result<()> {
+        self.shared
+            .lease_ms
+            .store(sssn::clock::millis(lease), Ordering::Relaxed);
+        Ok(())
     }
 
     async fn stats(&self) -> Result<ClaimStats> {

@@ -38,3 +38,8 @@ impl Harness for SqliteHarness {
 }
 
 sssn::conformance_tests!(real_time, async { Some(SqliteHarness::new()) });
+
+#[tokio::test]
+async fn claim_timeout_changes_while_running_on_sqlite() {
+    sssn::conformance::claim_timeout_changes_while_running(&SqliteHarness::new()).await;
+}

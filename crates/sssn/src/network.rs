@@ -177,6 +177,16 @@ impl Network {
         self.available.get(id).cloned()
     }
 
+    /// The channels this network owns (not its sub-networks') whose visibility is public,
+    /// in the order they were added (v1's `get_public_channels`).
+    pub fn public_channels(&self) -> Vec<Channel> {
+        self.owned
+            .iter()
+            .filter(|c| c.info().visibility == Visibility::Public)
+            .cloned()
+            .collect()
+    }
+
     fn wire(&self, what: &str, ids: &[String]) -> Result<BTreeMap<String, Channel>> {
         let mut out = BTreeMap::new();
         for id in ids {
@@ -464,6 +474,15 @@ impl RunningNetwork {
     /// Every channel in the tree.
     pub fn channels(&self) -> &[Channel] {
         &self.channels
+    }
+
+    /// Every public channel in the tree (what discovery registers and a server publishes).
+    pub fn public_channels(&self) -> Vec<Channel> {
+        self.channels
+            .iter()
+            .filter(|c| c.info().visibility == Visibility::Public)
+            .cloned()
+            .collect()
     }
 
     /// Receives system events from now on.

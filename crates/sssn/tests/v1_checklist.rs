@@ -379,11 +379,12 @@ async fn v1_29_clear_empties_everything() {
     assert_eq!((s.stored, s.in_flight), (0, 0));
 }
 
-/// Adapted: a filtered clear is `remove` of the matching ids.
+/// `clear(predicate)` is `clear_where`: only the matching message goes, the rest keep their order.
 #[tokio::test]
-async fn v1_30_remove_matching_keeps_order() {
+async fn v1_30_clear_predicate_removes_matching_keeps_order() {
     let (ch, m) = loaded().await;
-    ch.remove("admin", &[m[1].clone()]).await.unwrap();
+    let removed = ch.clear_where("admin", |msg| msg.id == m[1]).await.unwrap();
+    assert_eq!(removed, 1);
     assert_eq!(
         ids(&ch.read("r", 10).await.unwrap()),
         vec![m[0].clone(), m[2].clone()]

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use serde::Serialize;
 use sssn::channel::ReadOptions;
-use sssn::store::{Settle, Settled};
+use sssn::store::{History, Settle, Settled};
 use sssn::{ChannelEndpoint, ErrorKind};
 
 use super::paging::{self, ArrayReply, Budget};
@@ -481,6 +481,59 @@ pub(crate) async fn dead_letters(
         |n| ChannelEndpoint::dead_letters(&channel, &caller, n),
         |d| d.seq,
         |r, d| r.push(d),
+    )
+    .await?;
+    Ok(bounded(reply.finish()))
+}
+
+/// The history query a request names: by id, by time, or the newest `limit`.
+fn history_query(q: &QueryMap, max_limit: usize) -> Result<History, ApiError> {
+    let limit = api::HISTORY_LIMIT.get(q, max_limit)?;
+    let start = api::HISTORY_START.get(q)?;
+    let end = api::HISTORY_END.get(q)?;
+    if let Some(id) = api::HISTORY_MESSAGE_ID.get(q) {
+        if start.is_some() || end.is_some() {
+            return Err(ApiError::bad_request(
+                "message_id names one message: give it without start or end",
+            ));
+        }
+        return Ok(History::Id(id));
+    }
+    Ok(match (start, end) {
+        (None, None) => History::Latest { limit },
+        (start, end) => History::Between {
+            start: start.unwrap_or(0.0),
+            end: end.unwrap_or(f64::MAX),
+            limit,
+        },
+    })
+}
+
+pub(crate) async fn history(
+    Authed { channel, caller }: Authed,
+    State(state): S,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let query = history_query(&query(&uri)?, state.max_limit)?;
+    let mut reply = ArrayReply::new("entries");
+    // No cursor: pages are the same query with a growing limit, told apart by sequence.
+    paging::restarting(
+        &mut reply,
+        state.budget(),
+        query.limit(),
+        |n| {
+            let query = query.with_limit(n);
+            let channel = channel.clone();
+            let caller = caller.clone();
+            async move { channel.history(&caller, &query).await }
+        },
+        |e| e.seq,
+        |r, e| {
+            r.push(&wire::StoredMessage {
+                seq: e.seq,
+                message: &*e.message,
+            })
+        },
     )
     .await?;
     Ok(bounded(reply.finish()))

@@ -695,3 +695,48 @@ async fn ack_and_claim_like_local() {
     let s = served.stats().await.unwrap();
     assert_eq!((s.acknowledged, s.in_flight), (4, 1));
 }
+
+#[tokio::test]
+async fn history_by_id_time_and_latest_like_local() {
+    let ch = started(MailboxChannel::new("m").public()).await;
+    let (local, remote, _h) = pair(&ch, "alice").await;
+    let mut ids = Vec::new();
+    for (i, to) in ["alice", "bob", "alice"].iter().enumerate() {
+        let m = ChannelMessage::with_data("w", &i).unwrap().recipient(*to);
+        ids.push(ch.write_message("w", m).await.unwrap());
+    }
+    let now = sssn::clock::now_secs();
+    for client in [&local, &remote] {
+        let view = client.channel("m").unwrap();
+        let latest = view.get_latest(10).await.unwrap();
+        let got: Vec<&str> = latest.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(
+            got,
+            [ids[2].as_str(), ids[0].as_str()],
+            "alice's, newest first"
+        );
+        let range = view.get_range(now - 60.0, now + 60.0, 10).await.unwrap();
+        let got: Vec<&str> = range.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(got, [ids[0].as_str(), ids[2].as_str()], "oldest first");
+        assert!(
+            view.get_range(now + 60.0, now + 120.0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(view.get_message(&ids[0]).await.unwrap().unwrap().id, ids[0]);
+        assert!(
+            view.get_message(&ids[1]).await.unwrap().is_none(),
+            "bob's message is not alice's"
+        );
+        let entries = view
+            .history(&sssn::store::History::Latest { limit: 1 })
+            .await
+            .unwrap();
+        assert_eq!(entries[0].seq, 3, "sequences travel");
+    }
+    assert!(
+        remote.channel("m").unwrap().read(10).await.unwrap().len() == 2,
+        "history moved no cursor"
+    );
+}

@@ -4,7 +4,10 @@
 use super::kind::Kind;
 use super::{Caller, Channel};
 use crate::error::Result;
-use crate::message::ChannelInfo;
+use crate::message::{ChannelInfo, ChannelMessage};
+
+/// Messages `clear_where` looks at per store call.
+const CLEAR_PAGE: usize = 1000;
 use crate::security::Operation;
 
 impl<K: Kind> Channel<K> {
@@ -18,6 +21,34 @@ impl<K: Kind> Channel<K> {
     pub async fn clear(&self, caller: impl Caller) -> Result<usize> {
         self.core.authorize(&caller.principal(), Operation::Admin)?;
         self.core.log()?.clear().await
+    }
+
+    /// Removes the messages `predicate` matches (admin; v1's `clear(filter)`); the others
+    /// keep their order and every cursor stays valid. Returns how many were removed. It
+    /// looks at every stored message (in pages), as a predicate must.
+    pub async fn clear_where(
+        &self,
+        caller: impl Caller,
+        predicate: impl Fn(&ChannelMessage) -> bool,
+    ) -> Result<usize> {
+        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        let log = self.core.log()?;
+        let (mut after, mut removed) = (0, 0);
+        loop {
+            let page = log.range(after, CLEAR_PAGE).await?;
+            let Some(last) = page.last() else {
+                return Ok(removed);
+            };
+            after = last.seq;
+            let ids: Vec<&str> = page
+                .iter()
+                .filter(|e| predicate(&e.message))
+                .map(|e| e.message.id.as_str())
+                .collect();
+            if !ids.is_empty() {
+                removed += log.remove(&ids).await?;
+            }
+        }
     }
 
     /// Removes messages stored before `before` (epoch seconds), then all but the newest

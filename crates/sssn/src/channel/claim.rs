@@ -181,6 +181,18 @@ impl<K: Claims> Channel<K> {
             .await
     }
 
+    /// Changes `claim_timeout` on a running channel (admin): claims and extensions from now
+    /// on get the new lease; leases already given keep their deadline. Memory and SQLite
+    /// allow it; JetStream refuses (`UnsupportedOperation`): the lease is the shared
+    /// consumer's `ack_wait`, fixed when the channel opens.
+    pub async fn set_claim_timeout(&self, caller: impl Caller, timeout: Duration) -> Result<()> {
+        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core
+            .claims("a claim timeout change")?
+            .set_lease(timeout)
+            .await
+    }
+
     /// Makes messages whose lease ran out claimable again now (maintenance does this too).
     pub async fn reclaim_expired(&self) -> Result<usize> {
         self.core.claims("lease reclaim")?.reclaim_expired().await

@@ -52,8 +52,7 @@ pub(crate) struct Core {
     pub(crate) info: ChannelInfo,
     pub(crate) kind: ChannelKind,
     pub(crate) spec: ChannelSpec,
-    pub(crate) retention_max_age: Option<Duration>,
-    pub(crate) retention_max_count: Option<usize>,
+    pub(crate) retention: super::retention::Retention,
     /// Messages appended since count retention last ran (it runs as writes arrive).
     pub(crate) since_trim: AtomicUsize,
     pub(crate) maintenance_interval: Duration,
@@ -283,7 +282,7 @@ impl Core {
     /// `max_count` plus that slack whatever the write rate, at one store call per slack's
     /// worth of writes. The write already succeeded: a failed trim goes to `on_error`.
     async fn trim_as_written(&self, appended: usize) {
-        let Some(max) = self.retention_max_count else {
+        let Some(max) = self.retention.max_count() else {
             return;
         };
         let slack = (max / 10).max(1);

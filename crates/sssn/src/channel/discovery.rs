@@ -175,22 +175,33 @@ impl Channel<Discovery> {
             .collect())
     }
 
+    /// The live record stored under message id `record_id`, found through the store's id
+    /// index (no scan of the registry).
+    async fn record(&self, record_id: &str) -> Result<Option<Record>> {
+        let now = crate::clock::now_secs();
+        Ok(self
+            .core
+            .log()?
+            .get(record_id)
+            .await?
+            .and_then(|e| e.message.content.get::<Record>().ok())
+            .filter(|r| r.expires_at() > now))
+    }
+
     /// The live registration of channel `id`.
     pub async fn get_channel(&self, id: &str) -> Result<Option<ChannelInfo>> {
-        Ok(self
-            .find_channels(None)
-            .await?
-            .into_iter()
-            .find(|c| c.id == id))
+        Ok(match self.record(&format!("channel-{id}")).await? {
+            Some(Record::Channel(c)) => Some(c.info),
+            _ => None,
+        })
     }
 
     /// The live registration of system `id`.
     pub async fn get_system(&self, id: &str) -> Result<Option<ServiceDescriptor>> {
-        Ok(self
-            .find_systems(None)
-            .await?
-            .into_iter()
-            .find(|s| s.system_id == id))
+        Ok(match self.record(&format!("system-{id}")).await? {
+            Some(Record::System(s)) => Some(s.descriptor),
+            _ => None,
+        })
     }
 }
 

@@ -108,11 +108,10 @@ impl<K: Kind> Channel<K> {
     pub async fn maintain(&self) -> Result<()> {
         let core = &self.core;
         let storage = core.storage()?;
-        if core.retention_max_age.is_some() || core.retention_max_count.is_some() {
-            let before = core
-                .retention_max_age
-                .map(|age| crate::clock::now_secs() - age.as_secs_f64());
-            storage.log.evict(before, core.retention_max_count).await?;
+        let (max_age, max_count) = (core.retention.max_age(), core.retention.max_count());
+        if max_age.is_some() || max_count.is_some() {
+            let before = max_age.map(|age| crate::clock::now_secs() - age.as_secs_f64());
+            storage.log.evict(before, max_count).await?;
         }
         if let Some(queue) = &storage.claims {
             queue.reclaim_expired().await?;

@@ -59,6 +59,7 @@ mod mailbox;
 mod passthrough;
 mod periodic;
 mod read;
+mod retention;
 mod stats;
 mod subscription;
 mod work_queue;
@@ -211,8 +212,7 @@ impl<K: Kind> Channel<K> {
             info: b.info(),
             kind: b.kind,
             spec: b.spec(),
-            retention_max_age: b.retention_max_age,
-            retention_max_count: b.retention_max_count,
+            retention: retention::Retention::new(b.retention_max_age, b.retention_max_count),
             since_trim: Default::default(),
             maintenance_interval: b.maintenance_interval,
             registration_ttl: b.registration_ttl.unwrap_or(builder::DEFAULT_TTL),

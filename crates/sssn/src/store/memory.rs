@@ -8,7 +8,9 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -18,7 +20,7 @@ use super::{
     ChannelSpec, ChannelStorage, ClaimQueue, ClaimStats, Claimed, DeadLetter, Entry, Log, LogStats,
     ReadFilter, ReadFrom, Seq, Settle, Settled, Store,
 };
-use crate::clock::now_millis;
+use crate::clock::{millis, now_millis};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::ChannelMessage;
 use crate::policy::{ClaimPolicy, DeadReason, Fate, Release};
@@ -140,6 +142,8 @@ struct State {
 pub(crate) struct MemoryChannel {
     /// `Some` for channels with claims.
     policy: Option<ClaimPolicy>,
+    /// The lease in force (milliseconds), changeable while the channel runs.
+    lease_ms: AtomicU64,
     state: Mutex<State>,
     feed: broadcast::Sender<Entry>,
 }
@@ -149,6 +153,7 @@ impl MemoryChannel {
         let (feed, _) = broadcast::channel(spec.feed_capacity.max(1));
         Self {
             policy: spec.claims,
+            lease_ms: AtomicU64::new(millis(spec.claims.unwrap_or_default().lease)),
             state: Mutex::new(State {
                 base: 1,
                 slots: VecDeque::new(),
@@ -382,7 +387,10 @@ impl State {
 impl MemoryChannel {
     /// The claim policy; only called on channels opened with claims (their claim queue).
     fn policy(&self) -> ClaimPolicy {
-        self.policy.unwrap_or_default()
+        ClaimPolicy {
+            lease: Duration::from_millis(self.lease_ms.load(Ordering::Relaxed)),
+            ..self.policy.unwrap_or_default()
+        }
     }
 }
 
@@ -730,6 +738,11 @@ impl ClaimQueue for MemoryChannel {
         Ok(n)
     }
 
+    async fn set_lease(&self, lease: Duration) -> Result<()> {
+        self.lease_ms.store(millis(lease), Ordering::Relaxed);
+        Ok(())
+    }
+
     async fn stats(&self) -> Result<ClaimStats> {
         let policy = self.policy();
         let mut st = self.lock();
@@ -752,6 +765,37 @@ mod tests {
     #[test]
     fn a_slot_is_16_bytes() {
         assert_eq!(std::mem::size_of::<Option<Slot>>(), 16);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn arrival_marks_follow_what_is_stored() {
+        let ch = MemoryChannel::new(&ChannelSpec::log("p"));
+        for i in 0..200 {
+            ch.append(vec![ChannelMessage::new("p", Content::data(&i).unwrap())])
+                .await
+                .unwrap();
+            tokio::time::advance(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            ch.lock().marks.len(),
+            200,
+            "one mark per distinct millisecond"
+        );
+        assert_eq!(ch.evict(None, Some(10)).await.unwrap(), 190);
+        assert_eq!(
+            ch.lock().marks.len(),
+            10,
+            "marks before the oldest message go"
+        );
+        let newest = ch.latest(1, &ReadFilter::default()).await.unwrap();
+        let all = ch
+            .arrived_between(0.0, 1e12, 100, &ReadFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 10);
+        assert_eq!(all[9], newest[0]);
+        ch.clear().await.unwrap();
+        assert!(ch.lock().marks.is_empty());
     }
 
     #[tokio::test]

@@ -485,4 +485,15 @@ pub trait ClaimQueue: Send + Sync + 'static {
 
     /// A snapshot of the queue's state.
     async fn stats(&self) -> Result<ClaimStats>;
+
+    /// Changes the lease of the claims and extensions made from now on (v1's run-time
+    /// `claim_timeout`); leases already given keep their deadline. Stores whose engine fixes
+    /// the lease when the channel opens refuse with `UnsupportedOperation`.
+    async fn set_lease(&self, lease: Duration) -> Result<()> {
+        let _ = lease;
+        Err(crate::Error::new(
+            crate::ErrorKind::UnsupportedOperation,
+            "this store fixes the claim lease when the channel opens",
+        ))
+    }
 }
