@@ -141,8 +141,8 @@ pub(crate) async fn topology(
         .map(|c| {
             let info = c.info();
             ChannelNode {
-                id: info.id.clone(),
-                name: info.name.clone(),
+                id: info.id,
+                name: info.name,
                 kind: c.kind(),
             }
         })
