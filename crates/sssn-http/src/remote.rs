@@ -72,6 +72,10 @@ use crate::api::ChannelOp;
 use crate::error::{ErrorBody, kind_for_status, parse_kind};
 use crate::server::encode_segment;
 use crate::sse::SseParser;
+use crate::stream::{
+    self, Transport,
+    client::{CallError, Links, OpenError},
+};
 use crate::wire::{self, IdsRequest, PayloadKind};
 
 /// The keep-alive client every [`RemoteChannel`] uses unless given its own.
@@ -98,6 +102,12 @@ pub struct RemoteChannel {
 struct Inner {
     http: reqwest::Client,
     channel_id: String,
+    /// The server's URL (with any prefix): where `/stream` is.
+    server: Url,
+    /// Which transport calls take.
+    transport: Transport,
+    /// Stream connections, one per token (shared by handles made with the setters).
+    links: Arc<Links>,
     /// `…/channels/<id>`, without a trailing slash.
     url: Url,
     /// `Bearer <token>`; `None`: the caller's id is the token.
@@ -188,7 +198,7 @@ impl RemoteChannel {
 
     fn build(server: Url, channel_id: String, token: Option<&str>) -> Result<Self, Error> {
         sssn::channel::validate_id(&channel_id)?;
-        let mut url = server;
+        let mut url = server.clone();
         let path = format!(
             "{}/channels/{}",
             url.path().trim_end_matches('/'),
@@ -203,6 +213,9 @@ impl RemoteChannel {
             inner: Arc::new(Inner {
                 http: shared_client(),
                 channel_id,
+                server,
+                transport: Transport::Auto,
+                links: Arc::new(Links::default()),
                 url,
                 auth,
                 timeout: Duration::from_secs(30),
@@ -220,6 +233,9 @@ impl RemoteChannel {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             http: shared.http.clone(),
             channel_id: shared.channel_id.clone(),
+            server: shared.server.clone(),
+            transport: shared.transport,
+            links: shared.links.clone(),
             url: shared.url.clone(),
             auth: shared.auth.clone(),
             timeout: shared.timeout,
@@ -238,6 +254,28 @@ impl RemoteChannel {
     #[must_use]
     pub fn with_client(self, client: reqwest::Client) -> Self {
         self.configure(|i| i.http = client)
+    }
+
+    /// Which transport the channel operations take (default [`Transport::Auto`]: the
+    /// stream when the server offers it, plain HTTP otherwise). Subscriptions always use
+    /// the event stream (SSE).
+    #[must_use]
+    pub fn transport(self, transport: Transport) -> Self {
+        self.configure(|i| i.transport = transport)
+    }
+
+    /// The transport calls take now: [`Transport::Stream`] while a stream connection is
+    /// open, [`Transport::Http`] when HTTP was asked for or the server said it has no
+    /// stream transport; `None` before the first call has told.
+    pub fn transport_in_use(&self) -> Option<Transport> {
+        let inner = &self.inner;
+        if inner.transport == Transport::Http || inner.links.not_offered().is_some() {
+            Some(Transport::Http)
+        } else if inner.links.any_open() {
+            Some(Transport::Stream)
+        } else {
+            None
+        }
     }
 
     /// Per-request timeout (default 30 s; the event stream has none).
@@ -304,7 +342,13 @@ fn transport_error(op: &str, e: &reqwest::Error) -> Error {
 async fn error_of(op: &str, response: reqwest::Response) -> Error {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    match serde_json::from_str::<ErrorBody>(&text) {
+    error_from(op, status.as_u16(), &text)
+}
+
+/// The error a non-success status and its body stand for (HTTP and stream answers alike).
+pub(crate) fn error_from(op: &str, status: u16, text: &str) -> Error {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    match serde_json::from_str::<ErrorBody>(text) {
         Ok(body) => {
             let kind = body
                 .kind
@@ -353,14 +397,14 @@ impl Inner {
         &self,
         method: Method,
         url: Url,
-        caller: &Principal,
+        auth: &HeaderValue,
         body: Option<Vec<u8>>,
         op: &str,
     ) -> Result<reqwest::Response, Error> {
         let mut request = self
             .http
             .request(method, url)
-            .header(AUTHORIZATION, self.auth(caller)?)
+            .header(AUTHORIZATION, auth.clone())
             .timeout(self.timeout);
         if op == "write" {
             request = crate::trace_header::outgoing(request);
@@ -378,25 +422,94 @@ impl Inner {
         }
     }
 
+    /// Calls a channel operation on the stream when the server offers it, over HTTP
+    /// otherwise, and decodes its JSON answer.
     async fn call<T: DeserializeOwned>(
         &self,
-        method: Method,
-        url: Url,
+        op: ChannelOp,
+        query: &[(&str, &str)],
         caller: &Principal,
         body: Option<Vec<u8>>,
-        op: &str,
     ) -> Result<T, Error> {
-        let response = self.send(method, url, caller, body, op).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(op, &e))?;
+        let route = op.route();
+        let name = route.operation;
+        let auth = self.auth(caller)?;
+        let body_len = body.as_ref().map_or(0, Vec::len);
+        let bytes = match self.over_stream(&auth, body_len).await? {
+            Some(link) => {
+                let q = stream::query_string(query);
+                let b = body.as_deref().unwrap_or_default();
+                let channel = Some(self.channel_id.as_str());
+                let mut answer = link.call(name, channel, &q, b, self.timeout).await;
+                if matches!(answer, Err(CallError::Gone)) {
+                    // The connection had ended before the request left: one new one.
+                    answer = match self.over_stream(&auth, body_len).await? {
+                        Some(link) => link.call(name, channel, &q, b, self.timeout).await,
+                        None => Err(CallError::Gone),
+                    };
+                }
+                match answer {
+                    Ok(a) if (200..300).contains(&a.status) => a.body,
+                    Ok(a) => {
+                        return Err(error_from(
+                            name,
+                            a.status,
+                            &String::from_utf8_lossy(&a.body),
+                        ));
+                    }
+                    Err(CallError::Failed(e)) => return Err(e),
+                    Err(CallError::Gone) => self.http_bytes(op, query, &auth, body).await?,
+                }
+            }
+            None => self.http_bytes(op, query, &auth, body).await?,
+        };
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(
                 ErrorKind::Remote,
-                format!("unexpected response to '{op}': {e}"),
+                format!("unexpected response to '{name}': {e}"),
             )
         })
+    }
+
+    /// The stream link to use for a call, or `None` for plain HTTP (the server offers no
+    /// stream, HTTP was asked for, the body is large, or opening a stream failed in a way
+    /// HTTP may not).
+    async fn over_stream(
+        &self,
+        auth: &HeaderValue,
+        body_len: usize,
+    ) -> Result<Option<Arc<stream::client::Link>>, Error> {
+        if self.transport == Transport::Http || body_len >= stream::LARGE_BODY {
+            return Ok(None);
+        }
+        let forced = self.transport == Transport::Stream;
+        match self.links.get(&self.server, auth, self.timeout).await {
+            Ok(link) => Ok(Some(link)),
+            Err(OpenError::Refused(e)) => Err(e),
+            Err(OpenError::NotOffered(why)) if forced => Err(Error::new(
+                ErrorKind::UnsupportedOperation,
+                format!("the server offers no stream transport ({why})"),
+            )),
+            Err(OpenError::Failed(e)) if forced => Err(e),
+            Err(OpenError::NotOffered(_) | OpenError::Failed(_)) => Ok(None),
+        }
+    }
+
+    /// One request over plain HTTP; the body of a success.
+    async fn http_bytes(
+        &self,
+        op: ChannelOp,
+        query: &[(&str, &str)],
+        auth: &HeaderValue,
+        body: Option<Vec<u8>>,
+    ) -> Result<bytes::Bytes, Error> {
+        let (method, url) = self.route(op, query);
+        let name = op.route().operation;
+        let response = self.send(method, url, auth, body, name).await?;
+        response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(name, &e))
     }
 
     /// Calls a settling operation and reads a [`wire::SettledResponse`].
@@ -406,9 +519,7 @@ impl Inner {
         caller: &Principal,
         body: Option<Vec<u8>>,
     ) -> Result<wire::SettledResponse, Error> {
-        let (method, url) = self.route(op, &[]);
-        self.call(method, url, caller, body, op.route().operation)
-            .await
+        self.call(op, &[], caller, body).await
     }
 
     async fn open_events(
@@ -483,6 +594,16 @@ fn with_rejected(e: Error, payloads: Vec<Payload>) -> Error {
     e
 }
 
+/// A claim as the client API has it.
+fn claimed(c: wire::ClaimedMessage) -> Claimed {
+    Claimed {
+        seq: c.seq,
+        message: Arc::new(c.message),
+        attempt: c.attempt,
+        lease_until_ms: c.lease_until_ms,
+    }
+}
+
 #[async_trait]
 impl ChannelEndpoint for RemoteChannel {
     fn channel_id(&self) -> &str {
@@ -498,8 +619,7 @@ impl ChannelEndpoint for RemoteChannel {
     }
 
     async fn info(&self, caller: &Principal) -> Result<ChannelInfo, Error> {
-        let (method, url) = self.inner.route(ChannelOp::Info, &[]);
-        let info: ChannelInfo = self.inner.call(method, url, caller, None, "info").await?;
+        let info: ChannelInfo = self.inner.call(ChannelOp::Info, &[], caller, None).await?;
         if let Some(kind) = info.kind {
             let _ = self.inner.kind.set(kind);
         }
@@ -526,20 +646,21 @@ impl ChannelEndpoint for RemoteChannel {
                 PayloadKind::Content => &[("kind", "content")],
                 _ => &[],
             };
-            let (method, url) = self.inner.route(ChannelOp::Write, query);
             let body = encode(&WireItem(first, kind))?;
             self.inner
-                .call::<wire::WriteResponse>(method, url, caller, Some(body), "write")
+                .call::<wire::WriteResponse>(ChannelOp::Write, query, caller, Some(body))
                 .await
                 .map(|r| vec![r.item_id])
         } else {
-            let (method, url) = self
-                .inner
-                .route(ChannelOp::WriteBatch, &[("kind", kind.as_str())]);
             let items: Vec<WireItem<'_>> = payloads.iter().map(|p| WireItem(p, kind)).collect();
             let body = encode(&items)?;
             self.inner
-                .call::<wire::BatchResponse>(method, url, caller, Some(body), "write")
+                .call::<wire::BatchResponse>(
+                    ChannelOp::WriteBatch,
+                    &[("kind", kind.as_str())],
+                    caller,
+                    Some(body),
+                )
                 .await
                 .map(|r| r.item_ids)
         };
@@ -562,25 +683,20 @@ impl ChannelEndpoint for RemoteChannel {
         if let Some(after) = &options.after {
             query.push(("after", after));
         }
-        let (method, url) = self.inner.route(ChannelOp::Read, &query);
-        let r: wire::MessagesResponse = self.inner.call(method, url, caller, None, "read").await?;
+        let r: wire::MessagesResponse = self
+            .inner
+            .call(ChannelOp::Read, &query, caller, None)
+            .await?;
         Ok(r.messages.into_iter().map(Arc::new).collect())
     }
 
     async fn claim(&self, caller: &Principal, limit: usize) -> Result<Vec<Claimed>, Error> {
-        let (method, url) = self
+        let limit = limit.to_string();
+        let r: wire::ClaimResponse = self
             .inner
-            .route(ChannelOp::Claim, &[("limit", &limit.to_string())]);
-        let r: wire::ClaimResponse = self.inner.call(method, url, caller, None, "claim").await?;
-        Ok(r.claims
-            .into_iter()
-            .map(|c| Claimed {
-                seq: c.seq,
-                message: Arc::new(c.message),
-                attempt: c.attempt,
-                lease_until_ms: c.lease_until_ms,
-            })
-            .collect())
+            .call(ChannelOp::Claim, &[("limit", &limit)], caller, None)
+            .await?;
+        Ok(r.claims.into_iter().map(claimed).collect())
     }
 
     async fn settle(
@@ -599,17 +715,45 @@ impl ChannelEndpoint for RemoteChannel {
         Ok(r.settled(ids))
     }
 
+    async fn settle_and_claim(
+        &self,
+        caller: &Principal,
+        ids: &[&str],
+        how: Settle,
+        limit: usize,
+    ) -> Result<(Settled, Vec<Claimed>), Error> {
+        if how != Settle::Ack {
+            // Only the ack has a combined route.
+            let settled = self.settle(caller, ids, how).await?;
+            return Ok((settled, self.claim(caller, limit).await?));
+        }
+        let limit = limit.to_string();
+        let body = ids_body(ids, None, None)?;
+        let r: wire::AckAndClaimResponse = self
+            .inner
+            .call(
+                ChannelOp::AckAndClaim,
+                &[("limit", &limit)],
+                caller,
+                Some(body),
+            )
+            .await?;
+        let settled = Settled {
+            done: r.done,
+            stale: r.stale,
+        };
+        Ok((settled, r.claims.into_iter().map(claimed).collect()))
+    }
+
     async fn dead_letters(
         &self,
         caller: &Principal,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, Error> {
-        let (method, url) = self
-            .inner
-            .route(ChannelOp::DeadLetters, &[("limit", &limit.to_string())]);
+        let limit = limit.to_string();
         let r: wire::DeadLettersResponse = self
             .inner
-            .call(method, url, caller, None, "dead-letters")
+            .call(ChannelOp::DeadLetters, &[("limit", &limit)], caller, None)
             .await?;
         Ok(r.dead_letters)
     }
@@ -699,8 +843,7 @@ impl ChannelEndpoint for RemoteChannel {
     }
 
     async fn stats(&self, caller: &Principal) -> Result<ChannelStats, Error> {
-        let (method, url) = self.inner.route(ChannelOp::Stats, &[]);
-        let value: serde_json::Value = self.inner.call(method, url, caller, None, "stats").await?;
+        let value: serde_json::Value = self.inner.call(ChannelOp::Stats, &[], caller, None).await?;
         serde_json::from_value(value).map_err(|e| {
             Error::new(
                 ErrorKind::Remote,

@@ -245,10 +245,14 @@ pub(super) async fn serve(
         }
         let router = router.clone();
         let shutdown = shutdown.clone();
+        let hold = ConnectionHold(Arc::new(HoldInner {
+            _permit: permit,
+            _tracked: tracker.token(),
+            idle_timeout: limits.idle_timeout,
+        }));
         tracker.spawn(async move {
-            serve_connection(stream, router, limits, shutdown).await;
+            serve_connection(stream, router, limits, shutdown, hold).await;
             tracing::trace!(%peer, "connection closed");
-            drop(permit);
         });
     }
     drop(listener);
@@ -258,6 +262,25 @@ pub(super) async fn serve(
         "not accepting; waiting for connections"
     );
     tracker.wait().await;
+}
+
+/// A connection's slot under the cap, and its place among the connections shutdown waits
+/// for. Every request carries a clone (an extension), so a connection upgraded to the
+/// stream transport keeps both after hyper has handed its socket over.
+#[derive(Clone)]
+pub(crate) struct ConnectionHold(Arc<HoldInner>);
+
+struct HoldInner {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _tracked: tokio_util::task::task_tracker::TaskTrackerToken,
+    idle_timeout: Option<Duration>,
+}
+
+impl ConnectionHold {
+    /// The server's idle timeout: the stream transport closes after it, too.
+    pub(crate) fn idle_timeout(&self) -> Option<Duration> {
+        self.0.idle_timeout
+    }
 }
 
 /// Errors of one connection (the peer gave up before the accept): accept the next one.
@@ -275,6 +298,7 @@ async fn serve_connection(
     router: Router,
     limits: Limits,
     shutdown: CancellationToken,
+    hold: ConnectionHold,
 ) {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(TrackedIo {
@@ -283,7 +307,8 @@ async fn serve_connection(
     });
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |req: Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(hold.clone());
             handle(router.clone(), activity.clone(), limits.body_timeout, req)
         })
     };
@@ -291,7 +316,8 @@ async fn serve_connection(
     // This task enforces the header-read timeout (hyper's own would also count the idle
     // time between kept-alive requests).
     builder.http1().header_read_timeout(None);
-    let mut conn = pin!(builder.serve_connection(io, service));
+    // With upgrades: `GET /stream` becomes a WebSocket (server/stream.rs).
+    let mut conn = pin!(builder.serve_connection_with_upgrades(io, service));
     let mut closing = false;
     let mut grace: Option<Instant> = None;
     loop {

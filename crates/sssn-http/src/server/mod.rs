@@ -19,11 +19,13 @@
 //! channel's own [`Security`](sssn::security::Security); the token's subject is the
 //! reader, sender, claimer and subscriber id.
 
+mod docs;
 pub(crate) mod events;
 mod listener;
 mod metrics;
 pub(crate) mod paging;
 pub(crate) mod routes;
+mod stream;
 
 pub use listener::{
     ACCEPT_BACKOFF, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
@@ -52,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ApiError;
 
 pub use crate::api::{ROUTES, Route};
+pub use docs::CONTENT_SECURITY_POLICY as DOCS_CONTENT_SECURITY_POLICY;
 pub use routes::TRUNCATED_HEADER;
 
 /// Default request body limit: 1 MiB.
@@ -530,10 +533,11 @@ fn build_router(state: Arc<AppState>) -> Router {
     for (path, mr) in by_path {
         router = router.route(path, mr);
     }
+    let mut router = router.merge(docs::router());
     if state.console {
         router = router.merge(crate::console::assets_router());
     }
-    router
+    let api = router
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -541,7 +545,10 @@ fn build_router(state: Arc<AppState>) -> Router {
                 ApiError::new(ErrorKind::Internal, "Internal error.").into_response()
             },
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    // The stream transport serves its frames through `api`, the same routes.
+    api.clone()
+        .route(crate::stream::STREAM_PATH, stream::route(state, api))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The sssn rows of the peer table: a work queue on the memory store and on SQLite in this
 //! process, the same two behind an `sssn-http` server in a child process (reached with
-//! `RemoteChannel`), and a work queue on `JetStreamStore`.
+//! `RemoteChannel`, one HTTP request per call), the memory one again over the stream
+//! transport (WebSocket frames on one connection), and a work queue on `JetStreamStore`.
 //!
 //! Every call into the sssn API made by the peer scenario is in this file, so that a
 //! change of that API touches nothing else. All four go through
@@ -16,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use ::sssn::channel::WorkQueueChannel;
 use ::sssn::security::Principal;
-use ::sssn::store::{Settle, Store};
+use ::sssn::store::{Claimed, Settle, Settled, Store};
 use ::sssn::{Channel, ChannelEndpoint, Payload};
-use ::sssn_http::{RemoteChannel, Server as HttpServer};
+use ::sssn_http::{RemoteChannel, Server as HttpServer, Transport};
 use ::sssn_nats::{JetStreamOptions, JetStreamStore};
 use ::sssn_sqlite::SqliteStore;
 use anyhow::{Context, bail, ensure};
@@ -38,6 +39,7 @@ enum Kind {
     Sqlite(tempfile::TempDir),
     HttpMemory,
     HttpSqlite(tempfile::TempDir),
+    StreamMemory,
     JetStream {
         store: Arc<JetStreamStore>,
         server: Server,
@@ -74,6 +76,14 @@ impl Sssn {
     pub(super) fn http_memory() -> Self {
         Self {
             kind: Kind::HttpMemory,
+        }
+    }
+
+    /// A memory-store work queue served by `sssn-http` in a child process, reached over
+    /// the stream transport.
+    pub(super) fn stream_memory() -> Self {
+        Self {
+            kind: Kind::StreamMemory,
         }
     }
 
@@ -118,7 +128,7 @@ fn queue(name: String, store: Option<Arc<dyn Store>>) -> Channel {
 impl System for Sssn {
     fn durability(&self) -> String {
         match &self.kind {
-            Kind::Memory | Kind::HttpMemory => "none".to_owned(),
+            Kind::Memory | Kind::HttpMemory | Kind::StreamMemory => "none".to_owned(),
             Kind::Sqlite(_) | Kind::HttpSqlite(_) => {
                 "fsync per group commit (synchronous = FULL)".to_owned()
             }
@@ -155,7 +165,7 @@ impl System for Sssn {
                 channel.start().await?;
                 local(channel, server.clone(), None)
             }
-            Kind::HttpMemory | Kind::HttpSqlite(_) => {
+            Kind::HttpMemory | Kind::HttpSqlite(_) | Kind::StreamMemory => {
                 let (args, file) = match &self.kind {
                     Kind::HttpSqlite(dir) => {
                         let path = dir.path().join(format!("{name}.db"));
@@ -168,8 +178,12 @@ impl System for Sssn {
                 };
                 let (child, url) = ServerChild::spawn(args).await?;
                 let pid = child.child.id();
+                let transport = match &self.kind {
+                    Kind::StreamMemory => Transport::Stream,
+                    _ => Transport::Http,
+                };
                 SssnQueue {
-                    endpoint: Arc::new(RemoteChannel::connect(&url, None)?),
+                    endpoint: Arc::new(RemoteChannel::connect(&url, None)?.transport(transport)),
                     channel: None,
                     child: Some(child),
                     server: Server::Processes {
@@ -284,10 +298,9 @@ struct SssnConsumer {
     taken: Vec<String>,
 }
 
-#[async_trait]
-impl Consumer for SssnConsumer {
-    async fn take(&mut self, max: usize) -> anyhow::Result<Vec<u64>> {
-        let claimed = self.endpoint.claim(&self.me, max).await?;
+impl SssnConsumer {
+    /// Keeps the ids of `claimed` for the next acknowledgement; returns their indexes.
+    fn hold(&mut self, claimed: &[Claimed]) -> anyhow::Result<Vec<u64>> {
         self.taken = claimed.iter().map(|c| c.message.id.clone()).collect();
         claimed
             .iter()
@@ -295,9 +308,7 @@ impl Consumer for SssnConsumer {
             .collect()
     }
 
-    async fn ack(&mut self) -> anyhow::Result<()> {
-        let ids: Vec<&str> = self.taken.iter().map(String::as_str).collect();
-        let settled = self.endpoint.settle(&self.me, &ids, Settle::Ack).await?;
+    fn check_acked(&self, settled: &Settled) -> anyhow::Result<()> {
         let done = settled.done.len();
         ensure!(
             done == self.taken.len(),
@@ -305,6 +316,36 @@ impl Consumer for SssnConsumer {
             self.taken.len()
         );
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Consumer for SssnConsumer {
+    async fn take(&mut self, max: usize) -> anyhow::Result<Vec<u64>> {
+        let claimed = self.endpoint.claim(&self.me, max).await?;
+        self.hold(&claimed)
+    }
+
+    async fn ack(&mut self) -> anyhow::Result<()> {
+        let ids: Vec<&str> = self.taken.iter().map(String::as_str).collect();
+        let settled = self.endpoint.settle(&self.me, &ids, Settle::Ack).await?;
+        self.check_acked(&settled)
+    }
+
+    async fn ack_and_take(&mut self, max: usize) -> anyhow::Result<Vec<u64>> {
+        let ids: Vec<&str> = self.taken.iter().map(String::as_str).collect();
+        let (settled, claimed) = self
+            .endpoint
+            .settle_and_claim(&self.me, &ids, Settle::Ack, max)
+            .await?;
+        self.check_acked(&settled)?;
+        self.hold(&claimed)
+    }
+
+    fn combines_ack_and_take(&self) -> bool {
+        // SSSN_BENCH_SEPARATE_ACK=1 measures the two calls instead (what the combined call
+        // saves).
+        std::env::var_os("SSSN_BENCH_SEPARATE_ACK").is_none_or(|v| v.is_empty() || v == "0")
     }
 }
 
