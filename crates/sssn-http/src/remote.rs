@@ -406,7 +406,7 @@ impl Inner {
             .request(method, url)
             .header(AUTHORIZATION, auth.clone())
             .timeout(self.timeout);
-        if op == "write" {
+        if op == "write" || op == "writeBatch" {
             request = crate::trace_header::outgoing(request);
         }
         if let Some(body) = body {
@@ -435,7 +435,16 @@ impl Inner {
         let name = route.operation;
         let auth = self.auth(caller)?;
         let body_len = body.as_ref().map_or(0, Vec::len);
-        let bytes = match self.over_stream(&auth, body_len).await? {
+        // A write that continues a trace goes over plain HTTP, where the `traceparent`
+        // header travels (stream calls carry no headers).
+        let traced = matches!(op, ChannelOp::Write | ChannelOp::WriteBatch)
+            && sssn::trace::TraceContext::for_write().is_some();
+        let link = if traced {
+            None
+        } else {
+            self.over_stream(&auth, body_len).await?
+        };
+        let bytes = match link {
             Some(link) => {
                 let q = stream::query_string(query);
                 let b = body.as_deref().unwrap_or_default();

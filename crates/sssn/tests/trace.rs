@@ -153,7 +153,10 @@ async fn a_record_keeps_its_trace_through_a_queue_a_worker_and_a_subscriber() {
 
 /// Every span that closed: its name and fields.
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<(String, std::collections::BTreeMap<String, String>)>>>);
+struct Spans(Arc<Mutex<Vec<ClosedSpan>>>);
+
+/// A span's name and its fields as text.
+type ClosedSpan = (String, std::collections::BTreeMap<String, String>);
 
 struct Fields(std::collections::BTreeMap<String, String>);
 
