@@ -2,6 +2,7 @@
 //! tables (see `sssn.example.toml` next to this crate's manifest).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +21,10 @@ use sssn_http::ServerBuilder;
 pub(crate) struct Config {
     #[serde(default)]
     pub(crate) server: ServerConfig,
+    /// `None` when the file has no `[security]` table: open security, and only on a
+    /// loopback address (see `protected.rs`).
     #[serde(default)]
-    pub(crate) security: SecurityConfig,
+    pub(crate) security: Option<SecurityConfig>,
     #[serde(default, rename = "channel")]
     pub(crate) channels: Vec<ChannelConfig>,
 }
@@ -32,27 +35,27 @@ pub(crate) struct Config {
 pub(crate) struct ServerConfig {
     #[serde(default = "default_bind")]
     pub(crate) bind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_positive")]
     max_body_bytes: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_positive")]
     max_limit: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_positive")]
     max_response_bytes: Option<usize>,
     #[serde(default)]
     serve_private: bool,
     #[serde(default)]
     public_metrics: bool,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "opt_positive_duration")]
     sse_keep_alive: Option<Duration>,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "opt_positive_duration")]
     drain_timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "opt_positive_duration")]
     header_read_timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "opt_positive_duration")]
     body_timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "opt_positive_duration")]
     idle_timeout: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_positive")]
     max_connections: Option<usize>,
 }
 
@@ -84,7 +87,7 @@ fn default_bind() -> String {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SecurityConfig {
     #[serde(default)]
-    kind: SecurityKind,
+    pub(crate) kind: SecurityKind,
     /// jwt: the HMAC secret (prefer `secret_env`).
     #[serde(default)]
     secret: Option<String>,
@@ -94,8 +97,8 @@ pub(crate) struct SecurityConfig {
     /// jwt: HS256 (default), HS384 or HS512.
     #[serde(default)]
     algorithm: Option<String>,
-    /// jwt: accepted clock skew after `exp`.
-    #[serde(default, deserialize_with = "opt_duration")]
+    /// jwt: accepted clock skew after `exp` (zero allowed).
+    #[serde(default, deserialize_with = "opt_duration_or_zero")]
     leeway: Option<Duration>,
     /// acl: ids per role.
     #[serde(default)]
@@ -115,7 +118,7 @@ pub(crate) struct SecurityConfig {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum SecurityKind {
+pub(crate) enum SecurityKind {
     #[default]
     Open,
     Acl,
@@ -126,9 +129,9 @@ enum SecurityKind {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Retention {
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "opt_positive_duration")]
     max_age: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_positive")]
     max_count: Option<usize>,
 }
 
@@ -144,40 +147,63 @@ pub(crate) struct ChannelConfig {
     description: Option<String>,
     #[serde(default)]
     visibility: Option<String>,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "opt_positive_duration")]
     claim_timeout: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_positive")]
     max_deliveries: Option<u32>,
     #[serde(default)]
     retention: Retention,
     #[serde(default = "default_store")]
     store: String,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "opt_positive_duration")]
     period: Option<Duration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_positive")]
     max_raw_buffer_size: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_positive")]
     subscriber_capacity: Option<usize>,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "opt_positive_duration")]
     maintenance_interval: Option<Duration>,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "opt_positive_duration")]
     registration_ttl: Option<Duration>,
+}
+
+/// `spec` with a relative SQLite path made relative to `dir`; other stores unchanged.
+fn resolve_store(spec: &str, dir: &Path) -> String {
+    let Some(path) = spec
+        .strip_prefix("sqlite://")
+        .or_else(|| spec.strip_prefix("sqlite:"))
+    else {
+        return spec.to_owned();
+    };
+    if path.is_empty() || Path::new(path).is_absolute() {
+        return spec.to_owned();
+    }
+    format!("sqlite:{}", dir.join(path).display())
 }
 
 fn default_store() -> String {
     "memory".to_owned()
 }
 
-/// A duration: a number of seconds, or text with a unit (`250ms`, `30s`, `5m`, `2h`, `1d`).
+/// The longest duration a config or flag may give: a century (beyond it, deadlines computed
+/// from it could overflow the clock's arithmetic).
+const MAX_DURATION_SECS: f64 = 100.0 * 365.0 * 86_400.0;
+
+/// A duration: a number of seconds, or text with a unit (`250ms`, `30s`, `5m`, `2h`, `1d`),
+/// zero or more, at most a century.
 pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .with_context(|| format!("'{text}' is not a duration (e.g. 250ms, 30s, 5m, 2h, 1d)"))?;
+    let n: f64 = number.parse().map_err(|_| {
+        if t.starts_with('-') {
+            anyhow::anyhow!("'{text}' is negative: a duration is zero or more")
+        } else {
+            anyhow::anyhow!("'{text}' is not a duration (e.g. 250ms, 30s, 5m, 2h, 1d)")
+        }
+    })?;
     let secs = match unit.trim() {
         "" | "s" => n,
         "ms" => n / 1000.0,
@@ -186,28 +212,97 @@ pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
         "d" => n * 86_400.0,
         other => bail!("unknown duration unit '{other}' in '{text}' (ms, s, m, h, d)"),
     };
-    Duration::try_from_secs_f64(secs).with_context(|| format!("'{text}' is out of range"))
+    checked_secs(secs, text).map_err(anyhow::Error::msg)
 }
 
-fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+/// `secs` as a duration, if it is finite, not negative and at most a century.
+fn checked_secs(secs: f64, shown: &str) -> Result<Duration, String> {
+    if !secs.is_finite() {
+        return Err(format!("'{shown}' is not a finite duration"));
+    }
+    if secs < 0.0 {
+        return Err(format!("'{shown}' is negative: a duration is zero or more"));
+    }
+    if secs > MAX_DURATION_SECS {
+        return Err(format!(
+            "'{shown}' is longer than the longest duration accepted (100 years)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A duration in a config: seconds as a number, or text with a unit.
+fn duration_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
         Secs(f64),
         Text(String),
     }
+    let custom = serde::de::Error::custom;
     Ok(match Option::<Raw>::deserialize(d)? {
         None => None,
-        Some(Raw::Secs(s)) => Some(
-            Duration::try_from_secs_f64(s).map_err(|e| serde::de::Error::custom(e.to_string()))?,
-        ),
-        Some(Raw::Text(t)) => {
-            Some(parse_duration(&t).map_err(|e| serde::de::Error::custom(e.to_string()))?)
-        }
+        Some(Raw::Secs(s)) => Some(checked_secs(s, &s.to_string()).map_err(custom)?),
+        Some(Raw::Text(t)) => Some(parse_duration(&t).map_err(|e| custom(e.to_string()))?),
     })
 }
 
+/// A duration that may be zero (a leeway).
+fn opt_duration_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration_value(d)
+}
+
+/// A duration that must be longer than zero: a period, timeout, interval or lifetime of
+/// zero would spin or expire at once.
+fn opt_positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    match duration_value(d)? {
+        Some(t) if t.is_zero() => Err(serde::de::Error::custom(
+            "must be longer than zero (e.g. 250ms, 30s, 5m)",
+        )),
+        t => Ok(t),
+    }
+}
+
+/// A count (a size, a limit, a capacity): a whole number, at least 1.
+fn opt_positive<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Whole(i64),
+        Number(f64),
+        Text(String),
+    }
+    let custom = serde::de::Error::custom;
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Whole(n)) if n >= 1 => u64::try_from(n)
+            .ok()
+            .and_then(|n| T::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| custom(format!("{n} is too large"))),
+        Some(Raw::Whole(n)) => Err(custom(format!("must be at least 1, not {n}"))),
+        Some(Raw::Number(f)) => Err(custom(format!(
+            "must be a whole number, at least 1, not {f}"
+        ))),
+        Some(Raw::Text(t)) => Err(custom(format!(
+            "must be a whole number, at least 1, not the text \"{t}\""
+        ))),
+    }
+}
+
 impl Config {
+    /// Resolves relative `sqlite:` paths against `dir` (the config file's directory), so the
+    /// server opens the same database wherever it is started from.
+    pub(crate) fn resolve_paths(&mut self, dir: &Path) {
+        for channel in &mut self.channels {
+            channel.store = resolve_store(&channel.store, dir);
+        }
+    }
+
     /// Parses a config file's text.
     pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
         let config: Self = toml::from_str(text).context("invalid config")?;
@@ -246,6 +341,16 @@ impl SecurityConfig {
             }
             SecurityKind::Jwt => Arc::new(self.jwt(env)?),
         })
+    }
+
+    /// Whether a caller must present a secret to authenticate (JWT, or ACL with tokens);
+    /// otherwise the bearer token is just the id the caller claims.
+    pub(crate) fn needs_a_secret(&self) -> bool {
+        match self.kind {
+            SecurityKind::Open => false,
+            SecurityKind::Acl => !(self.tokens.is_empty() && self.tokens_env.is_empty()),
+            SecurityKind::Jwt => true,
+        }
     }
 
     /// The JWT policy (also what `sssn token --config` signs with).
@@ -350,9 +455,14 @@ impl ChannelConfig {
         if let Some(d) = &self.description {
             b = b.description(d);
         }
-        if let Some(v) = &self.visibility {
-            b = b.visibility(v.parse::<Visibility>()?);
-        }
+        // Declaring a channel in a serve config is already the act of offering it: public
+        // unless the config says `visibility = "private"` (the library's default is
+        // private, as in v1, where `publish()` served only the public channels).
+        let visibility = match &self.visibility {
+            Some(v) => v.parse::<Visibility>()?,
+            None => Visibility::Public,
+        };
+        b = b.visibility(visibility);
         if let Some(t) = self.claim_timeout {
             b = b.claim_timeout(t);
         }
@@ -397,7 +507,10 @@ impl Config {
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Built> {
-        let security = self.security.build(env)?;
+        let security = match &self.security {
+            Some(s) => s.build(env)?,
+            None => SecurityConfig::default().build(env)?,
+        };
         let mut stores = Stores::default();
         let mut channels = Vec::with_capacity(self.channels.len());
         for c in &self.channels {
@@ -480,6 +593,91 @@ mod tests {
         assert_eq!(jobs.security().name(), "jwt");
         // Without the secret the config does not build.
         assert!(config.build(&|_| None).await.is_err());
+    }
+
+    #[test]
+    fn every_numeric_value_is_checked_with_a_clear_error() {
+        let channel =
+            |line: &str| format!("[[channel]]\nid = \"c\"\nkind = \"periodic\"\n{line}\n");
+        for (text, says) in [
+            (channel("period = 0"), "longer than zero"),
+            (channel("period = \"0s\""), "longer than zero"),
+            (channel("period = -1"), "negative"),
+            (channel("period = \"-5s\""), "negative"),
+            (channel("period = nan"), "not a finite duration"),
+            (channel("period = inf"), "not a finite duration"),
+            (channel("period = 1e30"), "100 years"),
+            (channel("max_raw_buffer_size = 0"), "at least 1"),
+            (channel("max_raw_buffer_size = -4"), "at least 1, not -4"),
+            (channel("max_raw_buffer_size = 2.5"), "whole number"),
+            (channel("max_raw_buffer_size = \"many\""), "whole number"),
+            (channel("subscriber_capacity = 0"), "at least 1"),
+            (channel("maintenance_interval = 0"), "longer than zero"),
+            (channel("retention = { max_count = 0 }"), "at least 1"),
+            (
+                channel("retention = { max_age = \"0s\" }"),
+                "longer than zero",
+            ),
+            (channel("max_deliveries = 0"), "at least 1"),
+            (channel("max_deliveries = 5000000000"), "too large"),
+            (channel("claim_timeout = \"0ms\""), "longer than zero"),
+            (channel("registration_ttl = 0"), "longer than zero"),
+            ("[server]\nmax_connections = 0".to_owned(), "at least 1"),
+            ("[server]\nmax_limit = -3".to_owned(), "at least 1"),
+            ("[server]\nmax_body_bytes = 0".to_owned(), "at least 1"),
+            ("[server]\nmax_response_bytes = 0".to_owned(), "at least 1"),
+            (
+                "[server]\nheader_read_timeout = 0".to_owned(),
+                "longer than zero",
+            ),
+            ("[server]\nbody_timeout = \"-1s\"".to_owned(), "negative"),
+            (
+                "[server]\nidle_timeout = inf".to_owned(),
+                "not a finite duration",
+            ),
+            (
+                "[server]\nsse_keep_alive = 0".to_owned(),
+                "longer than zero",
+            ),
+            (
+                "[server]\ndrain_timeout = nan".to_owned(),
+                "not a finite duration",
+            ),
+            ("[security]\nleeway = -1".to_owned(), "negative"),
+        ] {
+            let error = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(error.contains(says), "{text}: {error}");
+            // toml names where: line and column.
+            assert!(error.contains("line"), "{text}: {error}");
+        }
+        // What is allowed stays allowed.
+        let ok = Config::parse(
+            "[security]\nleeway = 0\n[[channel]]\nid = \"c\"\nkind = \"periodic\"\nperiod = 0.25\nmax_raw_buffer_size = 1",
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        assert!(
+            parse_duration("-1s")
+                .unwrap_err()
+                .to_string()
+                .contains("negative")
+        );
+        assert!(parse_duration("1e300").is_err());
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn relative_sqlite_paths_follow_the_config_file() {
+        let dir = Path::new("/etc/sssn");
+        for (spec, resolved) in [
+            ("sqlite:sssn.db", "sqlite:/etc/sssn/sssn.db"),
+            ("sqlite://data/q.db", "sqlite:/etc/sssn/data/q.db"),
+            ("sqlite:/var/lib/q.db", "sqlite:/var/lib/q.db"),
+            ("sqlite:///var/lib/q.db", "sqlite:///var/lib/q.db"),
+            ("memory", "memory"),
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+        ] {
+            assert_eq!(resolve_store(spec, dir), resolved, "{spec}");
+        }
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@
 //! [`RemoteChannel`]'s `ChannelEndpoint` implementation.
 
 mod config;
+mod protected;
 
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -213,6 +214,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`sssn tail … | head`): nothing left to say.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // A configuration `sssn serve` will not run as it stands (protected mode).
+        Err(e) if e.downcast_ref::<protected::Refusal>().is_some() => {
+            eprintln!("sssn: error: {}", describe(&e));
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("sssn: error: {}", describe(&e));
             ExitCode::FAILURE
@@ -358,6 +364,7 @@ async fn run_local(command: Local) -> anyhow::Result<()> {
                 (Some(path), _) => Config::parse(&read_file(&path)?)
                     .with_context(|| format!("config {}", path.display()))?
                     .security
+                    .context("the config has no [security] table (kind = \"jwt\" signs tokens)")?
                     .jwt(&|v| std::env::var(v).ok())?,
                 (None, Some(secret)) => {
                     if secret.len() < MIN_SECRET_BYTES {
@@ -438,6 +445,26 @@ async fn run_client(op: ChannelOp, m: &ArgMatches) -> anyhow::Result<()> {
             Ok(())
         }
         ChannelOp::Ack => settle(Settle::Ack).await,
+        ChannelOp::AckAndClaim => {
+            let limit =
+                count(m, &param_arg(api::CLAIM_LIMIT.param())).unwrap_or(api::CLAIM_LIMIT.default);
+            let ids = ids(m);
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let (settled, claimed) = channel
+                .settle_and_claim(&me(), &ids, Settle::Ack, limit)
+                .await?;
+            for c in claimed {
+                print_json(&wire::ClaimedMessage {
+                    seq: c.seq,
+                    attempt: c.attempt,
+                    lease_until_ms: c.lease_until_ms,
+                    message: &*c.message,
+                })?;
+            }
+            // The new claims are printed (they are the caller's now) before a stale id fails.
+            settled.into_result()?;
+            Ok(())
+        }
         ChannelOp::Nack => {
             let delay = m.get_one::<Duration>(api::ARG_DELAY.name).copied();
             settle(Settle::Nack { delay }).await
@@ -558,8 +585,22 @@ fn read_file(path: &PathBuf) -> anyhow::Result<String> {
 }
 
 async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
-    let config =
+    let mut config =
         Config::parse(&read_file(&path)?).with_context(|| format!("config {}", path.display()))?;
+    // A relative `sqlite:` path means next to the config file, wherever the server starts.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    config.resolve_paths(&dir);
+    let addr = bind.unwrap_or_else(|| config.server.bind.clone());
+    // Before anything is opened: a non-loopback address needs a chosen security.
+    if let protected::Verdict::Warn(warning) =
+        protected::check(config.security.as_ref(), &addr).await?
+    {
+        tracing::warn!("{warning}");
+    }
     let built = config.build(&|v| std::env::var(v).ok()).await?;
     for channel in &built.channels {
         match channel.start().await {
@@ -582,17 +623,30 @@ async fn serve(path: PathBuf, bind: Option<String>) -> anyhow::Result<()> {
             }
         }
     }
-    let addr = bind.unwrap_or_else(|| config.server.bind.clone());
     let server = built
         .server
         .bind(addr.as_str())
         .await
         .with_context(|| format!("binding {addr}"))?;
-    println!(
-        "sssn: listening on {} (channels: {})",
-        server.url(),
+    // Say why a declared channel is not reachable, instead of leaving every request to 404.
+    for channel in &built.channels {
+        if !server.channel_ids().iter().any(|id| id == channel.id()) {
+            tracing::warn!(
+                "channel '{}' is not served: it is private (visibility = \"private\"); \
+                 set [server] serve_private = true to serve private channels",
+                channel.id()
+            );
+        }
+    }
+    if server.channel_ids().is_empty() {
+        tracing::warn!("no channel is served: every channel request will get 404");
+    }
+    let names = if server.channel_ids().is_empty() {
+        "none".to_owned()
+    } else {
         server.channel_ids().join(", ")
-    );
+    };
+    println!("sssn: listening on {} (channels: {names})", server.url());
     std::io::stdout().flush()?;
     let shutdown = server.shutdown_token();
     tokio::spawn(async move {

@@ -13,7 +13,12 @@ use serde_json::Value;
 const SECRET: &str = "cli-test-secret-that-is-32-bytes-long";
 
 fn sssn() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sssn"));
+    test_env(Command::new(env!("CARGO_BIN_EXE_sssn")))
+}
+
+/// The environment every `sssn` of these tests runs in: the test secret, nothing of the
+/// caller's.
+fn test_env(mut c: Command) -> Command {
     c.env("SSSN_TEST_SECRET", SECRET)
         .env_remove("SSSN_URL")
         .env_remove("SSSN_TOKEN")
@@ -44,13 +49,36 @@ struct Served {
     child: Child,
     url: String,
     stdout: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+/// `sssn serve --config config`.
 fn serve(config: &Path) -> Served {
-    let mut child = sssn()
-        .args(["serve", "--config", config.to_str().unwrap()])
+    let mut cmd = sssn();
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
+    spawn_server(cmd)
+}
+
+/// `sssn serve` under a descriptor limit of `nofile` (`ulimit -n` in a shell that then
+/// becomes the server, so the test process keeps its own limit).
+fn serve_limited(config: &Path, nofile: u32) -> Served {
+    let mut sh = test_env(Command::new("sh"));
+    sh.arg("-c")
+        .arg(format!(
+            "ulimit -n {nofile} && exec \"$0\" serve --config \"$1\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_sssn"))
+        .arg(config)
+        .env("RUST_LOG", "info");
+    spawn_server(sh)
+}
+
+/// Starts a server command, collects its stderr, and waits for the line saying where it
+/// listens (the one helper every server test goes through).
+fn spawn_server(mut cmd: Command) -> Served {
+    let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let (tx, rx) = mpsc::channel();
@@ -62,9 +90,24 @@ fn serve(config: &Path) -> Served {
             }
         }
     });
-    let first = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server prints where it listens");
+    // Read continuously, so a chatty server never blocks on a full pipe.
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let err = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    let Ok(first) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!(
+            "the server did not say where it listens; stderr: {}",
+            stderr.lock().unwrap()
+        );
+    };
     let url = first
         .strip_prefix("sssn: listening on ")
         .and_then(|rest| rest.split_whitespace().next())
@@ -74,10 +117,16 @@ fn serve(config: &Path) -> Served {
         child,
         url,
         stdout: rx,
+        stderr,
     }
 }
 
 impl Served {
+    /// What the server has written to stderr so far.
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
     /// SIGTERM, then the exit status and the remaining output.
     fn terminate(mut self) -> (bool, String) {
         let status = Command::new("kill")
@@ -947,45 +996,6 @@ fn deep_content_from_a_server_is_an_error_line_never_a_panic() {
     }
 }
 
-/// `sssn serve` under a descriptor limit of `nofile` (`ulimit -n` in a shell that then
-/// becomes the server, so the test process keeps its own limit), stderr to `log`.
-fn serve_limited(config: &Path, nofile: u32, log: &Path) -> Served {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n {nofile} && exec \"$0\" serve --config \"$1\" 2>\"$2\""
-        ))
-        .arg(env!("CARGO_BIN_EXE_sssn"))
-        .arg(config)
-        .arg(log)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let first = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server prints where it listens");
-    let url = first
-        .strip_prefix("sssn: listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_owned();
-    Served {
-        child,
-        url,
-        stdout: rx,
-    }
-}
-
 /// Open descriptors of process `pid`.
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
@@ -1063,8 +1073,7 @@ fn hold(addr: &str, n: usize) -> Vec<std::net::TcpStream> {
 #[test]
 fn under_256_descriptors_the_default_cap_holds_connections_and_serves_again() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("server.log");
-    let server = serve_limited(&limited_config(dir.path(), ""), 256, &log);
+    let server = serve_limited(&limited_config(dir.path(), ""), 256);
     let pid = server.child.id();
     let addr = server.url.strip_prefix("http://").unwrap().to_owned();
     assert!(healthz_within(&addr, Duration::from_secs(5)));
@@ -1107,10 +1116,9 @@ fn under_256_descriptors_the_default_cap_holds_connections_and_serves_again() {
 #[test]
 fn when_descriptors_run_out_the_server_backs_off_without_spinning_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("server.log");
     // A cap above what 256 descriptors allow: accept itself fails with EMFILE.
     let config = limited_config(dir.path(), "max_connections = 1000");
-    let mut server = serve_limited(&config, 256, &log);
+    let mut server = serve_limited(&config, 256);
     let pid = server.child.id();
     let addr = server.url.strip_prefix("http://").unwrap().to_owned();
     assert!(healthz_within(&addr, Duration::from_secs(5)));
@@ -1141,7 +1149,7 @@ fn when_descriptors_run_out_the_server_backs_off_without_spinning_and_recovers()
         cpu < Duration::from_millis(200),
         "spinning: {cpu:?} of CPU in 2 s"
     );
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = server.stderr();
     assert!(text.contains("accept error"), "{text}");
     assert!(text.contains("Too many open files"), "{text}");
     let errors = text.matches("accept error").count();
@@ -1172,7 +1180,6 @@ fn under_256_descriptors_silent_and_slow_clients_are_shed_and_new_clients_served
     // take every descriptor. With a header-read timeout they are shed, and a new client is
     // served without anyone else closing anything.
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("server.log");
     let config = dir.path().join("sssn.toml");
     std::fs::write(
         &config,
@@ -1191,7 +1198,7 @@ visibility = "public"
 "#,
     )
     .unwrap();
-    let server = serve_limited(&config, 256, &log);
+    let server = serve_limited(&config, 256);
     let addr = server.url.strip_prefix("http://").unwrap().to_owned();
     let mut held = hold(&addr, 250);
     let fds = open_fds(server.child.id());
@@ -1214,6 +1221,194 @@ visibility = "public"
         start.elapsed().as_millis()
     );
     drop(held);
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
+
+/// Waits (up to 10 s) until the server's stderr contains `needle`; returns all of it.
+fn stderr_containing(server: &Served, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = server.stderr();
+        if text.contains(needle) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn without_a_security_table_a_non_loopback_bind_is_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sssn.toml");
+    let channel = "[[channel]]\nid = \"c\"\nkind = \"broadcast\"\n";
+    std::fs::write(
+        &config,
+        format!("[server]\nbind = \"0.0.0.0:0\"\n\n{channel}"),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let started = std::time::Instant::now();
+    let out = run(&["serve", "--config", cfg]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty(), "it never listened");
+    assert!(
+        stderr
+            .starts_with("sssn: error: refusing to serve on 0.0.0.0:0 without a [security] table")
+            && stderr.contains("kind = \"jwt\"")
+            && stderr.contains("kind = \"open\"")
+            && stderr.contains("127.0.0.1"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // `--bind` is held to the same rule; on loopback the same file serves.
+    let out = run(&["serve", "--config", cfg, "--bind", "[::]:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let mut cmd = sssn();
+    cmd.args(["serve", "--config", cfg, "--bind", "127.0.0.1:0"]);
+    let server = spawn_server(cmd);
+    assert!(server.url.starts_with("http://127.0.0.1:"));
+    assert!(!server.stderr().contains("WARN"), "{}", server.stderr());
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
+
+#[test]
+fn explicit_open_security_on_a_non_loopback_bind_starts_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sssn.toml");
+    std::fs::write(
+        &config,
+        "[server]\nbind = \"0.0.0.0:0\"\n\n[security]\nkind = \"open\"\n\n[[channel]]\nid = \"c\"\nkind = \"broadcast\"\nvisibility = \"public\"\n",
+    )
+    .unwrap();
+    let server = serve(&config);
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    assert!(healthz_within(
+        &format!("127.0.0.1:{port}"),
+        Duration::from_secs(5)
+    ));
+    let stderr = stderr_containing(&server, "WARN");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("WARN"))
+        .unwrap_or_else(|| panic!("no WARN line: {stderr}"));
+    assert!(
+        warning.contains("serving on 0.0.0.0:0 with kind = \"open\""),
+        "{warning}"
+    );
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
+
+#[test]
+fn channels_of_a_serve_config_are_public_unless_private_and_each_unserved_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sssn.toml");
+    // The minimal config of the issue: no visibility anywhere.
+    std::fs::write(
+        &config,
+        "[server]\nbind = \"127.0.0.1:0\"\n\n[[channel]]\nid = \"jobs\"\nkind = \"work_queue\"\n\n[[channel]]\nid = \"secret\"\nkind = \"broadcast\"\nvisibility = \"private\"\n",
+    )
+    .unwrap();
+    let mut cmd = sssn();
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
+    let server = spawn_server(cmd);
+    let jobs = format!("{}/channels/jobs", server.url);
+    let id = ok(&["write", "--url", &jobs, "--token", "me", "1"]);
+    assert_eq!(lines(&id).len(), 1);
+    let claimed = json_lines(&ok(&["claim", "--url", &jobs, "--token", "me"]));
+    assert_eq!(claimed[0]["message"]["id"], id.trim());
+    let out = run(&[
+        "read",
+        "--url",
+        &format!("{}/channels/secret", server.url),
+        "--token",
+        "me",
+    ]);
+    assert!(!out.status.success());
+    let stderr = stderr_containing(&server, "'secret' is not served");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("'secret' is not served"))
+        .unwrap_or_else(|| panic!("the private channel is not named: {stderr}"));
+    assert!(
+        line.contains("WARN") && line.contains("private") && line.contains("serve_private"),
+        "{line}"
+    );
+    assert!(!stderr.contains("'jobs' is not served"), "{stderr}");
+    let (clean, _) = server.terminate();
+    assert!(clean);
+
+    // Nothing served at all: said on the listening line and warned.
+    std::fs::write(
+        &config,
+        "[server]\nbind = \"127.0.0.1:0\"\n\n[[channel]]\nid = \"secret\"\nkind = \"broadcast\"\nvisibility = \"private\"\n",
+    )
+    .unwrap();
+    let mut cmd = sssn();
+    cmd.args(["serve", "--config", config.to_str().unwrap()]);
+    let server = spawn_server(cmd);
+    let stderr = stderr_containing(&server, "no channel is served");
+    assert!(stderr.contains("no channel is served"), "{stderr}");
+    let (clean, _) = server.terminate();
+    assert!(clean);
+}
+
+#[test]
+fn a_bad_numeric_config_value_is_one_clear_error_naming_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sssn.toml");
+    std::fs::write(
+        &config,
+        "[server]\nbind = \"127.0.0.1:0\"\n\n[[channel]]\nid = \"ingest\"\nkind = \"periodic\"\nperiod = -1\n",
+    )
+    .unwrap();
+    let out = run(&["serve", "--config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.starts_with("sssn: error: config ")
+            && stderr.contains("line 7")
+            && stderr.contains("period")
+            && stderr.contains("negative"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_relative_sqlite_path_is_next_to_the_config_wherever_the_server_starts() {
+    let configs = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = configs.path().join("sssn.toml");
+    std::fs::write(
+        &config,
+        "[server]\nbind = \"127.0.0.1:0\"\n\n[[channel]]\nid = \"jobs\"\nkind = \"work_queue\"\nstore = \"sqlite:data/jobs.db\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(configs.path().join("data")).unwrap();
+    let start = || {
+        let mut cmd = sssn();
+        cmd.current_dir(elsewhere.path())
+            .args(["serve", "--config", config.to_str().unwrap()]);
+        spawn_server(cmd)
+    };
+    let server = start();
+    let jobs = format!("{}/channels/jobs", server.url);
+    let id = ok(&["write", "--url", &jobs, "--token", "me", "1"]);
+    let (clean, _) = server.terminate();
+    assert!(clean);
+    assert!(configs.path().join("data/jobs.db").exists());
+    assert!(!elsewhere.path().join("data").exists());
+    // Started again from elsewhere, it opens the same database.
+    let server = start();
+    let jobs = format!("{}/channels/jobs", server.url);
+    let claimed = json_lines(&ok(&["claim", "--url", &jobs, "--token", "me"]));
+    assert_eq!(claimed[0]["message"]["id"], id.trim());
     let (clean, _) = server.terminate();
     assert!(clean);
 }

@@ -1,4 +1,11 @@
-//! Shared helpers of the sssn examples: choosing a store from a URL.
+//! Shared helpers of the sssn examples: choosing a store from a URL, printing lines a test
+//! can check ([`Out`]), and showing data as Python printed it ([`py`]).
+
+mod out;
+mod py;
+
+pub use out::Out;
+pub use py::{py, py_data};
 
 use std::sync::Arc;
 

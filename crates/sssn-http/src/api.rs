@@ -77,6 +77,8 @@ pub enum ChannelOp {
     Claim,
     /// Settle: acknowledge.
     Ack,
+    /// Settle: acknowledge, then claim the next batch.
+    AckAndClaim,
     /// Settle: release.
     Nack,
     /// Settle: renew the lease.
@@ -110,6 +112,7 @@ impl ChannelOp {
             Self::WriteBatch => &WRITE_BATCH,
             Self::Claim => &CLAIM,
             Self::Ack => &ACKNOWLEDGE,
+            Self::AckAndClaim => &ACK_AND_CLAIM,
             Self::Nack => &NACK,
             Self::Extend => &EXTEND,
             Self::Reject => &REJECT,
@@ -1033,6 +1036,29 @@ pub static ACKNOWLEDGE: Route = Route::new(
     &[ARG_IDS],
 );
 
+/// `POST /channels/{id}/ack-and-claim`.
+pub static ACK_AND_CLAIM: Route = Route::new(
+    Verb::Post,
+    "/channels/{id}/ack-and-claim",
+    "ackAndClaim",
+    |m| on(m, h::ack_and_claim),
+)
+.op(ChannelOp::AckAndClaim)
+.summary("Acknowledge claimed messages, then claim up to limit more: a consumer's \"done with these, next batch\" in one request (and, on the SQLite store, one transaction). The acknowledgement is fenced as /acknowledge's.")
+.params(&[CLAIM_LIMIT.param()])
+.body(IDS_BODY)
+.reply(Reply::json(
+    "How many were acknowledged, the outcome of every id, and the new claims, oldest first.",
+    schema::acked_and_claimed,
+))
+.errors(BODY_ERRORS)
+.bounded()
+.cli(
+    "ack-and-claim",
+    "Acknowledge claimed messages, then claim more. Prints {seq, attempt, lease_until_ms, message} per new claim; fails naming the stale ids.",
+    &[CliArg::param(CLAIM_LIMIT.param()), ARG_IDS],
+);
+
 /// `POST /channels/{id}/nack` (v1).
 pub static NACK: Route = Route::new(Verb::Post, "/channels/{id}/nack", "nack", |m| on(m, h::nack))
     .op(ChannelOp::Nack)
@@ -1225,6 +1251,7 @@ pub static ROUTES: &[&Route] = &[
     &WRITE_BATCH,
     &CLAIM,
     &ACKNOWLEDGE,
+    &ACK_AND_CLAIM,
     &NACK,
     &EXTEND,
     &REJECT,

@@ -10,6 +10,8 @@
 //!   [`sssn::ChannelClient`] uses a channel on another machine exactly like a local one
 //!   ([`ConnectRemote::connect_remote`]); its subscriptions follow the event stream and
 //!   resume after a dropped connection without gaps or duplicates.
+//! * [`Publish`] serves a network's public channels in one call (v1's `publish`), with
+//!   interactive API docs (Swagger UI, embedded) at `/docs`.
 //! * [`api`] is the one route table: the router, the OpenAPI document, the remote
 //!   client's paths and the `sssn` command's client subcommands are built from it.
 //! * [`error`] holds the single mapping between [`sssn::ErrorKind`] and HTTP statuses.
@@ -17,6 +19,7 @@
 pub mod api;
 pub mod error;
 pub mod openapi;
+pub mod publish;
 pub mod remote;
 pub mod server;
 pub mod sse;
@@ -24,6 +27,7 @@ pub mod stream;
 pub mod wire;
 
 pub use error::ApiError;
+pub use publish::{Publish, PublishedNetwork};
 pub use remote::{ConnectRemote, RemoteChannel, connect_remote, shared_client};
 pub use server::{Server, ServerBuilder, ServerHandle};
 pub use stream::Transport;

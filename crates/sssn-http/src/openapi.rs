@@ -100,6 +100,19 @@ pub(crate) mod schema {
     pub(crate) fn settled_acknowledged() -> Value {
         settled("acknowledged")
     }
+    pub(crate) fn acked_and_claimed() -> Value {
+        let mut v = settled("acknowledged");
+        v["required"]
+            .as_array_mut()
+            .expect("required")
+            .push(json!("claims"));
+        v["properties"]["claims"] = json!({"type": "array", "description": "The new claims, oldest first (as /claim's).",
+            "items": {"type": "object", "required": ["seq", "attempt", "lease_until_ms", "message"], "properties": {
+                "seq": {"type": "integer"}, "attempt": {"type": "integer"},
+                "lease_until_ms": {"type": "integer", "description": "Lease deadline, Unix epoch milliseconds."},
+                "message": r("ChannelMessage")}}});
+        v
+    }
     pub(crate) fn settled_nacked() -> Value {
         settled("nacked")
     }

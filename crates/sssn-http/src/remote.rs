@@ -591,6 +591,16 @@ fn with_rejected(e: Error, payloads: Vec<Payload>) -> Error {
     e
 }
 
+/// A claim as the client API has it.
+fn claimed(c: wire::ClaimedMessage) -> Claimed {
+    Claimed {
+        seq: c.seq,
+        message: Arc::new(c.message),
+        attempt: c.attempt,
+        lease_until_ms: c.lease_until_ms,
+    }
+}
+
 #[async_trait]
 impl ChannelEndpoint for RemoteChannel {
     fn channel_id(&self) -> &str {
@@ -683,15 +693,7 @@ impl ChannelEndpoint for RemoteChannel {
             .inner
             .call(ChannelOp::Claim, &[("limit", &limit)], caller, None)
             .await?;
-        Ok(r.claims
-            .into_iter()
-            .map(|c| Claimed {
-                seq: c.seq,
-                message: Arc::new(c.message),
-                attempt: c.attempt,
-                lease_until_ms: c.lease_until_ms,
-            })
-            .collect())
+        Ok(r.claims.into_iter().map(claimed).collect())
     }
 
     async fn settle(
@@ -708,6 +710,36 @@ impl ChannelEndpoint for RemoteChannel {
         };
         let r = self.inner.settle(op, caller, Some(body)).await?;
         Ok(r.settled(ids))
+    }
+
+    async fn settle_and_claim(
+        &self,
+        caller: &Principal,
+        ids: &[&str],
+        how: Settle,
+        limit: usize,
+    ) -> Result<(Settled, Vec<Claimed>), Error> {
+        if how != Settle::Ack {
+            // Only the ack has a combined route.
+            let settled = self.settle(caller, ids, how).await?;
+            return Ok((settled, self.claim(caller, limit).await?));
+        }
+        let limit = limit.to_string();
+        let body = ids_body(ids, None, None)?;
+        let r: wire::AckAndClaimResponse = self
+            .inner
+            .call(
+                ChannelOp::AckAndClaim,
+                &[("limit", &limit)],
+                caller,
+                Some(body),
+            )
+            .await?;
+        let settled = Settled {
+            done: r.done,
+            stale: r.stale,
+        };
+        Ok((settled, r.claims.into_iter().map(claimed).collect()))
     }
 
     async fn dead_letters(

@@ -144,7 +144,9 @@ fn payload_of(kind: PayloadKind, raw: &RawValue) -> Result<Payload, Error> {
                 .map_err(|e| bad_json(&e))
         }
         PayloadKind::Content => Content::from_json(raw.get()).map(Payload::Content),
-        PayloadKind::Message => ChannelMessage::from_json(raw.get()).map(Payload::Message),
+        PayloadKind::Message => {
+            ChannelMessage::from_json(&with_message_defaults(raw.get())).map(Payload::Message)
+        }
         PayloadKind::Mixed => {
             #[derive(Deserialize)]
             #[serde(rename_all = "lowercase")]
@@ -171,6 +173,43 @@ fn payload_of(kind: PayloadKind, raw: &RawValue) -> Result<Payload, Error> {
             }
         }
     }
+}
+
+/// A direct message may leave out what the server fills in anyway: `id` (a new one),
+/// `timestamp` (now) and `sender_id` (the caller), so that `{"content": …,
+/// "recipient_id": "bob"}` addresses a mailbox message. A body that is not an object is
+/// passed on unchanged, for the message parser to report.
+fn with_message_defaults(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    // Raw field values: the content's exact text is kept.
+    let Ok(mut fields) =
+        serde_json::from_str::<std::collections::BTreeMap<String, Box<RawValue>>>(text)
+    else {
+        return Cow::Borrowed(text);
+    };
+    if ["id", "timestamp", "sender_id"]
+        .iter()
+        .all(|k| fields.contains_key(*k))
+    {
+        return Cow::Borrowed(text);
+    }
+    let raw = |v: Value| RawValue::from_string(v.to_string()).ok();
+    if !fields.contains_key("id")
+        && let Some(v) = raw(Value::String(sssn::message::new_message_id()))
+    {
+        fields.insert("id".into(), v);
+    }
+    if !fields.contains_key("timestamp")
+        && let Some(v) = raw(Value::from(sssn::clock::now_secs()))
+    {
+        fields.insert("timestamp".into(), v);
+    }
+    if !fields.contains_key("sender_id")
+        && let Some(v) = raw(Value::String(String::new()))
+    {
+        fields.insert("sender_id".into(), v);
+    }
+    serde_json::to_string(&fields).map_or(Cow::Borrowed(text), Cow::Owned)
 }
 
 /// The body of `PUT /channels/{id}`: one payload of `kind` (`mixed` is for batches only).
@@ -250,8 +289,7 @@ pub fn parse_ids(body: &[u8]) -> Result<IdsRequest, Error> {
     let delay_ms = match map.remove("delay_ms") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| invalid("'delay_ms' must be a non-negative integer."))?,
+            json_count(&v).ok_or_else(|| invalid("'delay_ms' must be a non-negative integer."))?,
         ),
     };
     let reason = match map.remove("reason") {
@@ -395,22 +433,48 @@ pub struct EvictRequest {
     pub max_count: Option<usize>,
 }
 
-/// Parses an [`EvictRequest`] body.
+/// Parses an [`EvictRequest`] body: an object (serde alone would also take an array, by
+/// position, which the document does not allow).
 pub fn parse_evict(body: &[u8]) -> Result<EvictRequest, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(EvictRequest::default());
     }
-    let request: EvictRequest = serde_json::from_slice(body).map_err(|e| {
-        invalid(format!(
-            "The body must be {{\"before\": epoch seconds, \"max_count\": n}}: {e}"
-        ))
-    })?;
-    if request.before.is_some_and(|b| !b.is_finite()) {
-        return Err(invalid(
-            "'before' must be a finite number of epoch seconds.",
-        ));
+    let shape = || "The body must be {\"before\": epoch seconds, \"max_count\": n}";
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("{}: {e}", shape())))?;
+    let Value::Object(map) = value else {
+        return Err(invalid(format!("{}.", shape())));
+    };
+    let mut request = EvictRequest::default();
+    for (key, v) in map {
+        match (key.as_str(), v) {
+            (_, Value::Null) => {}
+            ("before", v) => {
+                request.before = Some(v.as_f64().filter(|b| b.is_finite()).ok_or_else(|| {
+                    invalid("'before' must be a finite number of epoch seconds.")
+                })?);
+            }
+            ("max_count", v) => {
+                let n = json_count(&v)
+                    .ok_or_else(|| invalid("'max_count' must be a non-negative integer."))?;
+                request.max_count = Some(usize::try_from(n).unwrap_or(usize::MAX));
+            }
+            // Unknown fields are ignored, as serde does for the other bodies.
+            _ => {}
+        }
     }
     Ok(request)
+}
+
+/// A non-negative integer from JSON, written as `440` or `440.0` (JSON Schema counts both as
+/// integers).
+fn json_count(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < u64::MAX as f64)
+            // Exact: the value is integral and in range.
+            .map(|f| f as u64)
+    })
 }
 
 /// One claimed message in `POST /channels/{id}/claim`.
@@ -430,6 +494,21 @@ pub struct ClaimedMessage<M = ChannelMessage> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClaimResponse<M = ChannelMessage> {
     /// The claims, oldest message first.
+    pub claims: Vec<ClaimedMessage<M>>,
+}
+
+/// `POST /channels/{id}/ack-and-claim` response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AckAndClaimResponse<M = ChannelMessage> {
+    /// Always `ok`.
+    pub status: String,
+    /// How many were acknowledged.
+    pub acknowledged: usize,
+    /// The ids that were acknowledged.
+    pub done: Vec<String>,
+    /// The ids with no live claim by the caller; left alone.
+    pub stale: Vec<String>,
+    /// The new claims, oldest message first.
     pub claims: Vec<ClaimedMessage<M>>,
 }
 
@@ -471,6 +550,58 @@ pub struct ReadyEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direct_message_may_leave_out_what_the_server_fills_in() {
+        let Payload::Message(m) = parse_write(
+            br#"{"content": {"data": "hi"}, "recipient_id": "bob"}"#,
+            PayloadKind::Message,
+        )
+        .unwrap() else {
+            panic!("a message")
+        };
+        assert!(!m.id.is_empty());
+        assert!(m.timestamp > 0.0);
+        assert_eq!(m.sender_id, "");
+        assert_eq!(m.recipient_id.as_deref(), Some("bob"));
+        // What it gives is kept.
+        let Payload::Message(m) = parse_write(
+            br#"{"id": "m1", "timestamp": 5, "sender_id": "me", "content": {"data": 1}}"#,
+            PayloadKind::Message,
+        )
+        .unwrap() else {
+            panic!("a message")
+        };
+        assert_eq!(
+            (m.id.as_str(), m.timestamp, m.sender_id.as_str()),
+            ("m1", 5.0, "me")
+        );
+        assert!(parse_write(br#"{"recipient_id": "bob"}"#, PayloadKind::Message).is_err());
+        assert!(parse_write(b"[1]", PayloadKind::Message).is_err());
+    }
+
+    #[test]
+    fn evict_bodies_are_objects_and_counts_may_be_written_as_floats() {
+        // Found by schemathesis: `[null, null]` was taken as a struct by position.
+        for body in ["[null, null]", "[1, 2]", "3", "\"x\""] {
+            assert!(parse_evict(body.as_bytes()).is_err(), "{body}");
+        }
+        assert_eq!(parse_evict(b" ").unwrap(), EvictRequest::default());
+        let r = parse_evict(br#"{"max_count": 440.0, "before": null, "other": {}}"#).unwrap();
+        assert_eq!((r.before, r.max_count), (None, Some(440)));
+        let r = parse_evict(br#"{"before": 1.5, "max_count": 3}"#).unwrap();
+        assert_eq!((r.before, r.max_count), (Some(1.5), Some(3)));
+        for body in [
+            r#"{"max_count": -1}"#,
+            r#"{"max_count": 1.5}"#,
+            r#"{"before": "now"}"#,
+        ] {
+            assert!(parse_evict(body.as_bytes()).is_err(), "{body}");
+        }
+        let ids = parse_ids(br#"{"message_ids": [], "delay_ms": 250.0}"#).unwrap();
+        assert_eq!(ids.delay_ms, Some(250));
+        assert!(parse_ids(br#"{"message_ids": [], "delay_ms": 2.5}"#).is_err());
+    }
 
     #[test]
     fn payload_kind_from_query() {

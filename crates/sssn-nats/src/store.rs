@@ -181,6 +181,9 @@ pub(crate) struct StoreInner {
     pub(crate) js: jetstream::Context,
     state: OnceCell<stream::Stream>,
     channels: Mutex<HashMap<String, Arc<JetStreamChannel>>>,
+    /// Counts the connections made (the first and every reconnect): channels with claims
+    /// reconcile after each (a restarted server may have undone deletes).
+    connected: tokio::sync::watch::Sender<u64>,
 }
 
 impl StoreInner {
@@ -200,6 +203,11 @@ impl StoreInner {
             *lowest = Some(lowest.map_or(v, |l| l.min(v)));
         }
         *lowest
+    }
+
+    /// A receiver that changes at every (re)connection.
+    pub(crate) fn connections(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.connected.subscribe()
     }
 
     pub(crate) fn storage(&self) -> stream::StorageType {
@@ -319,6 +327,14 @@ impl JetStreamStore {
         if options.retry_initial_connect {
             connect = connect.retry_on_initial_connect();
         }
+        let (connected, _) = tokio::sync::watch::channel(0u64);
+        let on_connect = connected.clone();
+        connect = connect.event_callback(move |event| {
+            if matches!(event, async_nats::Event::Connected) {
+                on_connect.send_modify(|n| *n += 1);
+            }
+            std::future::ready(())
+        });
         let client = connect
             .connect(servers.clone())
             .await
@@ -337,6 +353,7 @@ impl JetStreamStore {
                 js,
                 state: OnceCell::new(),
                 channels: Mutex::new(HashMap::new()),
+                connected,
             }),
         })
     }
@@ -429,6 +446,7 @@ impl Store for JetStreamStore {
             return ch.storage(spec);
         }
         let ch = Arc::new(JetStreamChannel::open(self.inner.clone(), spec).await?);
+        ch.watch_reconnects();
         channels.insert(spec.id.clone(), ch.clone());
         ch.storage(spec)
     }

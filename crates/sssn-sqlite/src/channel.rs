@@ -22,8 +22,8 @@ use sssn::store::{
 };
 use tokio::sync::broadcast;
 
-use crate::ops;
 use crate::store::StoreInner;
+use crate::{history, ops};
 
 /// A channel's counters as stored in `channels` (what `stats` reports).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +46,10 @@ pub(crate) struct ChanShared {
     pub(crate) head: AtomicU64,
     counts: Mutex<Counts>,
     pub(crate) feed: broadcast::Sender<Entry>,
+    /// No delayed message comes due and no lease runs out before this time (epoch ms).
+    /// A lower bound: the writer lowers it whenever it sets a due time, and makes it exact
+    /// when it applies due delays and expired leases; 0 (unknown) until it first does.
+    pub(crate) next_due: AtomicU64,
 }
 
 impl ChanShared {
@@ -57,6 +61,7 @@ impl ChanShared {
             head: AtomicU64::new(row.head),
             counts: Mutex::new(row.counts),
             feed,
+            next_due: AtomicU64::new(0),
         }
     }
 
@@ -67,6 +72,13 @@ impl ChanShared {
 
     pub(crate) fn set_counts(&self, counts: Counts) {
         *self.counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+    }
+
+    /// Whether a claim at `now` would find nothing, from the committed state alone:
+    /// nothing ready, and nothing comes due before `now`.
+    pub(crate) fn nothing_claimable(&self, now: u64) -> bool {
+        // The bound first: the writer publishes the counters before it raises the bound.
+        now < self.next_due.load(Ordering::Acquire) && self.counts().ready == 0
     }
 
     /// The claim policy (the claim queue exists only for channels opened with one).
@@ -168,12 +180,51 @@ impl Log for SqliteChannel {
     fn head(&self) -> Seq {
         self.shared.head.load(Ordering::Acquire)
     }
+
+    async fn get(&self, id: &str) -> Result<Option<Entry>> {
+        let chan = self.shared.chan;
+        let id = id.to_owned();
+        self.store
+            .query("get", move |conn| history::get(conn, chan, &id))
+            .await
+    }
+
+    async fn arrived_between(
+        &self,
+        start: f64,
+        end: f64,
+        limit: usize,
+        filter: &ReadFilter,
+    ) -> Result<Vec<Entry>> {
+        let chan = self.shared.chan;
+        let filter = filter.clone();
+        self.store
+            .query("history", move |conn| {
+                history::arrived_between(conn, chan, start, end, limit, &filter)
+            })
+            .await
+    }
+
+    async fn latest(&self, limit: usize, filter: &ReadFilter) -> Result<Vec<Entry>> {
+        let chan = self.shared.chan;
+        let filter = filter.clone();
+        self.store
+            .query("history", move |conn| {
+                history::latest(conn, chan, limit, &filter)
+            })
+            .await
+    }
 }
 
 #[async_trait]
 impl ClaimQueue for SqliteChannel {
     async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>> {
         let now = now_millis();
+        // An empty poll costs no transaction: it neither waits behind the writes queued
+        // on the writer thread nor takes a place in their group commit.
+        if self.shared.nothing_claimable(now) {
+            return Ok(Vec::new());
+        }
         let ch = self.shared.clone();
         let policy = ch.policy();
         let claimer = claimer.to_owned();
@@ -200,8 +251,34 @@ impl ClaimQueue for SqliteChannel {
             .await
     }
 
+    async fn settle_and_claim(
+        &self,
+        claimer: &str,
+        ids: &[&str],
+        how: Settle,
+        limit: usize,
+    ) -> Result<(Settled, Vec<Claimed>)> {
+        let now = now_millis();
+        let ch = self.shared.clone();
+        let policy = ch.policy();
+        let claimer = claimer.to_owned();
+        let ids: Vec<String> = ids.iter().map(|&id| id.to_owned()).collect();
+        // One job, so one transaction and one commit for both.
+        self.store
+            .writer
+            .call("settle and claim", move |txn| {
+                let settled = ops::settle(txn, &ch, &policy, &claimer, &ids, &how, now)?;
+                let claimed = ops::claim(txn, &ch, &policy, &claimer, limit, now)?;
+                Ok(Ok((settled, claimed)))
+            })
+            .await
+    }
+
     async fn reclaim_expired(&self) -> Result<usize> {
         let now = now_millis();
+        if now < self.shared.next_due.load(Ordering::Acquire) {
+            return Ok(0);
+        }
         let ch = self.shared.clone();
         let policy = ch.policy();
         self.store

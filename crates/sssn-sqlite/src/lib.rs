@@ -56,6 +56,7 @@
 
 mod channel;
 mod error;
+mod history;
 mod ops;
 mod options;
 mod schema;

@@ -35,6 +35,7 @@ macro_rules! msg_cols {
         "id, timestamp, sender_id, content, metadata, correlation_id, reply_to, recipient_id"
     };
 }
+pub(crate) use msg_cols;
 
 type Db<T> = rusqlite::Result<T>;
 
@@ -67,14 +68,14 @@ fn message_at(row: &Row<'_>, at: usize) -> Db<ChannelMessage> {
     })
 }
 
-fn entry_row(row: &Row<'_>) -> Db<Entry> {
+pub(crate) fn entry_row(row: &Row<'_>) -> Db<Entry> {
     Ok(Entry {
         seq: row.get(0)?,
         message: Arc::new(message_at(row, 1)?),
     })
 }
 
-fn limit(n: usize) -> i64 {
+pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -299,6 +300,18 @@ pub(crate) fn range(conn: &Connection, chan: i64, after: Seq, max: usize) -> Db<
 
 // ----- claims -------------------------------------------------------------------------
 
+/// Expired leases, oldest deadline first.
+pub(crate) const EXPIRED_SQL: &str = "SELECT rowid, attempts FROM messages \
+     WHERE chan = ?1 AND state = 2 AND due <= ?2 ORDER BY due, seq";
+
+/// Claims the oldest ready messages.
+pub(crate) const CLAIM_SQL: &str = concat!(
+    "UPDATE messages SET state = 2, attempts = attempts + 1, due = ?3, claimer = ?4 \
+     WHERE rowid IN (SELECT rowid FROM messages WHERE chan = ?1 AND state = 0 \
+     ORDER BY due, seq LIMIT ?2) RETURNING seq, attempts, ",
+    msg_cols!()
+);
+
 /// Delayed messages that are due become ready; expired leases are released (the policy
 /// requeues or dead-letters them). Returns how many leases were released.
 pub(crate) fn maintain(
@@ -307,6 +320,9 @@ pub(crate) fn maintain(
     policy: &ClaimPolicy,
     now: u64,
 ) -> Db<usize> {
+    if now < txn.next_due(ch) {
+        return Ok(0);
+    }
     let due = txn
         .conn
         .prepare_cached(
@@ -322,10 +338,7 @@ pub(crate) fn maintain(
     // Oldest deadline first, as the memory store's lease heap.
     let expired: Vec<(i64, u32)> = txn
         .conn
-        .prepare_cached(
-            "SELECT rowid, attempts FROM messages \
-             WHERE chan = ?1 AND state = 2 AND due <= ?2 ORDER BY due, seq",
-        )?
+        .prepare_cached(EXPIRED_SQL)?
         .query_map((ch.chan, int(now)), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Db<_>>()?;
     for &(rowid, attempts) in &expired {
@@ -340,7 +353,23 @@ pub(crate) fn maintain(
             now,
         )?;
     }
+    let next = earliest_due(txn.conn, ch.chan)?;
+    txn.set_next_due(ch, next);
     Ok(expired.len())
+}
+
+/// When the channel's next delayed message comes due or next lease runs out (`u64::MAX`
+/// when none will): two lookups at the start of `messages_claimable` ranges.
+fn earliest_due(conn: &Connection, chan: i64) -> Db<u64> {
+    let mut earliest = u64::MAX;
+    for sql in [
+        "SELECT min(due) FROM messages WHERE chan = ?1 AND state = 1",
+        "SELECT min(due) FROM messages WHERE chan = ?1 AND state = 2",
+    ] {
+        let due: Option<u64> = conn.prepare_cached(sql)?.query_row([chan], |r| r.get(0))?;
+        earliest = earliest.min(due.unwrap_or(u64::MAX));
+    }
+    Ok(earliest)
 }
 
 /// Releases a claimed message: back in line (claimable from `due`) or, as the policy
@@ -363,6 +392,9 @@ fn release(
         Some(due) if due > now => (DELAYED, due),
         _ => (READY, 0),
     };
+    if state == DELAYED {
+        txn.due_at(ch, due);
+    }
     txn.conn
         .prepare_cached(
             "UPDATE messages SET state = ?2, due = ?3, claimer = NULL WHERE rowid = ?1",
@@ -421,12 +453,7 @@ pub(crate) fn claim(
     let deadline = policy.lease_deadline(now);
     let mut claimed = txn
         .conn
-        .prepare_cached(concat!(
-            "UPDATE messages SET state = 2, attempts = attempts + 1, due = ?3, claimer = ?4 \
-             WHERE rowid IN (SELECT rowid FROM messages WHERE chan = ?1 AND state = 0 \
-             ORDER BY due, seq LIMIT ?2) RETURNING seq, attempts, ",
-            msg_cols!()
-        ))?
+        .prepare_cached(CLAIM_SQL)?
         .query_map((ch.chan, limit(max), int(deadline), claimer), |r| {
             Ok(Claimed {
                 seq: r.get(0)?,
@@ -438,6 +465,9 @@ pub(crate) fn claim(
         .collect::<Db<Vec<_>>>()?;
     // RETURNING gives no order.
     claimed.sort_unstable_by_key(|c| c.seq);
+    if !claimed.is_empty() {
+        txn.due_at(ch, deadline);
+    }
     let c = txn.counts(ch);
     dec(&mut c.ready, claimed.len() as u64);
     c.in_flight += claimed.len() as u64;

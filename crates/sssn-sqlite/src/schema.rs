@@ -204,6 +204,7 @@ mod tests {
             "SELECT rowid FROM messages WHERE chan = 1 AND state = 0 ORDER BY due, seq LIMIT 5",
             "SELECT rowid FROM messages WHERE chan = 1 AND state = 2 AND due <= 9 ORDER BY due, seq",
             "UPDATE messages SET state = 0, due = 0 WHERE chan = 1 AND state = 1 AND due <= 9",
+            "SELECT min(due) FROM messages WHERE chan = 1 AND state = 2",
         ] {
             let p = plan(sql);
             assert!(p.contains("messages_claimable"), "{sql}: {p}");

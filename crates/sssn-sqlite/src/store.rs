@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use sssn::store::{ChannelSpec, ChannelStorage, ClaimQueue, Store};
 use sssn::{Error, ErrorKind, Result};
@@ -219,7 +220,17 @@ fn configure_writer(conn: &Connection, path: &Path, options: &SqliteOptions) -> 
         conn.pragma_update(None, "max_page_count", pages)
             .map_err(fail)?;
     }
+    stable_statements(conn).map_err(fail)?;
     conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Turns on the query planner stability guarantee. Without it SQLite re-prepares a cached
+/// statement whenever a newly bound value might give it a better plan — with the partial
+/// index `messages_claimable`, every call of the claim and expired-lease statements (the
+/// plan never changes: `chan = ?1` and the state are always equalities on that index).
+pub(crate) fn stable_statements(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
@@ -257,6 +268,7 @@ impl StoreInner {
         )
         .map_err(fail)?;
         conn.busy_timeout(self.busy_timeout).map_err(fail)?;
+        stable_statements(&conn).map_err(fail)?;
         conn.set_prepared_statement_cache_capacity(16);
         Ok(conn)
     }
@@ -335,5 +347,116 @@ impl Store for SqliteStore {
 
     fn describe(&self) -> String {
         format!("sqlite:{}", self.inner.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+    use sssn::message::{ChannelMessage, Content};
+    use sssn::policy::ClaimPolicy;
+    use sssn::store::ChannelSpec;
+
+    use super::*;
+
+    /// How often the writer's cached copy of `sql` was re-prepared since it was compiled.
+    async fn reprepares(store: &SqliteStore, sql: &'static str) -> i32 {
+        store
+            .inner
+            .writer
+            .call("test", move |txn| {
+                Ok(Ok(txn
+                    .conn
+                    .prepare_cached(sql)?
+                    .get_status(StatementStatus::RePrepare)))
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn cached_claim_statements_are_not_recompiled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("q.db")).unwrap();
+        let spec = ChannelSpec::with_claims("q", ClaimPolicy::default());
+        let storage = store.open_channel(&spec).await.unwrap();
+        let queue = storage.claims.unwrap();
+        let calls = 30;
+        let messages = (0..calls)
+            .map(|i| ChannelMessage::new("w", Content::data(&i).unwrap()))
+            .collect();
+        storage.log.append(messages).await.unwrap();
+        for i in 0..calls {
+            assert_eq!(queue.claim("c", 1).await.unwrap().len(), 1, "claim {i}");
+            // The expired-lease query, with a new time bound each call (as `maintain`).
+            let chan = 1_i64;
+            store
+                .inner
+                .writer
+                .call("test", move |txn| {
+                    let mut stmt = txn.conn.prepare_cached(ops::EXPIRED_SQL)?;
+                    let n = stmt.query_map((chan, i), |_| Ok(()))?.count();
+                    Ok(Ok(n))
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            reprepares(&store, ops::CLAIM_SQL).await,
+            0,
+            "claim statement"
+        );
+        assert_eq!(
+            reprepares(&store, ops::EXPIRED_SQL).await,
+            0,
+            "expired-lease query"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn empty_claims_do_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("q.db")).unwrap();
+        let spec = ChannelSpec::with_claims("q", ClaimPolicy::default());
+        let storage = store.open_channel(&spec).await.unwrap();
+        let queue = storage.claims.unwrap();
+        assert!(
+            queue.claim("c", 10).await.unwrap().is_empty(),
+            "a new queue"
+        );
+        let message = ChannelMessage::new("w", Content::data(&1).unwrap());
+        storage.log.append(vec![message]).await.unwrap();
+        assert_eq!(queue.claim("c", 10).await.unwrap().len(), 1);
+        // Nothing ready, one message in flight under a long lease. Now keep the writer
+        // thread busy for a while: an empty claim must not wait for it.
+        let (busy_tx, busy_rx) = tokio::sync::oneshot::channel();
+        let mut busy_tx = Some(busy_tx);
+        let writer = store.clone();
+        let busy = tokio::spawn(async move {
+            writer
+                .inner
+                .writer
+                .call("busy", move |_| {
+                    if let Some(tx) = busy_tx.take() {
+                        let _ = tx.send(());
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    Ok(Ok(()))
+                })
+                .await
+        });
+        busy_rx.await.unwrap();
+        let t = std::time::Instant::now();
+        assert!(queue.claim("c2", 10).await.unwrap().is_empty());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "the empty claim waited {:?} for the writer",
+            t.elapsed()
+        );
+        busy.await.unwrap().unwrap();
+        // A write makes the next claim go to the database again.
+        let message = ChannelMessage::new("w", Content::data(&2).unwrap());
+        storage.log.append(vec![message]).await.unwrap();
+        assert_eq!(queue.claim("c2", 10).await.unwrap().len(), 1);
     }
 }

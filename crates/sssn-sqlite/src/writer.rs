@@ -89,6 +89,9 @@ struct Pending {
     committed_head: u64,
     committed_counts: Counts,
     feed: Vec<Entry>,
+    /// The exact earliest due time, when this transaction worked it out (see
+    /// [`ChanShared::next_due`]); published after the counters.
+    next_due: Option<u64>,
 }
 
 /// The open transaction a job runs in: the connection plus the per-channel state the
@@ -123,6 +126,7 @@ impl<'c> Txn<'c> {
                     committed_head: head,
                     committed_counts: counts,
                     feed: Vec::new(),
+                    next_due: None,
                 });
                 self.pending.len() - 1
             }
@@ -145,6 +149,28 @@ impl<'c> Txn<'c> {
         let p = self.slot(shared);
         p.head = entry.seq;
         p.feed.push(entry);
+    }
+
+    /// No delayed message comes due and no lease runs out before this time, as of this
+    /// point of the transaction (a lower bound; see [`ChanShared::next_due`]).
+    pub(crate) fn next_due(&mut self, shared: &Arc<ChanShared>) -> u64 {
+        match self.slot(shared).next_due {
+            Some(t) => t,
+            None => shared.next_due.load(Ordering::Acquire),
+        }
+    }
+
+    /// Something comes due at `t` (a lease, a delayed nack). The shared bound is lowered
+    /// at once: a bound that is too low is always safe, even if this batch rolls back.
+    pub(crate) fn due_at(&mut self, shared: &Arc<ChanShared>, t: u64) {
+        shared.next_due.fetch_min(t, Ordering::AcqRel);
+        let p = self.slot(shared);
+        p.next_due = p.next_due.map(|d| d.min(t));
+    }
+
+    /// The exact earliest due time, to publish once committed (raising the bound).
+    pub(crate) fn set_next_due(&mut self, shared: &Arc<ChanShared>, t: u64) {
+        self.slot(shared).next_due = Some(t);
     }
 
     /// Writes the heads and counters of changed channels (before the commit).
@@ -178,6 +204,11 @@ impl<'c> Txn<'c> {
         for p in self.pending {
             p.shared.set_counts(p.counts);
             p.shared.head.store(p.head, Ordering::Release);
+            // After the counters: whoever sees the raised bound sees the messages it
+            // made ready (`ChanShared::nothing_claimable` reads in the other order).
+            if let Some(t) = p.next_due {
+                p.shared.next_due.store(t, Ordering::Release);
+            }
             for entry in p.feed {
                 // No subscriber is not an error.
                 let _ = p.shared.feed.send(entry);

@@ -19,6 +19,7 @@
 //! channel's own [`Security`](sssn::security::Security); the token's subject is the
 //! reader, sender, claimer and subscriber id.
 
+mod docs;
 pub(crate) mod events;
 mod listener;
 mod metrics;
@@ -53,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ApiError;
 
 pub use crate::api::{ROUTES, Route};
+pub use docs::CONTENT_SECURITY_POLICY as DOCS_CONTENT_SECURITY_POLICY;
 pub use routes::TRUNCATED_HEADER;
 
 /// Default request body limit: 1 MiB.
@@ -473,6 +475,7 @@ fn build_router(state: Arc<AppState>) -> Router {
         router = router.route(path, mr);
     }
     let api = router
+        .merge(docs::router())
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

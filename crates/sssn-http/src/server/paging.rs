@@ -95,6 +95,29 @@ impl ArrayReply {
         self.body.extend_from_slice(b"]}");
         (self.body, self.truncated)
     }
+
+    /// Closes the array and adds the fields of `head` (a struct or map serialised as a
+    /// JSON object) after it: `{"<key>":[…],"field":…}`.
+    pub(crate) fn finish_with<T: serde::Serialize>(
+        mut self,
+        head: &T,
+    ) -> Result<(Vec<u8>, bool), ApiError> {
+        let fields = serde_json::to_vec(head).map_err(|e| {
+            ApiError::new(
+                sssn::ErrorKind::Internal,
+                format!("encoding the response: {e}"),
+            )
+        })?;
+        self.body.push(b']');
+        // `fields` is `{…}`: keep all but its opening brace.
+        if fields.len() > 2 {
+            self.body.push(b',');
+            self.body.extend_from_slice(&fields[1..]);
+        } else {
+            self.body.push(b'}');
+        }
+        Ok((self.body, self.truncated))
+    }
 }
 
 /// Fills `reply` from a source that moves on with every fetch (shared reads, claims):

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use serde::Serialize;
 use sssn::channel::ReadOptions;
-use sssn::store::Settle;
+use sssn::store::{Settle, Settled};
 use sssn::{ChannelEndpoint, ErrorKind};
 
 use super::paging::{self, ArrayReply, Budget};
@@ -288,6 +288,60 @@ pub(crate) async fn claim(
     )
     .await?;
     Ok(bounded(reply.finish()))
+}
+
+/// `POST /channels/{id}/ack-and-claim`: one store call for the ack and the first page
+/// of claims; further pages (when the byte budget allows) are plain claims.
+pub(crate) async fn ack_and_claim(
+    Authed { channel, caller }: Authed,
+    State(state): S,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let q = query(&uri)?;
+    let limit = api::CLAIM_LIMIT.get(&q, state.max_limit)?;
+    let body = body_bytes(&state, &headers, body).await?;
+    let request = wire::parse_ids(&body)?;
+    let ids: Vec<&str> = request.message_ids.iter().map(String::as_str).collect();
+    let mut reply = ArrayReply::new("claims");
+    let settled = if limit == 0 {
+        ChannelEndpoint::settle(&channel, &caller, &ids, Settle::Ack).await?
+    } else {
+        let first = std::sync::Mutex::new(None::<Settled>);
+        let (channel, caller, ids, first_ref) = (&channel, &caller, &ids, &first);
+        let lock = || first_ref.lock().unwrap_or_else(|e| e.into_inner());
+        paging::advancing(
+            &mut reply,
+            state.budget(),
+            limit,
+            |n| async move {
+                if lock().is_some() {
+                    // A later page: the ack is done.
+                    return ChannelEndpoint::claim(channel, caller, n).await;
+                }
+                let (settled, page) =
+                    ChannelEndpoint::settle_and_claim(channel, caller, ids, Settle::Ack, n).await?;
+                *lock() = Some(settled);
+                Ok(page)
+            },
+            |r, c| {
+                r.push(&wire::ClaimedMessage {
+                    seq: c.seq,
+                    attempt: c.attempt,
+                    lease_until_ms: c.lease_until_ms,
+                    message: &*c.message,
+                })
+            },
+        )
+        .await?;
+        first
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_default()
+    };
+    let head = wire::SettledResponse::of("acknowledged", settled);
+    Ok(bounded(reply.finish_with(&head)?))
 }
 
 /// The operations that take `{"message_ids": [...]}`.

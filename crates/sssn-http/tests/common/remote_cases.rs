@@ -648,3 +648,50 @@ async fn remote_subscription_resumes_after_a_dropped_connection() {
     }
     assert_eq!(seen, (1..=180).collect::<Vec<_>>(), "no gap, no duplicate");
 }
+
+#[tokio::test]
+async fn ack_and_claim_like_local() {
+    let local = started(WorkQueueChannel::new("local").public()).await;
+    let served = started(WorkQueueChannel::new("served").public()).await;
+    let h = serve(vec![served.clone()]).await;
+    let remote = RemoteChannel::connect(&h.server.channel_url("served"), None)
+        .unwrap()
+        .transport(TRANSPORT);
+    let endpoints: [(&str, &dyn ChannelEndpoint); 2] = [("local", &local), ("remote", &remote)];
+    let me = Principal::local("w1");
+    let other = Principal::local("w2");
+    let mut outcomes = Vec::new();
+    for (name, ep) in endpoints {
+        let payloads = (0..5).map(|i| Payload::Data(json!(i))).collect();
+        let ids = ep.write_batch(&me, payloads).await.unwrap();
+        let first = ep.claim(&me, 2).await.unwrap();
+        let first: Vec<&str> = first.iter().map(|c| c.message.id.as_str()).collect();
+        let (settled, next) = ep
+            .settle_and_claim(&me, &first, sssn::store::Settle::Ack, 2)
+            .await
+            .unwrap();
+        assert_eq!(settled.done, ids[..2], "{name}");
+        let next_ids: Vec<&str> = next.iter().map(|c| c.message.id.as_str()).collect();
+        assert_eq!(next_ids, ids[2..4], "{name}");
+        // One stale id, acknowledged by another caller: reported, and nothing claimed.
+        let stale = [next_ids[0], ids[0].as_str()];
+        let (fenced, none) = ep
+            .settle_and_claim(&other, &stale, sssn::store::Settle::Ack, 0)
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "{name}");
+        let (settled, last) = ep
+            .settle_and_claim(&me, &next_ids, sssn::store::Settle::Ack, 10)
+            .await
+            .unwrap();
+        outcomes.push((
+            fenced.stale.len(),
+            settled.done.len(),
+            last.iter().map(|c| (c.seq, c.attempt)).collect::<Vec<_>>(),
+        ));
+    }
+    assert_eq!(outcomes[0], (2, 2, vec![(5, 1)]));
+    assert_eq!(outcomes[0], outcomes[1], "remote answers as local");
+    let s = served.stats().await.unwrap();
+    assert_eq!((s.acknowledged, s.in_flight), (4, 1));
+}

@@ -1,16 +1,15 @@
 //! [`AckCounter`]: the count of acknowledged messages of a channel with claims, kept in
 //! the store's state stream (one subject per channel, one message per subject).
 //!
-//! Data flow: an ack adds to a local tally ([`AckCounter::add`]) and returns; a
-//! background task folds the tally into the stored count at most every
-//! [`ACK_COUNT_DELAY`], with a compare-and-set on the subject's last sequence so that
-//! processes acking concurrently never lose each other's counts. `stats` flushes first
-//! ([`AckCounter::total`]), so the acking process always sees its own acks.
+//! Data flow: an ack adds to a local tally and stores it before it returns
+//! ([`AckCounter::add`]): the acks of one process that arrive while a write is under way
+//! are folded into the next write (one write for a burst of acks). The write is a
+//! compare-and-set on the subject's last sequence, so processes acking concurrently never
+//! lose each other's counts, and carries a `Nats-Msg-Id` per batch, so a retried batch is
+//! counted once. `stats` flushes first ([`AckCounter::total`]).
 
-use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_nats::jetstream;
 use async_nats::jetstream::context::PublishErrorKind;
@@ -20,10 +19,6 @@ use bytes::Bytes;
 use sssn::{Error, ErrorKind, Result};
 
 use super::lock;
-
-/// How long acks are gathered before their count is stored: one write for a burst of
-/// acks instead of a read and a write after every ack call.
-const ACK_COUNT_DELAY: Duration = Duration::from_millis(20);
 
 /// The acknowledged count of one channel (see the module docs).
 pub(super) struct AckCounter {
@@ -38,7 +33,6 @@ pub(super) struct AckCounter {
     /// A batch whose publish failed: retried first, with the same id.
     retry: Mutex<Option<(String, u64)>>,
     lock: tokio::sync::Mutex<()>,
-    flushing: AtomicBool,
 }
 
 /// An id unique to this process run (for `Nats-Msg-Id` deduplication of retries).
@@ -65,33 +59,20 @@ impl AckCounter {
             last: Mutex::new(None),
             retry: Mutex::new(None),
             lock: tokio::sync::Mutex::new(()),
-            flushing: AtomicBool::new(false),
         }
     }
 
-    /// Counts `n` more acknowledged messages; stored in the background.
-    pub(super) fn add(self: &Arc<Self>, n: u64) {
+    /// Counts `n` more acknowledged messages and stores the count before returning, so
+    /// an ack that returned is counted even if this process is killed right after.
+    /// Concurrent acks of this process share one write (whoever holds the write lock
+    /// stores everything added so far). A failed write stays pending and is retried by
+    /// the next ack or `stats`.
+    pub(super) async fn add(&self, n: u64) -> Result<()> {
         if n == 0 {
-            return;
+            return Ok(());
         }
         *lock(&self.pending) += n;
-        if self.flushing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let me = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(ACK_COUNT_DELAY).await;
-                if let Err(e) = me.flush().await {
-                    tracing::warn!(error = %e, "storing the acknowledged count failed; retried on the next ack or stats");
-                }
-                me.flushing.store(false, Ordering::Release);
-                let left = *lock(&me.pending) + lock(&me.retry).as_ref().map_or(0, |r| r.1);
-                if left == 0 || me.flushing.swap(true, Ordering::AcqRel) {
-                    return;
-                }
-            }
-        });
+        self.flush().await
     }
 
     async fn stored(&self) -> Result<(u64, u64)> {

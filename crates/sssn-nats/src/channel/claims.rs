@@ -39,13 +39,13 @@ pub(super) const CLAIMS_CONSUMER: &str = "claims";
 
 /// What a channel with claims has on top of its log.
 pub(super) struct ClaimSide {
-    policy: ClaimPolicy,
+    pub(super) policy: ClaimPolicy,
     /// The durable consumer every claimer pulls from.
-    consumer: PullConsumer,
+    pub(super) consumer: PullConsumer,
     /// The dead-letter stream.
     pub(super) dlq: stream::Stream,
     table: Mutex<ClaimTable>,
-    acked: Arc<AckCounter>,
+    acked: AckCounter,
 }
 
 impl ClaimSide {
@@ -77,11 +77,7 @@ impl ClaimSide {
             consumer,
             dlq,
             table: Mutex::default(),
-            acked: Arc::new(AckCounter::new(
-                store.js.clone(),
-                state.clone(),
-                names.acked(),
-            )),
+            acked: AckCounter::new(store.js.clone(), state.clone(), names.acked()),
         })
     }
 }
@@ -92,19 +88,7 @@ async fn claims_consumer(
     id: &str,
     policy: &ClaimPolicy,
 ) -> Result<PullConsumer> {
-    let config = pull::Config {
-        durable_name: Some(CLAIMS_CONSUMER.to_owned()),
-        description: Some("sssn claims: every claimer of the channel pulls from it".into()),
-        deliver_policy: DeliverPolicy::All,
-        ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: policy.lease,
-        // Deliveries are limited by the store, not the server: the delivery that would
-        // exceed `max_deliveries` must stay redeliverable until someone moved it to the
-        // dead letters (a server-side limit would strand it if that process died).
-        max_deliver: -1,
-        max_ack_pending: -1,
-        ..Default::default()
-    };
+    let config = claims_config(policy, DeliverPolicy::All);
     let fail = |e: BoxError| {
         Error::store(
             format!("JetStream claims consumer of channel '{id}' failed"),
@@ -128,10 +112,27 @@ async fn claims_consumer(
     Ok(consumer)
 }
 
+/// The configuration of the claims consumer, delivering from `deliver_policy` on.
+pub(super) fn claims_config(policy: &ClaimPolicy, deliver_policy: DeliverPolicy) -> pull::Config {
+    pull::Config {
+        durable_name: Some(CLAIMS_CONSUMER.to_owned()),
+        description: Some("sssn claims: every claimer of the channel pulls from it".into()),
+        deliver_policy,
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: policy.lease,
+        // Deliveries are limited by the store, not the server: the delivery that would
+        // exceed `max_deliveries` must stay redeliverable until someone moved it to the
+        // dead letters (a server-side limit would strand it if that process died).
+        max_deliver: -1,
+        max_ack_pending: -1,
+        ..Default::default()
+    }
+}
+
 impl JetStreamChannel {
     /// The claim surface. The store hands out the claim queue only for channels opened
     /// with claims, so this fails only on a broken invariant.
-    fn claim_side(&self) -> Result<&ClaimSide> {
+    pub(super) fn claim_side(&self) -> Result<&ClaimSide> {
         self.claims.as_ref().ok_or_else(|| {
             Error::new(
                 ErrorKind::Internal,
@@ -189,8 +190,12 @@ impl JetStreamChannel {
             }
             table.restore(failed);
         }
-        if matches!(how, Settle::Ack) {
-            side.acked.add(done.len() as u64);
+        if matches!(how, Settle::Ack)
+            && let Err(e) = side.acked.add(done.len() as u64).await
+        {
+            // The messages are consumed either way; the count is retried by the next ack
+            // or `stats`.
+            tracing::warn!(channel = %self.id, error = %e, "storing the acknowledged count failed");
         }
         match error {
             Some(e) => Err(e),
@@ -376,10 +381,24 @@ impl ClaimQueue for JetStreamChannel {
             dead_lettered,
             side.acked.total()
         );
-        let stored = info?.state.messages;
+        let (mut info, mut consumer_info) = (info?, consumer_info?);
+        if info.state.messages > 0
+            && info.state.first_sequence <= consumer_info.ack_floor.stream_sequence
+        {
+            // Stored below the ack floor: left by a server crash, and no claim can serve
+            // it. Reconcile, then count again.
+            self.reconcile().await?;
+            info = self.stream_info().await?;
+            consumer_info = side
+                .consumer
+                .get_info()
+                .await
+                .map_err(|e| self.err("consumer info", e))?;
+        }
+        let stored = info.state.messages;
         let (released, delayed) = lock(&side.table).pending(now_millis());
         // Ack-pending on the server = held + released-but-not-yet-redelivered.
-        let in_flight = (consumer_info?.num_ack_pending as u64)
+        let in_flight = (consumer_info.num_ack_pending as u64)
             .saturating_sub(released)
             .min(stored);
         let backlog = stored - in_flight;

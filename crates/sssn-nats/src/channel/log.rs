@@ -112,6 +112,37 @@ impl JetStreamChannel {
     }
 }
 
+/// How many sequences `latest` looks at in its first window, times the limit; the window
+/// doubles while holes or a mailbox filter leave it short.
+const LATEST_WINDOW: u64 = 1;
+
+impl JetStreamChannel {
+    /// Decodes scanned messages with their arrival time, skipping undecodable ones.
+    fn decoded(
+        &self,
+        msgs: Vec<async_nats::jetstream::Message>,
+    ) -> Vec<(Entry, async_nats::datetime::DateTime)> {
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let Ok(info) = m.info() else { continue };
+            let (seq, published) = (info.stream_sequence, info.published);
+            match decode(&m.payload) {
+                Ok(message) => out.push((
+                    Entry {
+                        seq,
+                        message: Arc::new(message),
+                    },
+                    published,
+                )),
+                Err(e) => {
+                    tracing::warn!(channel = %self.id, seq, error = %e, "skipping an undecodable message")
+                }
+            }
+        }
+        out
+    }
+}
+
 #[async_trait]
 impl Log for JetStreamChannel {
     async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
@@ -287,5 +318,97 @@ impl Log for JetStreamChannel {
 
     fn head(&self) -> Seq {
         self.head.load(Ordering::Acquire)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Entry>> {
+        self.by_id(id).await
+    }
+
+    async fn arrived_between(
+        &self,
+        start: f64,
+        end: f64,
+        limit: usize,
+        filter: &ReadFilter,
+    ) -> Result<Vec<Entry>> {
+        // Clamped to what the server's clock can name (years 1970 to 5138).
+        let time = |secs: f64| {
+            async_nats::datetime::from_nanos((secs.clamp(0.0, 1e11) * 1e9) as i128)
+                .map_err(|e| invalid(format!("history: time out of range: {e}")))
+        };
+        let (start_time, end_time) = (time(start)?, time(end)?);
+        let mut out = Vec::new();
+        if limit == 0 || end < start {
+            return Ok(out);
+        }
+        // The server finds the first message at `start` (its arrival index); pages then
+        // follow by sequence until `end` or the limit.
+        let mut from = DeliverPolicy::ByStartTime { start_time };
+        loop {
+            let want = limit - out.len();
+            let page = self
+                .scan(&self.stream, from, String::new(), false, want)
+                .await?;
+            let short = page.len() < want;
+            let mut next = None;
+            for (entry, published) in self.decoded(page) {
+                if published > end_time {
+                    return Ok(out);
+                }
+                next = Some(entry.seq + 1);
+                if filter.matches(&entry.message) {
+                    out.push(entry);
+                }
+            }
+            match next {
+                Some(start_sequence) if !short && out.len() < limit => {
+                    from = DeliverPolicy::ByStartSequence { start_sequence };
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn latest(&self, limit: usize, filter: &ReadFilter) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let info = self.stream_info().await?;
+        if info.state.messages == 0 {
+            return Ok(out);
+        }
+        let first = info.state.first_sequence;
+        // Windows of sequences walked backwards from the newest: [low, high].
+        let mut high = info.state.last_sequence;
+        let mut width = (limit as u64).saturating_mul(LATEST_WINDOW).max(1);
+        while out.len() < limit && high >= first {
+            let low = high.saturating_sub(width - 1).max(first);
+            let page = self
+                .scan(
+                    &self.stream,
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: low,
+                    },
+                    String::new(),
+                    false,
+                    usize::try_from(high - low + 1).unwrap_or(usize::MAX),
+                )
+                .await?;
+            let mut window: Vec<Entry> = self
+                .decoded(page)
+                .into_iter()
+                .map(|(e, _)| e)
+                .filter(|e| e.seq <= high && filter.matches(&e.message))
+                .collect();
+            window.reverse();
+            out.extend(window.into_iter().take(limit - out.len()));
+            if low == first {
+                break;
+            }
+            high = low - 1;
+            width = width.saturating_mul(2);
+        }
+        Ok(out)
     }
 }

@@ -22,6 +22,8 @@
 //! * [`dead_letters`]: messages that used their last delivery or were rejected move to
 //!   the dead-letter stream; redrive moves them back;
 //! * [`ack_counter`]: acks add to the acknowledged counter in the state stream;
+//! * [`reconcile`]: after a server crash, messages left below the claims consumer's ack
+//!   floor are deleted again or made claimable (on open, reconnect, `stats`);
 //! * [`primitives`]: the server requests all of these are made of (fetch, ephemeral
 //!   consumers, scans, deletes by sequence, purges, acknowledgements of deliveries);
 //! * [`crate::feed`]: a consumer from the head that forwards every committed append, from
@@ -38,6 +40,7 @@ mod cursors;
 mod dead_letters;
 mod log;
 mod primitives;
+mod reconcile;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -79,11 +82,18 @@ pub(crate) struct JetStreamChannel {
     feed: broadcast::Sender<Entry>,
     /// The feed task, started by the first `feed()`.
     feed_task: Mutex<Option<JoinHandle<()>>>,
+    /// One reconciliation at a time (see [`reconcile`]).
+    reconciling: tokio::sync::Mutex<()>,
+    /// The task that reconciles after every reconnect (channels with claims).
+    reconcile_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for JetStreamChannel {
     fn drop(&mut self) {
         if let Some(task) = lock(&self.feed_task).take() {
+            task.abort();
+        }
+        if let Some(task) = lock(&self.reconcile_task).take() {
             task.abort();
         }
     }
@@ -145,7 +155,7 @@ impl JetStreamChannel {
             Error::store(format!("JetStream stream info of '{}' failed", spec.id), e)
         })?;
         let (feed, _) = broadcast::channel(spec.feed_capacity.max(1));
-        Ok(Self {
+        let ch = Self {
             id: spec.id.clone(),
             timeout: store.options.request_timeout,
             store,
@@ -157,7 +167,28 @@ impl JetStreamChannel {
             head: Arc::new(AtomicU64::new(info.state.last_sequence)),
             feed,
             feed_task: Mutex::new(None),
-        })
+            reconciling: tokio::sync::Mutex::new(()),
+            reconcile_task: Mutex::new(None),
+        };
+        if ch.claims.is_some() {
+            // Whatever an earlier crash of the server left (see `reconcile`), before the
+            // first claim.
+            ch.reconcile().await?;
+        }
+        Ok(ch)
+    }
+
+    /// Starts the task that reconciles the claims after every reconnect (see
+    /// [`reconcile`]); nothing for a channel without claims.
+    pub(crate) fn watch_reconnects(self: &Arc<Self>) {
+        if self.claims.is_none() {
+            return;
+        }
+        let task = tokio::spawn(Self::reconcile_after_reconnects(
+            Arc::downgrade(self),
+            self.store.connections(),
+        ));
+        *lock(&self.reconcile_task) = Some(task);
     }
 
     /// The storage handed to a channel: the log, and the claim queue when the channel has

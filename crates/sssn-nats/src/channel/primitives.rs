@@ -135,8 +135,19 @@ impl JetStreamChannel {
     /// `no_erase`: the delete lives in the server's memory until its index is written, and
     /// on 2.9.10 messages deleted in the last seconds before a SIGKILL came back.
     pub(super) async fn delete_seq(&self, stream: &stream::Stream, seq: Seq) -> Result<bool> {
+        self.delete_seq_erasing(stream, seq, self.store.options.durable_acks)
+            .await
+    }
+
+    /// Deletes message `seq`, as a secure erase when `erase` (see [`Self::delete_seq`]).
+    pub(super) async fn delete_seq_erasing(
+        &self,
+        stream: &stream::Stream,
+        seq: Seq,
+        erase: bool,
+    ) -> Result<bool> {
         let subject = format!("STREAM.MSG.DELETE.{}", stream.cached_info().config.name);
-        let payload = if self.store.options.durable_acks {
+        let payload = if erase {
             serde_json::json!({ "seq": seq })
         } else {
             serde_json::json!({ "seq": seq, "no_erase": true })

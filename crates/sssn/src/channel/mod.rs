@@ -51,6 +51,7 @@ mod broadcast;
 mod builder;
 mod claim;
 mod core;
+mod history;
 mod hooks;
 pub mod kind;
 mod lifecycle;

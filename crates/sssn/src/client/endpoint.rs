@@ -10,7 +10,7 @@ use crate::channel::{Channel, ChannelStats, ReadOptions, Subscription};
 use crate::error::Result;
 use crate::message::{ChannelInfo, ChannelKind, ChannelMessage, Payload};
 use crate::security::Principal;
-use crate::store::{Claimed, DeadLetter, Seq, Settle, Settled};
+use crate::store::{Claimed, DeadLetter, Entry, History, Seq, Settle, Settled};
 
 /// A connected channel, local or remote. Every call names the caller; a remote endpoint
 /// authenticates with its own token instead, and the server derives the identity from it
@@ -43,6 +43,20 @@ pub trait ChannelEndpoint: Send + Sync + 'static {
     async fn claim(&self, caller: &Principal, limit: usize) -> Result<Vec<Claimed>>;
     /// Settles claims (ack, nack, reject, extend); stale ids are reported, not failed.
     async fn settle(&self, caller: &Principal, ids: &[&str], how: Settle) -> Result<Settled>;
+    /// Settles claims, then claims up to `limit` more: one call (one round trip, and on
+    /// stores that can, one transaction) for a consumer's "done with these, next batch".
+    /// The default makes the two calls in turn.
+    async fn settle_and_claim(
+        &self,
+        caller: &Principal,
+        ids: &[&str],
+        how: Settle,
+        limit: usize,
+    ) -> Result<(Settled, Vec<Claimed>)> {
+        let settled = self.settle(caller, ids, how).await?;
+        let claimed = self.claim(caller, limit).await?;
+        Ok((settled, claimed))
+    }
     /// Dead letters, oldest first (admin).
     async fn dead_letters(&self, caller: &Principal, limit: usize) -> Result<Vec<DeadLetter>>;
     /// Puts dead letters back as new messages (admin).
@@ -65,6 +79,19 @@ pub trait ChannelEndpoint: Send + Sync + 'static {
     ) -> Result<usize>;
     /// Removes messages by id (admin).
     async fn remove(&self, caller: &Principal, ids: &[&str]) -> Result<usize>;
+
+    /// A history query: stored messages by id, by arrival time, or the newest N (read
+    /// rights; no cursor moves). Endpoints that cannot answer one say so.
+    async fn history(&self, caller: &Principal, query: &History) -> Result<Vec<Entry>> {
+        let _ = (caller, query);
+        Err(crate::Error::new(
+            crate::ErrorKind::UnsupportedOperation,
+            format!(
+                "channel '{}': this endpoint does not answer history queries",
+                self.channel_id()
+            ),
+        ))
+    }
 }
 
 #[async_trait]
@@ -100,6 +127,15 @@ impl ChannelEndpoint for Channel {
     async fn settle(&self, caller: &Principal, ids: &[&str], how: Settle) -> Result<Settled> {
         self.settle_any(caller, ids, how).await
     }
+    async fn settle_and_claim(
+        &self,
+        caller: &Principal,
+        ids: &[&str],
+        how: Settle,
+        limit: usize,
+    ) -> Result<(Settled, Vec<Claimed>)> {
+        self.settle_and_claim_any(caller, ids, how, limit).await
+    }
     async fn dead_letters(&self, caller: &Principal, limit: usize) -> Result<Vec<DeadLetter>> {
         self.dead_letters_any(caller, limit).await
     }
@@ -125,5 +161,8 @@ impl ChannelEndpoint for Channel {
     }
     async fn remove(&self, caller: &Principal, ids: &[&str]) -> Result<usize> {
         Channel::remove(self, caller, ids).await
+    }
+    async fn history(&self, caller: &Principal, query: &History) -> Result<Vec<Entry>> {
+        Channel::history(self, caller, query).await
     }
 }

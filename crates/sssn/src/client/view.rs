@@ -13,7 +13,7 @@ use crate::channel::{ChannelStats, MessageIds, ReadOptions, Subscription};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ChannelInfo, ChannelMessage, Content, Payload};
 use crate::security::Principal;
-use crate::store::{Claimed, DeadLetter, Seq, Settle, Settled};
+use crate::store::{Claimed, DeadLetter, Entry, History, Seq, Settle, Settled};
 
 /// A connected channel (local or remote) seen as kind `K`, acting as one caller. Offers
 /// the operations of `K`, like the channel handle of that kind, without the caller
@@ -125,6 +125,45 @@ impl<K: Kind> ChannelView<K> {
     /// v1 read with all options (a claim when `exclusive`).
     pub async fn read_with(&self, options: ReadOptions) -> Result<Vec<Arc<ChannelMessage>>> {
         self.endpoint.read(&self.caller, options).await
+    }
+
+    /// A history query (read rights; moves no cursor).
+    pub async fn history(&self, query: &History) -> Result<Vec<Entry>> {
+        self.endpoint.history(&self.caller, query).await
+    }
+
+    /// The stored message with this id, if any (v1's `get`).
+    pub async fn get_message(&self, id: &str) -> Result<Option<Arc<ChannelMessage>>> {
+        let found = self.history(&History::Id(id.to_owned())).await?;
+        Ok(found.into_iter().next().map(|e| e.message))
+    }
+
+    /// Up to `limit` messages that arrived between `start` and `end` (epoch seconds, both
+    /// inclusive), oldest first (v1's `get_range`).
+    pub async fn get_range(
+        &self,
+        start: f64,
+        end: f64,
+        limit: usize,
+    ) -> Result<Vec<Arc<ChannelMessage>>> {
+        let query = History::Between { start, end, limit };
+        Ok(self
+            .history(&query)
+            .await?
+            .into_iter()
+            .map(|e| e.message)
+            .collect())
+    }
+
+    /// The newest `limit` messages, newest first (v1's `get_latest`).
+    pub async fn get_latest(&self, limit: usize) -> Result<Vec<Arc<ChannelMessage>>> {
+        let query = History::Latest { limit };
+        Ok(self
+            .history(&query)
+            .await?
+            .into_iter()
+            .map(|e| e.message)
+            .collect())
     }
 
     /// Removes every message (admin).

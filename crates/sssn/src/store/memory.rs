@@ -130,6 +130,10 @@ struct State {
     dead: VecDeque<DeadLetter>,
     acknowledged: u64,
     head: Seq,
+    /// Arrival marks for history by time: `(ms, seq)` where `seq` is the first message
+    /// appended at epoch millisecond `ms`. One per distinct millisecond with appends (the
+    /// clock never goes back), so locating a time is a binary search, not a walk.
+    marks: VecDeque<(u64, Seq)>,
 }
 
 /// One channel's state in a [`MemoryStore`].
@@ -162,6 +166,7 @@ impl MemoryChannel {
                 dead: VecDeque::new(),
                 acknowledged: 0,
                 head: 0,
+                marks: VecDeque::new(),
             }),
             feed,
         }
@@ -230,7 +235,17 @@ impl State {
             self.slots.pop_front();
             self.base += 1;
         }
+        // The mark covering `base` stays; the ones wholly before it go.
+        while self.marks.len() > 1 && self.marks[1].1 <= self.base {
+            self.marks.pop_front();
+        }
         Some(slot)
+    }
+
+    /// The first sequence that arrived at or after `ms` (`head + 1` when none did).
+    fn first_arrived_at_or_after(&self, ms: u64) -> Seq {
+        let i = self.marks.partition_point(|&(at, _)| at < ms);
+        self.marks.get(i).map_or(self.head + 1, |&(_, seq)| seq)
     }
 
     fn first_live(&self) -> Option<Seq> {
@@ -393,6 +408,9 @@ impl Log for MemoryChannel {
             if st.slots.is_empty() {
                 st.base = seq;
             }
+            if st.marks.back().is_none_or(|&(at, _)| now > at) {
+                st.marks.push_back((now, seq));
+            }
             st.slots.push_back(Some(Slot {
                 message: message.clone(),
                 stored_at: now.div_ceil(1000).try_into().unwrap_or(u32::MAX),
@@ -526,6 +544,7 @@ impl Log for MemoryChannel {
         st.delayed_count = 0;
         st.in_flight.clear();
         st.leases.clear();
+        st.marks.clear();
         Ok(removed)
     }
 
@@ -551,6 +570,63 @@ impl Log for MemoryChannel {
 
     fn head(&self) -> Seq {
         self.lock().head
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Entry>> {
+        let st = self.lock();
+        Ok(st.seq_of(id).and_then(|seq| {
+            st.slot(seq).map(|s| Entry {
+                seq,
+                message: s.message.clone(),
+            })
+        }))
+    }
+
+    async fn arrived_between(
+        &self,
+        start: f64,
+        end: f64,
+        limit: usize,
+        filter: &ReadFilter,
+    ) -> Result<Vec<Entry>> {
+        let st = self.lock();
+        // Arrival is kept in whole milliseconds: [start, end] holds the milliseconds from
+        // ceil(start) to floor(end).
+        let from = st.first_arrived_at_or_after((start * 1000.0).ceil().max(0.0) as u64);
+        let until = st
+            .first_arrived_at_or_after(((end * 1000.0).floor().max(0.0) as u64).saturating_add(1));
+        let mut out = Vec::new();
+        let mut seq = from.max(st.base);
+        while seq < until && out.len() < limit {
+            if let Some(slot) = st.slot(seq)
+                && filter.matches(&slot.message)
+            {
+                out.push(Entry {
+                    seq,
+                    message: slot.message.clone(),
+                });
+            }
+            seq += 1;
+        }
+        Ok(out)
+    }
+
+    async fn latest(&self, limit: usize, filter: &ReadFilter) -> Result<Vec<Entry>> {
+        let st = self.lock();
+        let mut out = Vec::new();
+        let mut seq = st.head;
+        while seq >= st.base && seq > 0 && out.len() < limit {
+            if let Some(slot) = st.slot(seq)
+                && filter.matches(&slot.message)
+            {
+                out.push(Entry {
+                    seq,
+                    message: slot.message.clone(),
+                });
+            }
+            seq -= 1;
+        }
+        Ok(out)
     }
 }
 

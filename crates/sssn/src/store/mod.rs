@@ -80,6 +80,76 @@ pub enum ReadFrom {
     AfterSeq(Seq),
 }
 
+/// A history query (v1's `get`, `get_range`, `get_latest`): reads of stored messages that
+/// move no cursor and take no claim.
+#[derive(Clone, Debug, PartialEq)]
+pub enum History {
+    /// The stored message with this id (none or one).
+    Id(String),
+    /// Up to `limit` messages that arrived at the store between `start` and `end` (Unix
+    /// epoch seconds, both inclusive), oldest first. Arrival is the store's clock, the one
+    /// retention by age uses: it is the time of the commit, not the message's own
+    /// `timestamp` field, which a direct write may set to anything.
+    Between {
+        /// Earliest arrival, epoch seconds.
+        start: f64,
+        /// Latest arrival, epoch seconds.
+        end: f64,
+        /// At most this many.
+        limit: usize,
+    },
+    /// The newest `limit` stored messages, newest first.
+    Latest {
+        /// At most this many.
+        limit: usize,
+    },
+}
+
+impl History {
+    /// The most entries the query can return.
+    pub fn limit(&self) -> usize {
+        match self {
+            Self::Id(_) => 1,
+            Self::Between { limit, .. } | Self::Latest { limit } => *limit,
+        }
+    }
+
+    /// The same query asking for at most `limit` entries (an id query stays as it is).
+    pub fn with_limit(&self, limit: usize) -> Self {
+        match self {
+            Self::Id(id) => Self::Id(id.clone()),
+            Self::Between { start, end, .. } => Self::Between {
+                start: *start,
+                end: *end,
+                limit,
+            },
+            Self::Latest { .. } => Self::Latest { limit },
+        }
+    }
+
+    /// Runs the query on `log`, keeping what passes `filter`.
+    pub async fn run(&self, log: &dyn Log, filter: &ReadFilter) -> Result<Vec<Entry>> {
+        match self {
+            Self::Id(id) => Ok(log
+                .get(id)
+                .await?
+                .filter(|e| filter.matches(&e.message))
+                .into_iter()
+                .collect()),
+            Self::Between { start, end, limit } => {
+                if !start.is_finite() || !end.is_finite() {
+                    return Err(crate::Error::new(
+                        crate::ErrorKind::InvalidArgument,
+                        "history: start and end must be finite epoch seconds",
+                    ));
+                }
+                log.arrived_between(*start, *end, *limit, filter).await
+            }
+            Self::Latest { limit } => log.latest(*limit, filter).await,
+        }
+    }
+}
+
 /// Which messages a shared read returns. Messages it passes over still move the cursor.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadFilter {
@@ -339,6 +409,39 @@ pub trait Log: Send + Sync + 'static {
 
     /// Sequence of the newest message ever appended. Never starts background work.
     fn head(&self) -> Seq;
+
+    /// The stored message with this id, found through the store's id index.
+    async fn get(&self, id: &str) -> Result<Option<Entry>> {
+        let _ = id;
+        Err(history_unsupported())
+    }
+
+    /// Up to `limit` stored messages that pass `filter` and arrived between `start` and
+    /// `end` (epoch seconds at the store's clock, both inclusive), in sequence (= arrival)
+    /// order. A store locates the first one without walking older history.
+    async fn arrived_between(
+        &self,
+        start: f64,
+        end: f64,
+        limit: usize,
+        filter: &ReadFilter,
+    ) -> Result<Vec<Entry>> {
+        let _ = (start, end, limit, filter);
+        Err(history_unsupported())
+    }
+
+    /// The newest `limit` stored messages that pass `filter`, newest first.
+    async fn latest(&self, limit: usize, filter: &ReadFilter) -> Result<Vec<Entry>> {
+        let _ = (limit, filter);
+        Err(history_unsupported())
+    }
+}
+
+fn history_unsupported() -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::UnsupportedOperation,
+        "this store does not answer history queries",
+    )
 }
 
 /// A channel's claims: exclusive, leased, fenced deliveries of its log's messages.
@@ -352,6 +455,22 @@ pub trait ClaimQueue: Send + Sync + 'static {
     /// Settles claims by message id: only those `claimer` holds live claims on (the
     /// policy's fencing rule); the others are reported stale.
     async fn settle(&self, claimer: &str, ids: &[&str], how: Settle) -> Result<Settled>;
+
+    /// Settles `ids` as [`settle`](Self::settle) does, then claims up to `limit` for the
+    /// same `claimer`: "done with these, give me the next batch". The default makes the
+    /// two calls in turn; a store that can do both in one transaction (one durable commit
+    /// instead of two) overrides it. When settling fails, nothing is claimed.
+    async fn settle_and_claim(
+        &self,
+        claimer: &str,
+        ids: &[&str],
+        how: Settle,
+        limit: usize,
+    ) -> Result<(Settled, Vec<Claimed>)> {
+        let settled = self.settle(claimer, ids, how).await?;
+        let claimed = self.claim(claimer, limit).await?;
+        Ok((settled, claimed))
+    }
 
     /// Releases messages whose lease ran out (requeue or dead letter, as the policy says);
     /// returns how many.

@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Runner, System, SystemHandle, SystemSpec};
-use crate::channel::{Channel, Kind};
+use crate::channel::{Channel, ChannelState, Kind};
 use crate::client::ChannelClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::network::NetworkEvent;
@@ -61,10 +61,14 @@ impl<S: System> std::fmt::Debug for RunningSystem<S> {
     }
 }
 
-/// Runs `system` on its own, wired to the local `channels` (each under its own id). Its
-/// `setup` runs before this returns (an error there is returned, and nothing keeps
-/// running); then it ticks at the spec's rate, with the same supervision as in a network.
-/// The channels must be started by their owner.
+/// Runs `system` on its own, wired to the local `channels` (each under its own id; erase
+/// channels of different kinds with [`Channel::erased`]). Its `setup` runs before this
+/// returns (an error there is returned, and nothing keeps running); then it ticks at the
+/// spec's rate, with the same supervision as in a network.
+///
+/// The channels must be started by their owner (a channel that was never started is
+/// refused here rather than failing every step), and every channel the spec names in
+/// `reads`, `writes` or `channels` must be among them, as `Network::add_system` checks.
 pub async fn spawn<S: System, K: Kind>(
     spec: SystemSpec,
     system: S,
@@ -74,14 +78,26 @@ pub async fn spawn<S: System, K: Kind>(
     let mut local = BTreeMap::new();
     for channel in channels {
         let channel = channel.erased();
+        if channel.state() == ChannelState::Created {
+            return Err(Error::new(
+                ErrorKind::ShuttingDown,
+                format!(
+                    "cannot run system '{}' on channel '{}': the channel is not started (call start() first)",
+                    spec.id(),
+                    channel.id()
+                ),
+            ));
+        }
         client.connect(channel.id().to_owned(), channel.clone());
         local.insert(channel.id().to_owned(), channel);
     }
+    check_wiring(&spec, &client)?;
     launch(spec, system, client, local).await
 }
 
 /// Runs `system` on its own, on the channels connected to `client` (local or remote, e.g.
-/// with `sssn_http::ConnectRemote`). The client's identity must be the spec's id.
+/// with `sssn_http::ConnectRemote`). The client's identity must be the spec's id, and
+/// every channel the spec names must be connected.
 pub async fn spawn_with_client<S: System>(
     spec: SystemSpec,
     system: S,
@@ -97,7 +113,33 @@ pub async fn spawn_with_client<S: System>(
             ),
         ));
     }
+    check_wiring(&spec, &client)?;
     launch(spec, system, client, BTreeMap::new()).await
+}
+
+/// A channel the spec declares but nobody provided is a wiring mistake: say so now, not
+/// at the first step that uses it.
+fn check_wiring(spec: &SystemSpec, client: &ChannelClient) -> Result<()> {
+    let missing: Vec<String> = spec
+        .wired()
+        .into_iter()
+        .filter(|id| !client.is_connected(id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::NotConnected,
+        format!(
+            "system '{}' names channel(s) {} that it was not given",
+            spec.id(),
+            missing
+                .iter()
+                .map(|id| format!("'{id}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ))
 }
 
 async fn launch<S: System>(

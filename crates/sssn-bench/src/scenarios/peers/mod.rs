@@ -93,6 +93,19 @@ pub(crate) trait Consumer: Send {
     async fn take(&mut self, max: usize) -> anyhow::Result<Vec<u64>>;
     /// Acknowledges every message of the last [`take`](Self::take).
     async fn ack(&mut self) -> anyhow::Result<()>;
+    /// Acknowledges every message of the last take, then takes up to `max` more, in one
+    /// call (sssn's settle-and-claim). Only called when
+    /// [`combines_ack_and_take`](Self::combines_ack_and_take) says so; by default, the two
+    /// calls.
+    async fn ack_and_take(&mut self, max: usize) -> anyhow::Result<Vec<u64>> {
+        self.ack().await?;
+        self.take(max).await
+    }
+    /// Whether the system has one call for "acknowledge these, take the next batch" (for
+    /// PostgreSQL the take is the acknowledgement already).
+    fn combines_ack_and_take(&self) -> bool {
+        false
+    }
     /// Whether `take` waits on the server for a message; otherwise the driver sleeps
     /// [`POLL`] after an empty take.
     fn waits(&self) -> bool {
@@ -421,10 +434,35 @@ async fn drive(
         let (takes, empty) = (takes.clone(), empty.clone());
         tasks.spawn(async move {
             let waits = c.waits();
+            let combines = c.combines_ack_and_take();
+            // How many the last take returned, not acknowledged yet.
+            let mut held = 0;
+            let count_acked = |held: usize| {
+                let total = acked.fetch_add(held, Ordering::AcqRel) + held;
+                if total == n {
+                    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                    stop.cancel();
+                }
+            };
             loop {
-                let taken = tokio::select! {
-                    () = stop.cancelled() => return Ok(()),
-                    r = c.take(TAKE) => r.with_context(|| format!("consumer {k}: take"))?,
+                let taken = if held > 0 && combines {
+                    let taken = c
+                        .ack_and_take(TAKE)
+                        .await
+                        .with_context(|| format!("consumer {k}: ack and take"))?;
+                    count_acked(std::mem::take(&mut held));
+                    taken
+                } else {
+                    if held > 0 {
+                        c.ack()
+                            .await
+                            .with_context(|| format!("consumer {k}: ack"))?;
+                        count_acked(std::mem::take(&mut held));
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        r = c.take(TAKE) => r.with_context(|| format!("consumer {k}: take"))?,
+                    }
                 };
                 takes.fetch_add(1, Ordering::Relaxed);
                 if taken.is_empty() {
@@ -452,14 +490,7 @@ async fn drive(
                         "message {i} was delivered twice"
                     );
                 }
-                c.ack()
-                    .await
-                    .with_context(|| format!("consumer {k}: ack"))?;
-                let total = acked.fetch_add(taken.len(), Ordering::AcqRel) + taken.len();
-                if total == n {
-                    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-                    stop.cancel();
-                }
+                held = taken.len();
             }
         });
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ::sssn::channel::WorkQueueChannel;
 use ::sssn::security::Principal;
-use ::sssn::store::{Settle, Store};
+use ::sssn::store::{Claimed, Settle, Settled, Store};
 use ::sssn::{Channel, ChannelEndpoint, Payload};
 use ::sssn_http::{RemoteChannel, Server as HttpServer, Transport};
 use ::sssn_nats::{JetStreamOptions, JetStreamStore};
@@ -298,10 +298,9 @@ struct SssnConsumer {
     taken: Vec<String>,
 }
 
-#[async_trait]
-impl Consumer for SssnConsumer {
-    async fn take(&mut self, max: usize) -> anyhow::Result<Vec<u64>> {
-        let claimed = self.endpoint.claim(&self.me, max).await?;
+impl SssnConsumer {
+    /// Keeps the ids of `claimed` for the next acknowledgement; returns their indexes.
+    fn hold(&mut self, claimed: &[Claimed]) -> anyhow::Result<Vec<u64>> {
         self.taken = claimed.iter().map(|c| c.message.id.clone()).collect();
         claimed
             .iter()
@@ -309,9 +308,7 @@ impl Consumer for SssnConsumer {
             .collect()
     }
 
-    async fn ack(&mut self) -> anyhow::Result<()> {
-        let ids: Vec<&str> = self.taken.iter().map(String::as_str).collect();
-        let settled = self.endpoint.settle(&self.me, &ids, Settle::Ack).await?;
+    fn check_acked(&self, settled: &Settled) -> anyhow::Result<()> {
         let done = settled.done.len();
         ensure!(
             done == self.taken.len(),
@@ -319,6 +316,36 @@ impl Consumer for SssnConsumer {
             self.taken.len()
         );
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Consumer for SssnConsumer {
+    async fn take(&mut self, max: usize) -> anyhow::Result<Vec<u64>> {
+        let claimed = self.endpoint.claim(&self.me, max).await?;
+        self.hold(&claimed)
+    }
+
+    async fn ack(&mut self) -> anyhow::Result<()> {
+        let ids: Vec<&str> = self.taken.iter().map(String::as_str).collect();
+        let settled = self.endpoint.settle(&self.me, &ids, Settle::Ack).await?;
+        self.check_acked(&settled)
+    }
+
+    async fn ack_and_take(&mut self, max: usize) -> anyhow::Result<Vec<u64>> {
+        let ids: Vec<&str> = self.taken.iter().map(String::as_str).collect();
+        let (settled, claimed) = self
+            .endpoint
+            .settle_and_claim(&self.me, &ids, Settle::Ack, max)
+            .await?;
+        self.check_acked(&settled)?;
+        self.hold(&claimed)
+    }
+
+    fn combines_ack_and_take(&self) -> bool {
+        // SSSN_BENCH_SEPARATE_ACK=1 measures the two calls instead (what the combined call
+        // saves).
+        std::env::var_os("SSSN_BENCH_SEPARATE_ACK").is_none_or(|v| v.is_empty() || v == "0")
     }
 }
 

@@ -1,0 +1,213 @@
+//! Recovery after a server crash: a private nats-server (own port, own store directory) is
+//! killed with SIGKILL under a running work queue — a producer in this process, workers
+//! in `sssn-nats-worker` processes — and restarted on the same directory; then a worker is
+//! killed with SIGKILL too and replaced by a new process.
+//!
+//! Passing means: nothing is stranded (every written message is acknowledged, and
+//! afterwards `stats` reports nothing stored and no backlog, so no backlog that `claim`
+//! cannot serve), and the `acknowledged` counter equals the acks that returned, plus at
+//! most the acks whose outcome the killed worker never learned. Printed: how many
+//! messages the reconciliation found below the ack floor (through `stats` after the run),
+//! and how many acknowledged messages were delivered again. Default options (deletes are
+//! `no_erase`), the mode in which 2.9 undoes recent deletes in a crash. On 2.9 and 2.15.
+
+mod common;
+
+use common::Release;
+use common::worker::{Worker, parse};
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sssn::ChannelMessage;
+use sssn::channel::WorkQueueChannel;
+use sssn_nats::{JetStreamOptions, JetStreamStore};
+
+/// Messages written in the run.
+const TOTAL: usize = 1200;
+const CHANNEL: &str = "jobs";
+const WORKER_ARGS: &[&str] = &["--lease-ms", "2000", "--batch", "10", "--work-ms", "0"];
+
+fn acked_count(workers: &[Worker]) -> usize {
+    workers.iter().map(|w| w.count("ACKED")).sum()
+}
+
+/// Waits until the workers have acknowledged `n` messages, at most `timeout`.
+async fn until_acked(workers: &[Worker], n: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while acked_count(workers) < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Ids whose ack a worker sent without learning the outcome (its lines end before the
+/// answer, or the ack failed).
+fn unanswered_acks(lines: &[String]) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for (kind, id, _, _) in lines.iter().filter_map(|l| parse(l)) {
+        match kind {
+            "ACKING" | "ACKFAIL" => {
+                out.insert(id.to_owned());
+            }
+            "ACKED" | "STALE" => {
+                out.remove(id);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+async fn server_crash_strands_nothing(release: Release) {
+    let test = "server_crash_strands_nothing";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut server) = common::private_server(release, test, dir.path()) else {
+        return;
+    };
+    let url = server.url();
+    let prefix = common::fresh_prefix();
+    let options = JetStreamOptions::default()
+        .prefix(prefix.clone())
+        .request_timeout(Duration::from_secs(2));
+    let store = Arc::new(
+        JetStreamStore::connect_with(&url, options.clone())
+            .await
+            .unwrap(),
+    );
+    let jobs = WorkQueueChannel::new(CHANNEL)
+        .claim_timeout(Duration::from_secs(2))
+        .store(store.clone())
+        .build();
+    jobs.start().await.unwrap();
+
+    // The producer writes steadily; a write that fails (server down) is retried with the
+    // same id, so every message is stored exactly once.
+    let written = Arc::new(Mutex::new(HashSet::new()));
+    let producer = {
+        let jobs = jobs.clone();
+        let written = written.clone();
+        tokio::spawn(async move {
+            for i in 0..TOTAL {
+                let m = ChannelMessage::with_data("producer", &i).unwrap();
+                loop {
+                    match jobs.write_message("producer", m.clone()).await {
+                        Ok(id) => {
+                            written.lock().unwrap().insert(id);
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+                if i % 20 == 19 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        })
+    };
+    let mut workers: Vec<Worker> = (1..=2)
+        .map(|k| Worker::spawn(&url, &format!("w{k}"), &prefix, CHANNEL, WORKER_ARGS))
+        .collect();
+
+    until_acked(&workers, 300, Duration::from_secs(20)).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.restart();
+    let at_restart = acked_count(&workers);
+    until_acked(&workers, at_restart + 200, Duration::from_secs(20)).await;
+    // An sssn process killed right after its acks: its count must not drift.
+    workers[0].kill();
+    workers.push(Worker::spawn(&url, "w3", &prefix, CHANNEL, WORKER_ARGS));
+
+    producer.await.unwrap();
+    let written = written.lock().unwrap().clone();
+    assert_eq!(written.len(), TOTAL);
+    // Done when every written message was acknowledged, or its ack was sent by the killed
+    // worker without an answer (then it is consumed or delivered again after the lease).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let missing = loop {
+        let lines: Vec<String> = workers.iter().flat_map(Worker::lines).collect();
+        let acked: HashSet<&str> = lines
+            .iter()
+            .filter_map(|l| parse(l).filter(|p| p.0 == "ACKED").map(|p| p.1))
+            .collect();
+        let unanswered = unanswered_acks(&workers[0].lines());
+        let missing: Vec<String> = written
+            .iter()
+            .filter(|id| !acked.contains(id.as_str()) && !unanswered.contains(id.as_str()))
+            .cloned()
+            .collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // A fresh connection (another sssn process) reports what is left: nothing.
+    let observer = Arc::new(JetStreamStore::connect_with(&url, options).await.unwrap());
+    let view = WorkQueueChannel::new(CHANNEL)
+        .claim_timeout(Duration::from_secs(2))
+        .store(observer)
+        .build();
+    view.start().await.unwrap();
+    let mut stats = view.stats().await.unwrap();
+    let settle = Instant::now() + Duration::from_secs(5);
+    while stats.in_flight > 0 && Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stats = view.stats().await.unwrap();
+    }
+    let lines: Vec<Vec<String>> = workers.iter_mut().map(Worker::kill).collect();
+
+    // Redeliveries of acknowledged messages: a delivery of an id after an ACKED line for
+    // it (in any process).
+    let mut first_ack: HashMap<String, u128> = HashMap::new();
+    let mut claims = Vec::new();
+    let (mut confirmed, mut unknown) = (0u64, 0u64);
+    for worker in &lines {
+        for (kind, id, _, at) in worker.iter().filter_map(|l| parse(l)) {
+            match kind {
+                "ACKED" => {
+                    confirmed += 1;
+                    let t = first_ack.entry(id.to_owned()).or_insert(at);
+                    *t = (*t).min(at);
+                }
+                "CLAIMED" => claims.push((id.to_owned(), at)),
+                _ => {}
+            }
+        }
+        unknown += unanswered_acks(worker).len() as u64;
+    }
+    let redelivered_acked = claims
+        .iter()
+        .filter(|(id, at)| first_ack.get(id).is_some_and(|t| t < at))
+        .count();
+    eprintln!(
+        "nats-server {}: written {TOTAL}, acks confirmed {confirmed}, acks of unknown outcome {unknown}, \
+         acknowledged counter {}, redeliveries of acknowledged messages {redelivered_acked}, \
+         stranded (stored after the run) {}, backlog {}",
+        release.label(),
+        stats.acknowledged,
+        stats.stored,
+        stats.backlog,
+    );
+    assert!(
+        missing.is_empty(),
+        "written messages never acknowledged: {missing:?}"
+    );
+    assert_eq!(stats.stored, 0, "stranded messages: {stats:?}");
+    assert_eq!(stats.backlog, 0, "{stats:?}");
+    assert!(
+        view.claim("observer", 10).await.unwrap().is_empty(),
+        "nothing left to claim"
+    );
+    assert!(
+        stats.acknowledged >= confirmed && stats.acknowledged <= confirmed + unknown,
+        "the acknowledged counter drifted: {} for {confirmed} confirmed acks and {unknown} of unknown outcome",
+        stats.acknowledged
+    );
+    view.stop().await;
+    jobs.stop().await;
+    let _ = store.delete_all().await;
+}
+
+on_each_release!(server_crash_strands_nothing);
