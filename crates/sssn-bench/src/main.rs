@@ -37,6 +37,11 @@ struct Args {
     /// Lists the scenarios and exits.
     #[arg(long)]
     list: bool,
+    /// Runs with a `tracing` subscriber listening at INFO (spans of every channel
+    /// operation recorded and formatted, output thrown away): the cost of tracing on,
+    /// with no exporter.
+    #[arg(long)]
+    tracing: bool,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +96,12 @@ fn main() -> ExitCode {
             if cfg.quick { ", --quick sizes" } else { "" }
         );
         println!("{header}\n");
+    }
+    if args.tracing {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(std::io::sink)
+            .try_init();
     }
     let busy = Busy::now();
     let rt = match tokio::runtime::Builder::new_multi_thread()

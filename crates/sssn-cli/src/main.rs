@@ -186,14 +186,7 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let _otlp = init_logging(default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -707,5 +700,33 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Logs to stderr (`RUST_LOG`, else `default_level`). With the `otlp` feature and
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans also go to that OTLP collector; the guard
+/// returned sends the last ones at exit.
+fn init_logging(default_level: &str) -> Box<dyn std::any::Any> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    #[cfg(feature = "otlp")]
+    {
+        let (otlp, guard) = sssn_http::otlp::from_env("sssn").unzip();
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt)
+            .with(otlp)
+            .init();
+        Box::new(guard)
+    }
+    #[cfg(not(feature = "otlp"))]
+    {
+        tracing_subscriber::registry().with(filter).with(fmt).init();
+        Box::new(())
     }
 }

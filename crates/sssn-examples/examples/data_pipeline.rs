@@ -3,7 +3,13 @@
 //!
 //! ```text
 //! cargo run --release --example data_pipeline -- [--duration SECS] [--period SECS] [--store URL]
+//!     [--console 127.0.0.1:8080]
 //! ```
+//!
+//! With `--console`, the network is served over HTTP with the web console at `/ui`: watch
+//! records flow, click one in the live tail of `processed`, and see its path from the
+//! ingestor through a worker to the dashboard with the time spent at each hop. The
+//! channels keep the default open security: any non-empty token is accepted.
 
 use std::time::Duration;
 
@@ -29,6 +35,9 @@ pub struct Args {
     /// Where channels keep their data: memory, sqlite:PATH or nats://HOST:PORT.
     #[arg(long, default_value = "memory")]
     pub store: String,
+    /// Serve the network and the web console (`/ui`) on this address while it runs.
+    #[arg(long, value_name = "ADDR")]
+    pub console: Option<String>,
 }
 
 /// A raw sensor record, as the ingestor queues it.
@@ -124,10 +133,11 @@ impl System for TransformWorker {
     }
 }
 
-/// Prints every processed record as it arrives, and keeps their ids.
+/// Prints every processed record as it arrives, and keeps their ids and trace ids.
 #[derive(Default)]
 struct Dashboard {
     received: Vec<String>,
+    traces: Vec<String>,
 }
 
 #[async_trait]
@@ -148,6 +158,10 @@ impl System for Dashboard {
             p.sensor, p.celsius, p.worker
         );
         self.received.push(p.record_id);
+        // The trace the record started at the ingestor (sssn::trace carries it).
+        let trace = sssn::trace::TraceContext::of(&entry.message);
+        self.traces
+            .push(trace.map(|t| t.trace_id.to_string()).unwrap_or_default());
         Ok(())
     }
 }
@@ -156,6 +170,8 @@ impl System for Dashboard {
 pub struct Report {
     /// Record ids of every processed record the dashboard received, in arrival order.
     pub record_ids: Vec<String>,
+    /// The trace id of each of those records, in the same order.
+    pub trace_ids: Vec<String>,
 }
 
 /// Builds the pipeline, runs it for `args.duration`, and reports.
@@ -200,7 +216,27 @@ pub async fn run(args: Args) -> Result<Report> {
     )?;
 
     println!("Pipeline starting — runs for {} seconds...", args.duration);
-    let mut stopped = net.run_for(duration).await?;
+    let running = net.start().await?;
+    // The console is the ordinary HTTP server over the network's channels and systems;
+    // the network owns the channels, so the server does not drain them.
+    let console = match &args.console {
+        Some(addr) => {
+            let server = sssn_http::Server::builder()
+                .network(&running)
+                .serve_private(true)
+                .drain_on_shutdown(false)
+                .bind(addr.as_str())
+                .await?;
+            println!("Console: {}/ui/ (any non-empty token)", server.url());
+            Some(server)
+        }
+        None => None,
+    };
+    tokio::time::sleep(duration).await;
+    if let Some(server) = console {
+        server.shutdown().await?;
+    }
+    let mut stopped = running.stop().await?;
     let dashboard: Dashboard = stopped
         .take("dashboard")
         .ok_or_else(|| Error::new(ErrorKind::Internal, "the dashboard did not come back"))?;
@@ -210,6 +246,7 @@ pub async fn run(args: Args) -> Result<Report> {
     );
     Ok(Report {
         record_ids: dashboard.received,
+        trace_ids: dashboard.traces,
     })
 }
 

@@ -14,6 +14,7 @@ fn pipeline_args(duration: f64, period: f64, store: &str) -> data_pipeline::Args
         duration,
         period,
         store: store.to_owned(),
+        console: None,
     }
 }
 
@@ -37,6 +38,35 @@ async fn pipeline_short_run_processes_30_records() {
         .await
         .unwrap();
     assert_each_once(&report.record_ids, 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pipeline_dashboard_records_carry_the_trace_of_their_raw_record() {
+    let journal = sssn::trace::journal::enable(10_000);
+    let report = data_pipeline::run(pipeline_args(4.0, 2.0, "memory"))
+        .await
+        .unwrap();
+    assert_each_once(&report.record_ids, 10);
+    let traces: HashSet<&String> = report.trace_ids.iter().collect();
+    assert_eq!(traces.len(), 10, "one trace per raw record: {traces:?}");
+    for trace in &report.trace_ids {
+        // The raw record the ingestor queued was stored with this very trace id, then the
+        // worker's processed record and the dashboard's delivery continued it.
+        let hops = journal.trace(trace).unwrap();
+        let path: Vec<(&str, &str)> = hops
+            .iter()
+            .filter(|h| {
+                use sssn::trace::journal::HopKind::{Deliver, Write};
+                matches!(h.kind, Write | Deliver)
+            })
+            .map(|h| (h.channel.as_str(), h.actor.as_str()))
+            .collect();
+        assert_eq!(path.len(), 3, "{hops:#?}");
+        assert_eq!(path[0], ("raw-records", "ingestor"));
+        assert_eq!(path[1].0, "processed");
+        assert!(path[1].1.starts_with("worker-"), "{path:?}");
+        assert_eq!(path[2], ("processed", "dashboard"));
+    }
 }
 
 #[path = "../examples/request_response.rs"]

@@ -1240,6 +1240,43 @@ pub static EVENTS: Route =
             &[CliArg::param(EVENTS_AFTER.param()), ARG_COUNT],
         );
 
+/// `limit` of `GET /traces`.
+pub const TRACES_LIMIT: CountParam = CountParam {
+    name: "limit",
+    default: 50,
+    description: "At most this many traces, newest first.",
+};
+
+/// `GET /topology` (the console's graph).
+pub static TOPOLOGY: Route = Route::new(Verb::Get, "/topology", "topology", |m| {
+    on(m, crate::console::topology)
+})
+.summary("The channels the token may read, and the systems wired to them: state, steps, restarts, last error, reads and writes (restricted to those channels).")
+.reply(Reply::json("Channels and systems.", crate::console::schema::topology))
+.errors(&[Status::BadRequest, Status::Unauthenticated]);
+
+/// `GET /traces` (the console's trace list).
+pub static TRACES: Route = Route::new(Verb::Get, "/traces", "traces", |m| {
+    on(m, crate::console::traces)
+})
+.summary(
+    "The newest traces in this process's hop journal with a hop on a channel the token may read.",
+)
+.params(&[TRACES_LIMIT.param()])
+.reply(Reply::json(
+    "Traces, newest first.",
+    crate::console::schema::traces,
+))
+.errors(&[Status::BadRequest, Status::Unauthenticated]);
+
+/// `GET /traces/{id}` (the console's trace view).
+pub static TRACE: Route = Route::new(Verb::Get, "/traces/{id}", "trace", |m| {
+    on(m, crate::console::trace)
+})
+.summary("One record's path: the hops of a trace (write, claim, ack, nack, reject, deliver) on channels the token may read, in time order, each with its channel, message, actor and time.")
+.reply(Reply::json("The trace's hops.", crate::console::schema::trace))
+.errors(&[Status::BadRequest, Status::Unauthenticated, Status::NotFound]);
+
 /// Every route the server answers, in the order the OpenAPI document lists them.
 pub static ROUTES: &[&Route] = &[
     &HEALTH,
@@ -1263,6 +1300,9 @@ pub static ROUTES: &[&Route] = &[
     &INFO,
     &STATS,
     &EVENTS,
+    &TOPOLOGY,
+    &TRACES,
+    &TRACE,
 ];
 
 /// The channel operations the `sssn` command exposes as client subcommands, with their

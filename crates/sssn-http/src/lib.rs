@@ -19,13 +19,17 @@
 //! * [`error`] holds the single mapping between [`sssn::ErrorKind`] and HTTP statuses.
 
 pub mod api;
+mod console;
 pub mod error;
 pub mod openapi;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod publish;
 pub mod remote;
 pub mod server;
 pub mod sse;
 pub mod stream;
+mod trace_header;
 pub mod wire;
 
 pub use error::ApiError;

@@ -409,6 +409,9 @@ impl Inner {
             .request(method, url)
             .header(AUTHORIZATION, auth.clone())
             .timeout(self.timeout);
+        if op == "write" {
+            request = crate::trace_header::outgoing(request);
+        }
         if let Some(body) = body {
             request = request
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))

@@ -15,6 +15,7 @@ pub mod request;
 pub mod security;
 pub mod store;
 pub mod system;
+pub mod trace;
 
 pub use channel::{
     BroadcastChannel, Channel, ChannelBuilder, DiscoveryChannel, MailboxChannel, MessageIds,

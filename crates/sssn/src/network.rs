@@ -205,7 +205,7 @@ impl Network {
         let channels = self.wire(&format!("system '{}'", spec.id()), &spec.wired())?;
         let handle = SystemHandle {
             id: spec.id().to_owned(),
-            control: Arc::new(new_control()),
+            control: Arc::new(new_control(&spec)),
         };
         self.systems.push(PendingSystem {
             spec,
@@ -544,8 +544,11 @@ impl StoppedNetwork {
     }
 }
 
-pub(crate) fn new_control() -> crate::system::Control {
+pub(crate) fn new_control(spec: &SystemSpec) -> crate::system::Control {
     crate::system::Control {
+        last_error: std::sync::Mutex::new(None),
+        reads: spec.reads.clone(),
+        writes: spec.writes.clone(),
         state: watch::channel(SystemState::Init).0,
         paused: watch::channel(false).0,
         stop: CancellationToken::new(),

@@ -92,6 +92,10 @@ pub struct ServerBuilder {
     public_metrics: bool,
     /// Timeouts and the connection cap; their setters are in `listener.rs`.
     limits: listener::Limits,
+    /// Systems the console shows (`systems`, `network`).
+    systems: Vec<sssn::system::SystemHandle>,
+    /// Whether `/ui` is served and the hop journal kept (default: yes).
+    console: bool,
 }
 
 impl Default for ServerBuilder {
@@ -107,6 +111,8 @@ impl Default for ServerBuilder {
             drain_timeout: Some(Duration::from_secs(30)),
             public_metrics: false,
             limits: listener::Limits::default(),
+            systems: Vec::new(),
+            console: true,
         }
     }
 }
@@ -197,7 +203,37 @@ impl ServerBuilder {
         self
     }
 
+    /// Shows these systems (state, steps, restarts, last error, wiring) in the console and
+    /// `GET /topology`.
+    #[must_use]
+    pub fn systems(
+        mut self,
+        systems: impl IntoIterator<Item = sssn::system::SystemHandle>,
+    ) -> Self {
+        self.systems.extend(systems);
+        self
+    }
+
+    /// Hosts a running network's channels (same rule as [`channel`](Self::channel)) and
+    /// shows its systems: what a program embedding the server for its console needs.
+    #[must_use]
+    pub fn network(self, network: &sssn::network::RunningNetwork) -> Self {
+        self.channels(network.channels().iter().cloned())
+            .systems(network.systems().iter().cloned())
+    }
+
+    /// Serves the web console at `/ui` and keeps the hop journal its trace view reads
+    /// (default: yes). The console's data needs a token like every other route.
+    #[must_use]
+    pub fn console(mut self, yes: bool) -> Self {
+        self.console = yes;
+        self
+    }
+
     fn state(self, shutdown: CancellationToken) -> Result<Arc<AppState>, Error> {
+        if self.console {
+            sssn::trace::journal::enable(crate::console::JOURNAL_TRACES);
+        }
         let mut channels = BTreeMap::new();
         for channel in self.channels {
             if channel.info().visibility != Visibility::Public && !self.serve_private {
@@ -234,6 +270,8 @@ impl ServerBuilder {
             drain_timeout: self.drain_timeout,
             shutdown,
             sse_streams: AtomicU64::new(0),
+            systems: self.systems,
+            console: self.console,
         }))
     }
 
@@ -355,6 +393,8 @@ pub(crate) struct AppState {
     drain_timeout: Option<Duration>,
     shutdown: CancellationToken,
     sse_streams: AtomicU64,
+    systems: Vec<sssn::system::SystemHandle>,
+    console: bool,
 }
 
 impl AppState {
@@ -387,6 +427,25 @@ impl AppState {
             (false, Some(e)) => Err(e),
             _ => Ok(out),
         }
+    }
+
+    /// Ids of the channels the bearer may read (401 as for [`readable`](Self::readable)).
+    pub(crate) fn readable_ids(&self, headers: &HeaderMap) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .readable(headers)?
+            .into_iter()
+            .map(|c| c.id().to_owned())
+            .collect())
+    }
+
+    /// Every served channel.
+    pub(crate) fn served(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.values()
+    }
+
+    /// The systems shown in the console.
+    pub(crate) fn systems(&self) -> &[sssn::system::SystemHandle] {
+        &self.systems
     }
 
     async fn drain_channels(&self) -> Result<(), Error> {
@@ -474,8 +533,11 @@ fn build_router(state: Arc<AppState>) -> Router {
     for (path, mr) in by_path {
         router = router.route(path, mr);
     }
+    let mut router = router.merge(docs::router());
+    if state.console {
+        router = router.merge(crate::console::assets_router());
+    }
     let api = router
-        .merge(docs::router())
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

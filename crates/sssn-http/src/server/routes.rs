@@ -240,7 +240,8 @@ pub(crate) async fn write(
     let kind = payload_kind(&query(&uri)?, &api::WRITE_KIND)?;
     let body = body_bytes(&state, &headers, body).await?;
     let payload = wire::parse_write(&body, kind)?;
-    let item_id = channel.write_payload(&caller, payload).await?;
+    let write = channel.write_payload(&caller, payload);
+    let item_id = crate::trace_header::within(&headers, write).await?;
     Ok(json(&wire::WriteResponse {
         status: "accepted".into(),
         item_id,
@@ -257,7 +258,8 @@ pub(crate) async fn write_batch(
     let kind = payload_kind(&query(&uri)?, &api::BATCH_KIND)?;
     let body = body_bytes(&state, &headers, body).await?;
     let payloads = wire::parse_batch(&body, kind)?;
-    let item_ids = channel.write_batch(&caller, payloads).await?;
+    let write = channel.write_batch(&caller, payloads);
+    let item_ids = crate::trace_header::within(&headers, write).await?;
     Ok(json(&wire::BatchResponse {
         status: "accepted".into(),
         item_ids,

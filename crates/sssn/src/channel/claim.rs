@@ -12,6 +12,11 @@ use crate::error::Result;
 use crate::message::ChannelMessage;
 use crate::security::Operation;
 use crate::store::{Claimed, DeadLetter, Entry, Settle, Settled};
+use crate::trace::{
+    self,
+    journal::{self, HopKind},
+};
+use tracing::Instrument;
 
 /// What names the messages to settle: ids (`&[String]`, `&[&str]`, `&str`) or the claimed
 /// items themselves (`&[Claimed]`, `&Claimed`), so `queue.ack("w", &claimed)` needs no
@@ -196,6 +201,16 @@ impl<K: Claims> Channel<K> {
     }
 }
 
+/// The operation name of a settle on its span.
+fn what_op(hop: Option<HopKind>) -> &'static str {
+    match hop {
+        Some(HopKind::Ack) => "ack",
+        Some(HopKind::Nack) => "nack",
+        Some(HopKind::Reject) => "reject",
+        _ => "extend",
+    }
+}
+
 impl<K: Kind> Channel<K> {
     pub(crate) async fn claim_any(
         &self,
@@ -203,13 +218,37 @@ impl<K: Kind> Channel<K> {
         limit: usize,
     ) -> Result<Vec<Claimed>> {
         let core = &self.core;
+        let span = trace::channel_span("claim", self.id(), core.kind.as_str());
         let queue = core.claims("claims (exclusive reads)")?;
         let caller = caller.principal();
         core.authorize(&caller, Operation::Claim)?;
-        let claimed = queue.claim(&caller.id, limit).await?;
+        let claimed = queue
+            .claim(&caller.id, limit)
+            .instrument(span.clone())
+            .await?;
         core.counters
             .claims
             .fetch_add(claimed.len() as u64, Ordering::Relaxed);
+        let first = claimed.first();
+        trace::record_message(
+            &span,
+            first.map(|c| &*c.message),
+            first.map(|c| c.seq),
+            first.map(|c| c.attempt),
+            claimed.len(),
+        );
+        // What this task now handles: its writes continue these messages' traces.
+        trace::note_claimed(&claimed);
+        for c in &claimed {
+            journal::record(
+                HopKind::Claim,
+                self.id(),
+                &c.message,
+                &caller.id,
+                Some(c.seq),
+                Some(c.attempt),
+            );
+        }
         Ok(claimed)
     }
 
@@ -226,9 +265,24 @@ impl<K: Kind> Channel<K> {
         let caller = caller.principal();
         core.authorize(&caller, op)?;
         let counter = settle_counter(core, &how);
-        let settled = queue.settle(&caller.id, ids, how).await?;
+        let hop = settle_hop(&how);
+        let span = trace::channel_span(what_op(hop), self.id(), core.kind.as_str());
+        let settled = queue
+            .settle(&caller.id, ids, how)
+            .instrument(span.clone())
+            .await?;
         if let Some(counter) = counter {
             counter.fetch_add(settled.done.len() as u64, Ordering::Relaxed);
+        }
+        if !span.is_disabled() {
+            span.record("count", settled.done.len());
+            if let Some(id) = ids.first() {
+                span.record("message_id", *id);
+            }
+        }
+        if let Some(hop) = hop {
+            trace::note_settled(ids);
+            journal::record_settled(hop, self.id(), &settled.done, &caller.id);
         }
         Ok(settled)
     }
@@ -248,13 +302,34 @@ impl<K: Kind> Channel<K> {
         core.authorize(&caller, op)?;
         core.authorize(&caller, Operation::Claim)?;
         let counter = settle_counter(core, &how);
-        let (settled, claimed) = queue.settle_and_claim(&caller.id, ids, how, limit).await?;
+        let hop = settle_hop(&how);
+        let span = trace::channel_span(what_op(hop), self.id(), core.kind.as_str());
+        let (settled, claimed) = queue
+            .settle_and_claim(&caller.id, ids, how, limit)
+            .instrument(span)
+            .await?;
         if let Some(counter) = counter {
             counter.fetch_add(settled.done.len() as u64, Ordering::Relaxed);
         }
         core.counters
             .claims
             .fetch_add(claimed.len() as u64, Ordering::Relaxed);
+        // The same trace bookkeeping as a settle followed by a claim.
+        if let Some(hop) = hop {
+            trace::note_settled(ids);
+            journal::record_settled(hop, self.id(), &settled.done, &caller.id);
+        }
+        trace::note_claimed(&claimed);
+        for c in &claimed {
+            journal::record(
+                HopKind::Claim,
+                self.id(),
+                &c.message,
+                &caller.id,
+                Some(c.seq),
+                Some(c.attempt),
+            );
+        }
         Ok((settled, claimed))
     }
 
@@ -286,6 +361,16 @@ fn settle_operation(how: &Settle) -> (&'static str, Operation) {
 }
 
 /// The channel counter a settlement adds to.
+/// The hop a settle leaves in the trace journal (an extend moves nothing).
+fn settle_hop(how: &Settle) -> Option<HopKind> {
+    match how {
+        Settle::Ack => Some(HopKind::Ack),
+        Settle::Nack { .. } => Some(HopKind::Nack),
+        Settle::Reject { .. } => Some(HopKind::Reject),
+        Settle::Extend => None,
+    }
+}
+
 fn settle_counter<'c>(
     core: &'c super::core::Core,
     how: &Settle,

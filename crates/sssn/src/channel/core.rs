@@ -17,6 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ChannelInfo, ChannelKind, ChannelMessage, Payload};
 use crate::security::{Operation, Principal, Security};
 use crate::store::{ChannelSpec, ChannelStorage, ClaimQueue, Entry, Log, ReadFilter, Store};
+use crate::trace::journal::{self, HopKind};
 
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -236,6 +237,8 @@ impl Core {
         if message.sender_id.is_empty() {
             message.sender_id = sender.to_owned();
         }
+        // A write made while handling a message continues its trace (crate::trace).
+        crate::trace::stamp(&mut message);
         Ok(Some(message))
     }
 
@@ -247,6 +250,25 @@ impl Core {
         let n = messages.len() as u64;
         let entries = self.log()?.append(messages).await?;
         self.counters.writes.fetch_add(n, Ordering::Relaxed);
+        let first = entries.first();
+        let span = tracing::Span::current();
+        crate::trace::record_message(
+            &span,
+            first.map(|e| &*e.message),
+            first.map(|e| e.seq),
+            None,
+            entries.len(),
+        );
+        for e in &entries {
+            journal::record(
+                HopKind::Write,
+                self.id(),
+                &e.message,
+                &e.message.sender_id,
+                Some(e.seq),
+                None,
+            );
+        }
         if let Some(f) = &self.hooks.on_message {
             for e in &entries {
                 f(&e.message);

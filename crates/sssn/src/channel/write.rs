@@ -1,6 +1,7 @@
 //! Writes, on every kind.
 
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::kind::Kind;
 use super::{Caller, Channel};
@@ -54,6 +55,15 @@ impl<K: Kind> Channel<K> {
     /// the conversion dropped the item). All or nothing: a bad payload fails the batch, and
     /// a refused batch hands every payload back ([`Error::into_rejected_all`]).
     pub async fn write_batch(
+        &self,
+        caller: impl Caller,
+        payloads: Vec<Payload>,
+    ) -> Result<Vec<String>> {
+        let span = crate::trace::channel_span("write", self.id(), self.core.kind.as_str());
+        self.write_batch_in(caller, payloads).instrument(span).await
+    }
+
+    async fn write_batch_in(
         &self,
         caller: impl Caller,
         payloads: Vec<Payload>,

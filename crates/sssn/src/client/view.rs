@@ -207,13 +207,23 @@ impl<K: SharedReads> ChannelView<K> {
 impl<K: Claims> ChannelView<K> {
     /// Claims up to `limit` messages.
     pub async fn claim(&self, limit: usize) -> Result<Vec<Claimed>> {
-        self.endpoint.claim(&self.caller, limit).await
+        let claimed = self.endpoint.claim(&self.caller, limit).await?;
+        // A local channel notes its claims itself; a remote one is noted here, so writes
+        // made while handling them continue their traces either way (crate::trace).
+        if self.endpoint.is_remote() {
+            crate::trace::note_claimed(&claimed);
+        }
+        Ok(claimed)
     }
 
     async fn settle(&self, ids: &(impl MessageIds + ?Sized), how: Settle) -> Result<Settled> {
-        self.endpoint
-            .settle(&self.caller, &ids.message_ids(), how)
-            .await
+        let ids = ids.message_ids();
+        let finished = !matches!(how, Settle::Extend);
+        let settled = self.endpoint.settle(&self.caller, &ids, how).await?;
+        if finished && self.endpoint.is_remote() {
+            crate::trace::note_settled(&ids);
+        }
+        Ok(settled)
     }
 
     /// Acknowledges claims (ids or the claimed items).

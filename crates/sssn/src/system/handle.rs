@@ -16,6 +16,12 @@ pub(crate) struct Control {
     pub(crate) stop: CancellationToken,
     pub(crate) steps: AtomicU64,
     pub(crate) restarts: AtomicU64,
+    /// The last error of a step or hook (kept for observers, such as a console).
+    pub(crate) last_error: std::sync::Mutex<Option<String>>,
+    /// The channels the system reads and writes, from its spec (for topology views).
+    pub(crate) reads: Vec<String>,
+    /// See `reads`.
+    pub(crate) writes: Vec<String>,
 }
 
 /// A handle to one system: its state, and pause / resume / stop. Cheap to clone.
@@ -44,6 +50,25 @@ impl SystemHandle {
     /// Restarts after failures so far.
     pub fn restarts(&self) -> u64 {
         self.control.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The last error a step or hook returned (or the panic), if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.control
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Channels the system reads (its spec's `reads`).
+    pub fn reads(&self) -> &[String] {
+        &self.control.reads
+    }
+
+    /// Channels the system writes (its spec's `writes`).
+    pub fn writes(&self) -> &[String] {
+        &self.control.writes
     }
 
     /// Stops stepping (and delivering messages) until [`resume`](Self::resume).

@@ -21,6 +21,11 @@ use crate::channel::Channel;
 use crate::client::ChannelClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::network::NetworkEvent;
+use crate::trace::{
+    self,
+    journal::{self, HopKind},
+};
+use tracing::Instrument;
 
 /// Everything a runner needs, assembled by the network.
 pub(crate) struct RunnerParts {
@@ -56,13 +61,61 @@ fn panic_error(what: &str, payload: &(dyn std::any::Any + Send)) -> Error {
 
 /// One step, panics caught; counts it.
 async fn step_once(p: &mut RunnerParts) -> std::result::Result<Result<()>, Error> {
-    let r = AssertUnwindSafe(p.system.step(&mut p.ctx))
+    let span = tracing::info_span!("sssn.step", system = p.ctx.id(), step = p.ctx.step);
+    // A fresh handling context: what the step claims, its writes continue (crate::trace).
+    let step = trace::handling(None, p.system.step(&mut p.ctx)).instrument(span);
+    let r = AssertUnwindSafe(step)
         .catch_unwind()
         .await
         .map_err(|panic| panic_error("step", &*panic));
+    note_error(p, &r);
     p.ctx.step += 1;
     p.control.steps.fetch_add(1, Ordering::Relaxed);
     r
+}
+
+/// Hands one delivered message to `on_message`, panics caught, inside the message's trace.
+async fn deliver(
+    p: &mut RunnerParts,
+    channel: String,
+    entry: crate::store::Entry,
+) -> std::result::Result<Result<()>, Error> {
+    let span = trace::channel_span("deliver", &channel, entry_kind(p, &channel));
+    trace::record_message(&span, Some(&entry.message), Some(entry.seq), None, 1);
+    span.record("system", p.ctx.id());
+    journal::record(
+        HopKind::Deliver,
+        &channel,
+        &entry.message,
+        p.ctx.id(),
+        Some(entry.seq),
+        None,
+    );
+    let parent = trace::TraceContext::of(&entry.message);
+    let hook = trace::handling(parent, p.system.on_message(&mut p.ctx, &channel, entry));
+    AssertUnwindSafe(hook.instrument(span))
+        .catch_unwind()
+        .await
+        .map_err(|panic| panic_error("on_message", &*panic))
+}
+
+/// The kind of a channel this system is wired to (for span fields; remote ones are not
+/// known here).
+fn entry_kind(p: &RunnerParts, channel: &str) -> &'static str {
+    p.ctx
+        .local
+        .get(channel)
+        .map_or("remote", |c| c.kind().as_str())
+}
+
+/// Keeps the last error of a hook for whoever watches the system.
+fn note_error(p: &RunnerParts, r: &std::result::Result<Result<()>, Error>) {
+    if let Err(e) | Ok(Err(e)) = r {
+        *p.control
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+    }
 }
 
 impl Runner {
@@ -260,10 +313,9 @@ impl Runner {
                 () = p.control.stop.cancelled() => return Exit::Stopped,
                 _ = paused.changed() => continue,
                 Some((channel, entry)) = p.deliveries.recv() => {
-                    AssertUnwindSafe(p.system.on_message(&mut p.ctx, &channel, entry))
-                        .catch_unwind()
-                        .await
-                        .map_err(|panic| panic_error("on_message", &*panic))
+                    let r = deliver(p, channel, entry).await;
+                    note_error(p, &r);
+                    r
                 }
                 () = p.ctx.wake.notified() => step_once(p).await,
                 () = tokio::time::sleep_until(next_tick), if period.is_some() => {

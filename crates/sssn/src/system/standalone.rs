@@ -150,7 +150,7 @@ async fn launch<S: System>(
 ) -> Result<RunningSystem<S>> {
     let handle = SystemHandle {
         id: spec.id().to_owned(),
-        control: Arc::new(crate::network::new_control()),
+        control: Arc::new(crate::network::new_control(&spec)),
     };
     let events = broadcast::channel(64).0;
     // Nothing above the system stops it: only its handle does.
