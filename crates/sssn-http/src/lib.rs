@@ -6,7 +6,9 @@
 //!   rejection and dead letters, Server-Sent Events (`GET …/events`), stats, health,
 //!   Prometheus metrics and an OpenAPI document. See `docs/http-api.md` in the
 //!   repository for the API with curl examples.
-//! * [`RemoteChannel`] implements [`sssn::ChannelEndpoint`] over keep-alive HTTP, so a
+//! * [`RemoteChannel`] implements [`sssn::ChannelEndpoint`] over the [`stream`] transport
+//!   (the routes as frames on one WebSocket, many calls in flight) when the server offers
+//!   it, and over keep-alive HTTP otherwise, so a
 //!   [`sssn::ChannelClient`] uses a channel on another machine exactly like a local one
 //!   ([`ConnectRemote::connect_remote`]); its subscriptions follow the event stream and
 //!   resume after a dropped connection without gaps or duplicates.

@@ -34,8 +34,11 @@
 //!
 //! # Connections and errors
 //!
-//! All remote channels share one keep-alive [`reqwest::Client`] (v1 built a client per
-//! call) unless given their own. HTTP statuses come back as the [`ErrorKind`] the server's
+//! Operations go over the stream transport ([`crate::stream`]: one WebSocket per token,
+//! the routes as frames, many calls in flight at once) when the server offers it, and as
+//! one HTTP request each otherwise ([`RemoteChannel::transport`] chooses). For HTTP, all
+//! remote channels share one keep-alive [`reqwest::Client`] (v1 built a client per call)
+//! unless given their own. HTTP statuses come back as the [`ErrorKind`] the server's
 //! channel failed with (the error body names it), so code handles a remote channel's
 //! errors exactly as a local one's; unreachable servers are [`ErrorKind::Remote`], timeouts
 //! [`ErrorKind::Timeout`].
