@@ -62,8 +62,14 @@ fn ctx(m: &ChannelMessage) -> TraceContext {
     TraceContext::of(m).unwrap_or_else(|| panic!("no trace context on {m:?}"))
 }
 
+/// The tests of this file run one at a time: `tracing` caches each call site's interest
+/// process-wide, and a call site first reached on a thread without a subscriber while
+/// another thread installs its scoped one can stay disabled for that subscriber.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(start_paused = true)]
 async fn a_record_keeps_its_trace_through_a_queue_a_worker_and_a_subscriber() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let journal = journal::enable(10_000);
     let mut net = Network::new("t");
     let input = net
@@ -209,6 +215,7 @@ where
 
 #[tokio::test(start_paused = true)]
 async fn channel_operations_and_steps_are_spans_with_message_fields() {
+    let _one = ONE_AT_A_TIME.lock().await;
     use tracing_subscriber::layer::SubscriberExt;
     let spans = Spans::default();
     let _guard =

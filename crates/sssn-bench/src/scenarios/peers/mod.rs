@@ -1126,6 +1126,11 @@ mod tests {
             .spawn()
             .unwrap();
         assert!(children(std::process::id()).contains(&child.id()));
+        // Until the child has exec'd, its command line is still this test's.
+        let t = Instant::now();
+        while !cmdline(child.id()).starts_with("sleep 5") && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(cmdline(child.id()).starts_with("sleep 5"));
         child.kill().unwrap();
         child.wait().unwrap();
