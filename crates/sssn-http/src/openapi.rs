@@ -224,11 +224,25 @@ fn body_doc(body: &BodyDoc) -> Value {
     }
 }
 
+/// The names of a path's `{…}` segments, in order.
+fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+}
+
 fn operation(route: &Route, limits: &Limits) -> Value {
     let mut parameters = Vec::new();
-    if route.is_channel_route() {
-        parameters.push(json!({"name": "id", "in": "path", "required": true,
-            "description": "Channel id.", "schema": {"type": "string"}}));
+    // Every `{name}` of the path is a declared path parameter.
+    for name in path_params(route.path) {
+        let description = if route.is_channel_route() && name == "id" {
+            "Channel id."
+        } else if route.path.starts_with("/traces/") {
+            "Trace id: the 32 hex digits of a W3C trace-id."
+        } else {
+            "Named by the path."
+        };
+        parameters.push(json!({"name": name, "in": "path", "required": true,
+            "description": description, "schema": {"type": "string"}}));
     }
     parameters.extend(route.params.iter().map(|p| param_doc(p, limits)));
     let mut success = json!({"description": route.reply.description,
@@ -339,4 +353,29 @@ pub fn document(limits: &Limits) -> Value {
         },
         "security": [{"bearer": []}]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// schemathesis refuses a document whose path names a parameter it does not declare
+    /// (`GET /traces/{id}` once did).
+    #[test]
+    fn every_path_parameter_is_declared() {
+        let doc = document(&Limits::default());
+        for route in ROUTES {
+            let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
+            let declared: Vec<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            let named: Vec<&str> = path_params(route.path).collect();
+            assert_eq!(declared, named, "{} {}", route.method, route.path);
+        }
+        assert!(ROUTES.iter().any(|r| r.path == "/traces/{id}"));
+    }
 }
