@@ -249,19 +249,32 @@ impl<K: Kind> Channel<K> {
             first.map(|c| c.attempt),
             claimed.len(),
         );
-        // What this task now handles: its writes continue these messages' traces.
-        trace::note_claimed(&claimed);
-        for c in &claimed {
+        self.note_claims(&claimed, &caller.id);
+        Ok(claimed)
+    }
+
+    /// Trace bookkeeping of a claim: this task now handles these messages (its writes
+    /// continue their traces), and the journal records the hops.
+    fn note_claims(&self, claimed: &[Claimed], caller: &str) {
+        trace::note_claimed(claimed);
+        for c in claimed {
             journal::record(
                 HopKind::Claim,
                 self.id(),
                 &c.message,
-                &caller.id,
+                caller,
                 Some(c.seq),
                 Some(c.attempt),
             );
         }
-        Ok(claimed)
+    }
+
+    /// Trace bookkeeping of a settle (none for an extend, which moves nothing).
+    fn note_settles(&self, hop: Option<HopKind>, ids: &[&str], settled: &Settled, caller: &str) {
+        if let Some(hop) = hop {
+            trace::note_settled(ids);
+            journal::record_settled(hop, self.id(), &settled.done, caller);
+        }
     }
 
     /// Settles claims `how`: the one path of ack, nack, reject and extend.
@@ -292,10 +305,7 @@ impl<K: Kind> Channel<K> {
                 span.record("message_id", *id);
             }
         }
-        if let Some(hop) = hop {
-            trace::note_settled(ids);
-            journal::record_settled(hop, self.id(), &settled.done, &caller.id);
-        }
+        self.note_settles(hop, ids, &settled, &caller.id);
         Ok(settled)
     }
 
@@ -326,22 +336,8 @@ impl<K: Kind> Channel<K> {
         core.counters
             .claims
             .fetch_add(claimed.len() as u64, Ordering::Relaxed);
-        // The same trace bookkeeping as a settle followed by a claim.
-        if let Some(hop) = hop {
-            trace::note_settled(ids);
-            journal::record_settled(hop, self.id(), &settled.done, &caller.id);
-        }
-        trace::note_claimed(&claimed);
-        for c in &claimed {
-            journal::record(
-                HopKind::Claim,
-                self.id(),
-                &c.message,
-                &caller.id,
-                Some(c.seq),
-                Some(c.attempt),
-            );
-        }
+        self.note_settles(hop, ids, &settled, &caller.id);
+        self.note_claims(&claimed, &caller.id);
         Ok((settled, claimed))
     }
 
