@@ -31,9 +31,9 @@ use sssn::channel::ReadOptions;
 use sssn::security::{JwtSecurity, Principal, Role, Security};
 use sssn::store::History;
 use sssn::{ChannelEndpoint, ChannelMessage, Content, Payload, Settle};
-use sssn_http::RemoteChannel;
 use sssn_http::api::{self, ChannelOp, CliArg, CliCommand, CliValue, Route};
 use sssn_http::wire::{self, PayloadKind};
+use sssn_http::{RemoteChannel, Transport};
 
 use crate::config::{Config, parse_duration};
 
@@ -405,7 +405,8 @@ fn param_arg(p: api::Param) -> CliArg {
 async fn run_client(op: ChannelOp, m: &ArgMatches) -> anyhow::Result<()> {
     let url = m.get_one::<String>("url").cloned().unwrap_or_default();
     let token = m.get_one::<String>("token").cloned().unwrap_or_default();
-    let channel = RemoteChannel::connect(&url, Some(&token))?;
+    // One operation per process: a plain request costs less than a stream's upgrade.
+    let channel = RemoteChannel::connect(&url, Some(&token))?.transport(Transport::Http);
     let settle = |how: Settle| {
         let channel = channel.clone();
         let ids = ids(m);
@@ -742,29 +743,32 @@ fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
 }
 
 /// Logs to stderr (`RUST_LOG`, else `default_level`). With the `otlp` feature and
-/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans also go to that OTLP collector; the guard
-/// returned sends the last ones at exit.
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans also go to that OTLP collector, the channel
+/// operations' spans included (they are DEBUG, below the log's usual level, so the
+/// exporter has its own filter); the guard returned sends the last ones at exit.
 fn init_logging(default_level: &str) -> Box<dyn std::any::Any> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    use tracing_subscriber::{EnvFilter, Layer};
+    let directives = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| default_level.to_owned());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(EnvFilter::new(&directives));
     #[cfg(feature = "otlp")]
     {
         let (otlp, guard) = sssn_http::otlp::from_env("sssn").unzip();
-        tracing_subscriber::registry()
-            .with(filter)
-            .with(fmt)
-            .with(otlp)
-            .init();
+        let export = format!("{directives},{}=debug", sssn::trace::CHANNEL_SPAN_TARGET);
+        let otlp = otlp.map(|layer| layer.with_filter(EnvFilter::new(export)));
+        tracing_subscriber::registry().with(fmt).with(otlp).init();
         Box::new(guard)
     }
     #[cfg(not(feature = "otlp"))]
     {
-        tracing_subscriber::registry().with(filter).with(fmt).init();
+        tracing_subscriber::registry().with(fmt).init();
         Box::new(())
     }
 }

@@ -6,26 +6,48 @@
 //! by the full id.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use super::Seq;
 
 #[derive(Default)]
 pub(crate) struct IdIndex {
-    by_hash: HashMap<u64, Seq>,
+    /// Seeded per index, so nobody can choose ids that collide (or crowd one bucket).
+    seed: foldhash::fast::RandomState,
+    /// Keyed by a hash already: the map uses it as it is instead of hashing it again.
+    by_hash: HashMap<u64, Seq, BuildHasherDefault<AsIs>>,
     spill: HashMap<Box<str>, Seq>,
 }
 
-fn hash(id: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
+/// A hasher for keys that are hashes already: the key is its own hash.
+#[derive(Default)]
+struct AsIs(u64);
+
+impl Hasher for AsIs {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys come here; fold anything else rather than fail.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl IdIndex {
+    fn hash(&self, id: &str) -> u64 {
+        self.seed.hash_one(id)
+    }
+
     /// The sequence of `id`; `id_at` gives the id stored at a sequence.
     pub(crate) fn get<'a>(&self, id: &str, id_at: impl Fn(Seq) -> Option<&'a str>) -> Option<Seq> {
-        if let Some(&seq) = self.by_hash.get(&hash(id))
+        if let Some(&seq) = self.by_hash.get(&self.hash(id))
             && id_at(seq) == Some(id)
         {
             return Some(seq);
@@ -39,7 +61,7 @@ impl IdIndex {
         seq: Seq,
         id_at: impl Fn(Seq) -> Option<&'a str>,
     ) {
-        let h = hash(id);
+        let h = self.hash(id);
         match self.by_hash.get(&h) {
             Some(&other) if id_at(other).is_some_and(|o| o != id) => {
                 self.spill.insert(id.into(), seq);
@@ -51,7 +73,7 @@ impl IdIndex {
     }
 
     pub(crate) fn remove(&mut self, id: &str, seq: Seq) {
-        let h = hash(id);
+        let h = self.hash(id);
         if self.by_hash.get(&h) == Some(&seq) {
             self.by_hash.remove(&h);
         } else {
@@ -77,7 +99,7 @@ mod tests {
         let id_at = |seq: Seq| ids.get(seq as usize - 1).copied();
         let mut index = IdIndex::default();
         index.insert("a", 1, id_at);
-        index.by_hash.insert(hash("b"), 1); // simulate b's hash colliding with a's entry
+        index.by_hash.insert(index.hash("b"), 1); // simulate b's hash colliding with a's entry
         index.insert("b", 2, id_at);
         assert_eq!(index.get("a", id_at), Some(1));
         assert_eq!(

@@ -211,10 +211,17 @@ impl TraceContext {
     }
 }
 
+/// The target of the channel operations' spans: enable it (`RUST_LOG=sssn::channel=debug`)
+/// to see them; an OpenTelemetry exporter usually enables it for itself alone.
+pub const CHANNEL_SPAN_TARGET: &str = "sssn::channel";
+
 /// The `tracing` span of one channel operation (`op`: write, claim, ack, …), with the
-/// message fields left empty for [`record_message`]. Cheap when no subscriber listens.
+/// message fields left empty for [`record_message`]. At DEBUG level: one span per
+/// operation is too many for an INFO log (it halved a work queue's throughput under an
+/// INFO subscriber), and an exporter that wants them enables [`CHANNEL_SPAN_TARGET`].
 pub(crate) fn channel_span(op: &'static str, channel: &str, kind: &'static str) -> tracing::Span {
-    tracing::info_span!(
+    tracing::debug_span!(
+        target: "sssn::channel",
         "sssn.channel",
         op,
         channel,
