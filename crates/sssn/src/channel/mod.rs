@@ -52,6 +52,7 @@ mod builder;
 mod claim;
 mod core;
 mod history;
+mod hook_calls;
 mod hooks;
 pub mod kind;
 mod lifecycle;
@@ -80,7 +81,10 @@ pub use broadcast::BroadcastChannel;
 pub use builder::{ChannelBuilder, validate_id};
 pub use claim::MessageIds;
 pub use discovery::{ChannelRegistration, DiscoveryChannel, SystemRegistration};
-pub use hooks::{ConvertFn, ErrorFn, MessageFn, default_convert};
+pub use hooks::{
+    AsyncConvertFn, BeforeStoreFn, ChannelHooks, ConvertFn, ErrorFn, MessageFn, ProcessReport,
+    default_convert,
+};
 pub use kind::{Any, Kind};
 pub use mailbox::MailboxChannel;
 pub use passthrough::PassthroughChannel;
@@ -205,6 +209,7 @@ impl<K: Kind> Channel<K> {
         let raw = (b.kind == ChannelKind::Periodic).then(|| {
             RawBuffer::new(
                 b.max_raw_buffer_size.unwrap_or(builder::DEFAULT_RAW_BUFFER),
+                b.max_workers.unwrap_or(builder::DEFAULT_MAX_WORKERS),
                 source,
             )
         });
@@ -267,9 +272,13 @@ impl<K: Kind> Channel<K> {
         self.state() == ChannelState::Running
     }
 
-    /// Whether the channel has a pull loop (periodic channels with a source).
+    /// Whether the channel has a pull loop: periodic channels with a source, or with
+    /// [`ChannelHooks`] (whose `on_pull` and `on_process` the loop calls).
     pub fn has_loop(&self) -> bool {
-        self.core.raw.as_ref().is_some_and(RawBuffer::has_source)
+        self.core
+            .raw
+            .as_ref()
+            .is_some_and(|raw| raw.has_source() || self.core.hooks.has_object())
     }
 
     /// Replaces the security policy; takes effect on the next operation.
