@@ -40,8 +40,9 @@
 //! run time with [`ErrorKind::UnsupportedOperation`](crate::ErrorKind::UnsupportedOperation).
 //!
 //! Data flows: a write is authorised, converted into a message (the `convert` hook),
-//! appended to the store, then observed by `on_message` and pushed to subscribers through
-//! the store's feed. Claims are settled through the store's claim queue, whose decisions
+//! filtered or changed by `before_store`, appended to the store, then observed by
+//! `on_message` and pushed to subscribers through the store's feed (hooks:
+//! [`ChannelHooks`]). Claims are settled through the store's claim queue, whose decisions
 //! (requeue or dead-letter, fencing) come from [`ClaimPolicy`](crate::policy::ClaimPolicy).
 //! A channel opens its store when it is first started, and runs background maintenance
 //! (retention, lease reclaim, discovery TTL) while it runs.
