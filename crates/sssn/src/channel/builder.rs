@@ -414,6 +414,14 @@ mod tests {
             err.message(),
             "channel 'b': max_deliveries, period does not apply to a broadcast channel"
         );
+        let err = ChannelBuilder::new(ChannelKind::Passthrough, "p")
+            .max_workers(4)
+            .try_build()
+            .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "channel 'p': max_workers does not apply to a passthrough channel"
+        );
         let ok = ChannelBuilder::new(ChannelKind::WorkQueue, "q")
             .max_deliveries(3)
             .try_build()
