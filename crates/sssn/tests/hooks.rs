@@ -694,3 +694,35 @@ async fn the_sender_check_comes_before_any_hook() {
     assert_eq!(err.kind(), ErrorKind::PermissionDenied);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_observer_is_cut_off_and_the_write_stands() {
+    struct Hangs(Mutex<Vec<(String, String, ErrorKind)>>);
+    #[async_trait::async_trait]
+    impl ChannelHooks for Hangs {
+        async fn on_message(&self, _: &ChannelMessage) -> Result<()> {
+            std::future::pending().await
+        }
+        fn on_error(&self, channel: &str, phase: &str, error: &Error) {
+            let seen = (channel.to_owned(), phase.to_owned(), error.kind());
+            self.0.lock().unwrap().push(seen);
+        }
+    }
+    let hooks = Arc::new(Hangs(Mutex::new(Vec::new())));
+    let ch = PassthroughChannel::new("o")
+        .hooks(hooks.clone())
+        .hook_timeout(Duration::from_secs(2))
+        .build();
+    ch.start().await.unwrap();
+    let began = Instant::now();
+    let id = ch
+        .write("w", &1)
+        .await
+        .expect("stored before the observer ran");
+    assert_eq!(began.elapsed(), Duration::from_secs(2));
+    assert_eq!(ch.read("r", 1).await.unwrap()[0].id, id);
+    assert_eq!(
+        *hooks.0.lock().unwrap(),
+        [("o".to_owned(), "on_message".to_owned(), ErrorKind::Timeout)]
+    );
+}
