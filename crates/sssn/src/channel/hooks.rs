@@ -168,7 +168,8 @@ pub trait ChannelHooks: Send + Sync + 'static {
     }
 
     /// Periodic channels: a processing pass of the raw buffer ended (each cycle, and each
-    /// batch of a drain). Default: nothing.
+    /// batch of a drain). With [`on_pull`](Self::on_pull), which runs just before the
+    /// cycle's pass, it brackets the conversion of the buffer. Default: nothing.
     async fn on_process(&self, channel: &Channel, report: &ProcessReport) -> Result<()> {
         let _ = (channel, report);
         Ok(())
