@@ -28,7 +28,7 @@ impl<K: Kind> Channel<K> {
         core.open_storage().await?;
         core.state.store(1, Ordering::Release);
         if let Err(e) = core.hooks.on_start(&self.erased()).await {
-            core.state.store(before as u8, Ordering::Release);
+            core.state.store(before.to_u8(), Ordering::Release);
             return Err(e);
         }
         let cancel = CancellationToken::new();

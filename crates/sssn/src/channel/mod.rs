@@ -143,6 +143,16 @@ pub enum ChannelState {
 }
 
 impl ChannelState {
+    /// The value `Core::state` holds for this state (the inverse of `from_u8`).
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            Self::Created => 0,
+            Self::Running => 1,
+            Self::Draining => 2,
+            Self::Stopped => 3,
+        }
+    }
+
     fn from_u8(v: u8) -> Self {
         match v {
             0 => Self::Created,
