@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Channel;
-use super::hooks::{ConvertFn, ErrorFn, Hooks, MessageFn};
+use super::hook_calls::Hooks;
+use super::hooks::{BeforeStoreFn, ChannelHooks, ConvertFn, ErrorFn, MessageFn, async_convert};
 use super::kind::{Any, Claims, Kind, PullLoop, Registry, Typed};
 use super::periodic::Source;
 use crate::error::{Error, ErrorKind, Result};
@@ -22,6 +23,8 @@ use crate::store::{ChannelSpec, IntoStore, Store};
 pub(crate) const DEFAULT_PERIOD: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_RAW_BUFFER: usize = 10_000;
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// v1's `max_workers` default: conversions one processing pass runs at once.
+pub(crate) const DEFAULT_MAX_WORKERS: usize = 10;
 
 /// Options of a channel of kind `K`. Start from a kind (`WorkQueueChannel::new("jobs")`,
 /// …), chain options, then [`build`](ChannelBuilder::build).
@@ -38,6 +41,7 @@ pub struct ChannelBuilder<K: Kind = Any> {
     pub(crate) retention_max_count: Option<usize>,
     pub(crate) maintenance_interval: Duration,
     pub(crate) max_raw_buffer_size: Option<usize>,
+    pub(crate) max_workers: Option<usize>,
     pub(crate) subscriber_capacity: usize,
     pub(crate) registration_ttl: Option<Duration>,
     pub(crate) store: Option<Arc<dyn Store>>,
@@ -79,6 +83,7 @@ impl<K: Kind> ChannelBuilder<K> {
             retention_max_count: None,
             maintenance_interval: Duration::from_secs(60),
             max_raw_buffer_size: None,
+            max_workers: None,
             subscriber_capacity: 1024,
             registration_ttl: None,
             store: None,
@@ -160,13 +165,55 @@ impl<K: Kind> ChannelBuilder<K> {
         self
     }
 
-    /// Converts raw writes into messages. Returning `Ok(None)` drops the item.
+    /// The channel's [`ChannelHooks`] (conversion, filtering before the store, life-cycle
+    /// hooks). Pass an `Arc` to keep a handle on the object. A closure set with
+    /// [`convert`](Self::convert), [`convert_async`](Self::convert_async),
+    /// [`before_store`](Self::before_store), [`on_message`](Self::on_message) or
+    /// [`on_error`](Self::on_error) takes the place of the object's hook of that name.
+    #[must_use]
+    pub fn hooks(mut self, hooks: impl ChannelHooks) -> Self {
+        self.hooks.object = Some(Arc::new(hooks));
+        self
+    }
+
+    /// Converts raw writes into messages, synchronously. Returning `Ok(None)` drops the
+    /// item (the write returns `""`). A panic is caught and fails that write with
+    /// [`ErrorKind::Internal`]; being synchronous, it cannot be timed out, so anything
+    /// that waits belongs in [`convert_async`](Self::convert_async). Replaces an earlier
+    /// `convert_async`.
     #[must_use]
     pub fn convert(
         mut self,
         f: impl Fn(&str, Payload) -> Result<Option<ChannelMessage>> + Send + Sync + 'static,
     ) -> Self {
         self.hooks.convert = Some(Arc::new(f) as ConvertFn);
+        self.hooks.convert_async = None;
+        self
+    }
+
+    /// Converts raw writes into messages with a future (sender id, payload), bounded by
+    /// [`hook_timeout`](Self::hook_timeout). Returning `Ok(None)` drops the item.
+    /// Replaces an earlier `convert`.
+    #[must_use]
+    pub fn convert_async<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(String, Payload) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Option<ChannelMessage>>> + Send + 'static,
+    {
+        self.hooks.convert_async = Some(async_convert(f));
+        self.hooks.convert = None;
+        self
+    }
+
+    /// Filters (`Ok(None)`: the write returns `""`) or changes each converted message
+    /// before it is stored. Synchronous; an async one is
+    /// [`ChannelHooks::before_store`].
+    #[must_use]
+    pub fn before_store(
+        mut self,
+        f: impl Fn(ChannelMessage) -> Result<Option<ChannelMessage>> + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.before_store = Some(Arc::new(f) as BeforeStoreFn);
         self
     }
 
@@ -177,10 +224,20 @@ impl<K: Kind> ChannelBuilder<K> {
         self
     }
 
-    /// Called when a background phase (`pull`, `process`, `maintain`, `subscriber`) fails.
+    /// Called when a background phase (`pull`, `process`, `maintain`, `subscriber`, …) or
+    /// a hook fails (the phases are listed at [`ChannelHooks::on_error`]).
     #[must_use]
     pub fn on_error(mut self, f: impl Fn(&str, &Error) + Send + Sync + 'static) -> Self {
         self.hooks.on_error = Some(Arc::new(f) as ErrorFn);
+        self
+    }
+
+    /// How long one call of an async hook may run (default 10 s). Past it the call is
+    /// abandoned: a writer gets [`ErrorKind::Timeout`], a background phase reports it to
+    /// `on_error` and goes on.
+    #[must_use]
+    pub fn hook_timeout(mut self, timeout: Duration) -> Self {
+        self.hooks.timeout = timeout;
         self
     }
 
@@ -227,6 +284,9 @@ impl<K: Kind> ChannelBuilder<K> {
             }
             if self.source.is_some() {
                 out.push("source");
+            }
+            if self.max_workers.is_some() {
+                out.push("max_workers");
             }
         }
         if self.kind != ChannelKind::Discovery && self.registration_ttl.is_some() {
@@ -301,6 +361,15 @@ impl<K: PullLoop> ChannelBuilder<K> {
         self
     }
 
+    /// Conversions one processing pass runs at once (v1's `max_workers`, default 10).
+    /// Messages are stored in the order the items were buffered whatever order the
+    /// conversions end in.
+    #[must_use]
+    pub fn max_workers(mut self, workers: usize) -> Self {
+        self.max_workers = Some(workers.max(1));
+        self
+    }
+
     /// Where the pull loop fetches raw items each period.
     #[must_use]
     pub fn source(mut self, source: impl Source) -> Self {
@@ -344,6 +413,14 @@ mod tests {
         assert_eq!(
             err.message(),
             "channel 'b': max_deliveries, period does not apply to a broadcast channel"
+        );
+        let err = ChannelBuilder::new(ChannelKind::Passthrough, "p")
+            .max_workers(4)
+            .try_build()
+            .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "channel 'p': max_workers does not apply to a passthrough channel"
         );
         let ok = ChannelBuilder::new(ChannelKind::WorkQueue, "q")
             .max_deliveries(3)

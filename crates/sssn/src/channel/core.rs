@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ChannelState;
-use super::hooks::Hooks;
+use super::hook_calls::Hooks;
 use super::periodic::RawBuffer;
 use super::subscription::SubscriberState;
 use crate::error::{Error, ErrorKind, Result};
@@ -226,16 +226,36 @@ impl Core {
         }
     }
 
-    /// Converts a payload into the message to store, enforcing the sender.
-    pub(crate) fn prepare(&self, sender: &str, payload: Payload) -> Result<Option<ChannelMessage>> {
+    /// Converts a payload into the message to store (`convert`, then `before_store`),
+    /// enforcing the sender. `report`: a hook's panic or timeout also goes to `on_error`
+    /// (a writer's call; the periodic loop reports every failure itself).
+    pub(crate) async fn prepare(
+        &self,
+        sender: &str,
+        payload: Payload,
+        report: bool,
+    ) -> Result<Option<ChannelMessage>> {
         self.check_sender(sender, &payload)?;
-        let Some(mut message) = self.hooks.convert(sender, payload)? else {
+        let Some(mut message) = self
+            .hooks
+            .convert(self.id(), sender, payload, report)
+            .await?
+        else {
             return Ok(None);
         };
-        message.validate()?;
         if message.sender_id.is_empty() {
             message.sender_id = sender.to_owned();
         }
+        if !self.hooks.plain_writes() {
+            let Some(changed) = self.hooks.before_store(self.id(), message, report).await? else {
+                return Ok(None);
+            };
+            message = changed;
+            if message.sender_id.is_empty() {
+                message.sender_id = sender.to_owned();
+            }
+        }
+        message.validate()?;
         // A write made while handling a message continues its trace (crate::trace).
         crate::trace::stamp(&mut message);
         Ok(Some(message))
@@ -268,9 +288,9 @@ impl Core {
                 None,
             );
         }
-        if let Some(f) = &self.hooks.on_message {
+        if self.hooks.observes_messages() {
             for e in &entries {
-                f(&e.message);
+                self.hooks.on_message(self.id(), &e.message).await;
             }
         }
         self.trim_as_written(entries.len()).await;

@@ -13,19 +13,27 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::message::ChannelKind;
 
 impl<K: Kind> Channel<K> {
-    /// Opens the store (the first time), starts accepting writes and starts the background
-    /// loops (maintenance on every kind; the pull loop on periodic channels). Idempotent.
+    /// Opens the store (the first time), starts accepting writes, calls the `on_start`
+    /// hook and starts the background loops (maintenance on every kind; the pull loop on
+    /// periodic channels). Idempotent: a running channel is left as it is, and `on_start`
+    /// runs once per start. When `on_start` fails, `start` fails with its error and the
+    /// channel is back in its former state (not accepting writes, no loops).
     pub async fn start(&self) -> Result<()> {
         let core = &self.core;
         let _guard = core.lifecycle.lock().await;
-        if self.state() == ChannelState::Running {
+        let before = self.state();
+        if before == ChannelState::Running {
             return Ok(());
         }
         core.open_storage().await?;
+        core.state.store(1, Ordering::Release);
+        if let Err(e) = core.hooks.on_start(&self.erased()).await {
+            core.state.store(before.to_u8(), Ordering::Release);
+            return Err(e);
+        }
         let cancel = CancellationToken::new();
         *lock(&core.cancel) = cancel.clone();
         core.tasks.reopen();
-        core.state.store(1, Ordering::Release);
         let this = self.erased();
         let token = cancel.clone();
         core.tasks
@@ -87,9 +95,15 @@ impl<K: Kind> Channel<K> {
         self.core.tasks.wait().await;
     }
 
+    /// Stops: refuses writes, ends the loops, then `on_stop` (once per start; never
+    /// while a loop could still run a cycle).
     async fn shutdown(&self) {
+        let was_live = matches!(self.state(), ChannelState::Running | ChannelState::Draining);
         self.core.state.store(3, Ordering::Release);
         self.stop_tasks().await;
+        if was_live {
+            self.core.hooks.on_stop(&self.erased()).await;
+        }
         if let Some(raw) = &self.core.raw {
             let left = raw.len();
             if left > 0 {
@@ -104,8 +118,16 @@ impl<K: Kind> Channel<K> {
         }
     }
 
-    /// One maintenance pass: retention, lease reclaim, discovery TTL expiry.
+    /// One maintenance pass: retention, lease reclaim, discovery TTL expiry, then the
+    /// `on_maintain` hook (which runs even when the default pass failed). Returns the
+    /// default pass's error, else the hook's (which `on_error` hears of too).
     pub async fn maintain(&self) -> Result<()> {
+        let default = self.maintain_default().await;
+        let hook = self.core.hooks.on_maintain(&self.erased()).await;
+        default.and(hook)
+    }
+
+    async fn maintain_default(&self) -> Result<()> {
         let core = &self.core;
         let storage = core.storage()?;
         let (max_age, max_count) = (core.retention.max_age(), core.retention.max_count());
@@ -131,9 +153,11 @@ impl<K: Kind> Channel<K> {
                 () = cancel.cancelled() => return,
                 _ = interval.tick() => {}
             }
-            if let Err(e) = self.maintain().await {
+            // Failures go to `on_error`; maintenance goes on (v1 defect D25).
+            if let Err(e) = self.maintain_default().await {
                 self.core.error_hook("maintain", &e);
             }
+            let _ = self.core.hooks.on_maintain(&self.erased()).await;
         }
     }
 }

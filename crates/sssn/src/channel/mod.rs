@@ -40,8 +40,9 @@
 //! run time with [`ErrorKind::UnsupportedOperation`](crate::ErrorKind::UnsupportedOperation).
 //!
 //! Data flows: a write is authorised, converted into a message (the `convert` hook),
-//! appended to the store, then observed by `on_message` and pushed to subscribers through
-//! the store's feed. Claims are settled through the store's claim queue, whose decisions
+//! filtered or changed by `before_store`, appended to the store, then observed by
+//! `on_message` and pushed to subscribers through the store's feed (hooks:
+//! [`ChannelHooks`]). Claims are settled through the store's claim queue, whose decisions
 //! (requeue or dead-letter, fencing) come from [`ClaimPolicy`](crate::policy::ClaimPolicy).
 //! A channel opens its store when it is first started, and runs background maintenance
 //! (retention, lease reclaim, discovery TTL) while it runs.
@@ -52,6 +53,7 @@ mod builder;
 mod claim;
 mod core;
 mod history;
+mod hook_calls;
 mod hooks;
 pub mod kind;
 mod lifecycle;
@@ -80,7 +82,10 @@ pub use broadcast::BroadcastChannel;
 pub use builder::{ChannelBuilder, validate_id};
 pub use claim::MessageIds;
 pub use discovery::{ChannelRegistration, DiscoveryChannel, SystemRegistration};
-pub use hooks::{ConvertFn, ErrorFn, MessageFn, default_convert};
+pub use hooks::{
+    AsyncConvertFn, BeforeStoreFn, ChannelHooks, ConvertFn, ErrorFn, MessageFn, ProcessReport,
+    default_convert,
+};
 pub use kind::{Any, Kind};
 pub use mailbox::MailboxChannel;
 pub use passthrough::PassthroughChannel;
@@ -138,6 +143,16 @@ pub enum ChannelState {
 }
 
 impl ChannelState {
+    /// The value `Core::state` holds for this state (the inverse of `from_u8`).
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            Self::Created => 0,
+            Self::Running => 1,
+            Self::Draining => 2,
+            Self::Stopped => 3,
+        }
+    }
+
     fn from_u8(v: u8) -> Self {
         match v {
             0 => Self::Created,
@@ -205,6 +220,7 @@ impl<K: Kind> Channel<K> {
         let raw = (b.kind == ChannelKind::Periodic).then(|| {
             RawBuffer::new(
                 b.max_raw_buffer_size.unwrap_or(builder::DEFAULT_RAW_BUFFER),
+                b.max_workers.unwrap_or(builder::DEFAULT_MAX_WORKERS),
                 source,
             )
         });
@@ -267,9 +283,13 @@ impl<K: Kind> Channel<K> {
         self.state() == ChannelState::Running
     }
 
-    /// Whether the channel has a pull loop (periodic channels with a source).
+    /// Whether the channel has a pull loop: periodic channels with a source, or with
+    /// [`ChannelHooks`] (whose `on_pull` and `on_process` the loop calls).
     pub fn has_loop(&self) -> bool {
-        self.core.raw.as_ref().is_some_and(RawBuffer::has_source)
+        self.core
+            .raw
+            .as_ref()
+            .is_some_and(|raw| raw.has_source() || self.core.hooks.has_object())
     }
 
     /// Replaces the security policy; takes effect on the next operation.

@@ -6,7 +6,10 @@
 //! buffer holds `max_raw_buffer_size` items, writes are refused with
 //! [`ErrorKind::Backpressure`](crate::ErrorKind::Backpressure) and the data is handed back.
 //! A failing pull or conversion is reported to `on_error` and the loop goes on (v1's loop
-//! died silently, defect D25).
+//! died silently, defect D25). Up to `max_workers` conversions run at once; the messages
+//! are stored in buffer order. With [`ChannelHooks`](super::ChannelHooks), each cycle also
+//! calls `on_pull` (after the source's pull) and `on_process` (after the processing), and
+//! the loop runs even without a source.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -18,6 +21,7 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
+use super::hooks::ProcessReport;
 use super::kind::kind;
 use super::{Channel, ChannelBuilder};
 use crate::error::{Error, ErrorKind, Result};
@@ -107,6 +111,8 @@ const PROCESSING_LEASE: Duration = Duration::from_secs(10);
 /// converted message takes its buffered item's id.
 pub(crate) struct RawBuffer {
     max: usize,
+    /// Conversions one pass runs at once.
+    workers: usize,
     source: tokio::sync::Mutex<Option<Box<dyn Source>>>,
     has_source: bool,
     queue: OnceLock<ChannelStorage>,
@@ -117,9 +123,10 @@ pub(crate) struct RawBuffer {
 }
 
 impl RawBuffer {
-    pub(crate) fn new(max: usize, source: Option<Box<dyn Source>>) -> Self {
+    pub(crate) fn new(max: usize, workers: usize, source: Option<Box<dyn Source>>) -> Self {
         Self {
             max,
+            workers,
             has_source: source.is_some(),
             source: tokio::sync::Mutex::new(source),
             queue: OnceLock::new(),
@@ -242,12 +249,13 @@ fn decode(item: &ChannelMessage) -> Result<Payload> {
 }
 
 impl Channel {
-    /// One pull: fetch from the source into the raw buffer.
-    async fn pull_once(&self) {
-        let Some(raw) = &self.core.raw else { return };
+    /// One pull: fetch from the source into the raw buffer. Returns how many items it
+    /// buffered.
+    async fn pull_once(&self) -> usize {
+        let Some(raw) = &self.core.raw else { return 0 };
         let mut source = raw.source.lock().await;
         let Some(source) = source.as_mut() else {
-            return;
+            return 0;
         };
         let pulled = AssertUnwindSafe(source.pull())
             .catch_unwind()
@@ -259,13 +267,18 @@ impl Channel {
                 ))
             });
         match pulled {
-            Ok(items) if !items.is_empty() => {
-                if let Err(e) = raw.push(self.id(), self.id(), items).await {
+            Ok(items) if !items.is_empty() => match raw.push(self.id(), self.id(), items).await {
+                Ok(ids) => ids.len(),
+                Err(e) => {
                     self.core.error_hook("pull", &e);
+                    0
                 }
+            },
+            Ok(_) => 0,
+            Err(e) => {
+                self.core.error_hook("pull", &e);
+                0
             }
-            Ok(_) => {}
-            Err(e) => self.core.error_hook("pull", &e),
         }
     }
 
@@ -275,38 +288,62 @@ impl Channel {
     pub(crate) async fn process_buffer(&self) {
         let Some(raw) = &self.core.raw else { return };
         let _one = raw.processing.lock().await;
-        if let Err(e) = self.process_batch(raw).await {
-            self.core.error_hook("process", &e);
+        match self.process_batch(raw).await {
+            Ok(report) => self.core.hooks.on_process(self, &report).await,
+            Err(e) => self.core.error_hook("process", &e),
         }
     }
 
-    async fn process_batch(&self, raw: &RawBuffer) -> Result<()> {
+    /// Converts one buffered item (`convert`, then `before_store`).
+    async fn convert_item(&self, item: &ChannelMessage) -> Result<Option<ChannelMessage>> {
+        let payload = decode(item)?;
+        let direct = matches!(payload, Payload::Message(_));
+        let converted = self.core.prepare(&item.sender_id, payload, false).await?;
+        Ok(converted.map(|mut m| {
+            // The item's id: what the writer was given, and what makes a conversion
+            // repeated after a crash an idempotent append.
+            if !direct {
+                m.id.clone_from(&item.id);
+            }
+            m
+        }))
+    }
+
+    async fn process_batch(&self, raw: &RawBuffer) -> Result<ProcessReport> {
+        use futures::StreamExt;
         let core = &self.core;
         let queue = raw.claims()?;
         let taken = queue.claim(PROCESSOR, raw.max).await?;
+        let mut report = ProcessReport {
+            taken: taken.len(),
+            ..ProcessReport::default()
+        };
         if taken.is_empty() {
-            return Ok(());
+            return Ok(report);
         }
+        // Up to `workers` conversions at once; `buffered` yields them in buffer order.
+        // (The futures are made first: a closure in the stream would not be `Send` for
+        // every lifetime, which the spawned loop needs.)
+        let conversions: Vec<_> = taken
+            .iter()
+            .map(|item| self.convert_item(&item.message))
+            .collect();
+        let converted: Vec<_> = futures::stream::iter(conversions)
+            .buffered(raw.workers)
+            .collect()
+            .await;
         let mut messages = Vec::with_capacity(taken.len());
-        for item in &taken {
-            let converted = decode(&item.message).and_then(|payload| {
-                let direct = matches!(payload, Payload::Message(_));
-                let sender = &item.message.sender_id;
-                Ok(core.prepare(sender, payload)?.map(|mut m| {
-                    // The item's id: what the writer was given, and what makes a
-                    // conversion repeated after a crash an idempotent append.
-                    if !direct {
-                        m.id.clone_from(&item.message.id);
-                    }
-                    m
-                }))
-            });
-            match converted {
+        for c in converted {
+            match c {
                 Ok(Some(m)) => messages.push(m),
-                Ok(None) => {}
-                Err(e) => core.error_hook("process", &e),
+                Ok(None) => report.dropped += 1,
+                Err(e) => {
+                    report.failed += 1;
+                    core.error_hook("process", &e);
+                }
             }
         }
+        report.stored = messages.len();
         let ids: Vec<&str> = taken.iter().map(|c| c.message.id.as_str()).collect();
         if let Err(e) = core.append(messages).await {
             let _ = queue
@@ -316,10 +353,11 @@ impl Channel {
         }
         let settled = queue.settle(PROCESSOR, &ids, Settle::Ack).await?;
         raw.pending.fetch_sub(settled.done.len(), Ordering::AcqRel);
-        Ok(())
+        Ok(report)
     }
 
-    /// The pull loop: pull, process, wait for the next period (drift-compensated).
+    /// The pull loop: pull (then `on_pull`), process (then `on_process`), wait for the
+    /// next period (drift-compensated).
     pub(crate) async fn pull_loop(self, cancel: CancellationToken) {
         let period = std::time::Duration::from_secs_f64(self.core.info.period.max(0.001));
         let mut interval = tokio::time::interval(period);
@@ -333,7 +371,10 @@ impl Channel {
             // from the buffer are always stored.
             tokio::select! {
                 () = cancel.cancelled() => return,
-                () = self.pull_once() => {}
+                () = async {
+                    let pulled = self.pull_once().await;
+                    self.core.hooks.on_pull(&self, pulled).await;
+                } => {}
             }
             // User conversion code runs here: a panic must not end the loop (v1 defect D25).
             if AssertUnwindSafe(self.process_buffer())

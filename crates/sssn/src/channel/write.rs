@@ -22,7 +22,7 @@ impl<K: Kind> Channel<K> {
                 .map_err(|e| Error::new(ErrorKind::InvalidMessage, format!("data: {e}")))
         };
         let core = &self.core;
-        if core.hooks.convert.is_some() || core.raw.is_some() || !self.is_accepting_writes() {
+        if !core.hooks.default_conversion() || core.raw.is_some() || !self.is_accepting_writes() {
             return self.write_payload(caller, Payload::Data(to_value()?)).await;
         }
         // Fast path (default conversion): serialise straight into `{"data": …}`.
@@ -89,7 +89,7 @@ impl<K: Kind> Channel<K> {
         let mut messages = Vec::with_capacity(payloads.len());
         let mut slots = Vec::with_capacity(payloads.len());
         for payload in payloads {
-            match core.prepare(&caller.id, payload)? {
+            match core.prepare(&caller.id, payload, true).await? {
                 Some(m) => {
                     slots.push(Some(messages.len()));
                     messages.push(m);
