@@ -26,6 +26,7 @@
 //!   floor are deleted again or made claimable (on open, reconnect, `stats`);
 //! * [`primitives`]: the server requests all of these are made of (fetch, ephemeral
 //!   consumers, scans, deletes by sequence, purges, acknowledgements of deliveries);
+//! * [`replace`]: a message replaced by id (discovery's registrations), removal by sequence;
 //! * [`lookup`]: lookups of one message that see the writes confirmed before them (direct
 //!   get on R1, the stream leader on replicated streams);
 //! * [`crate::feed`]: a consumer from the head that forwards every committed append, from
@@ -44,6 +45,7 @@ mod log;
 mod lookup;
 mod primitives;
 mod reconcile;
+mod replace;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;

@@ -23,8 +23,10 @@ impl<K: Kind> Channel<K> {
         }
         core.open_storage().await?;
         let cancel = CancellationToken::new();
-        *lock(&core.cancel) = cancel.clone();
         core.tasks.reopen();
+        // Before accepting operations: queries are answered from the index.
+        super::discovery::open_registry(&self.erased(), cancel.clone()).await?;
+        *lock(&core.cancel) = cancel.clone();
         core.state.store(1, Ordering::Release);
         let this = self.erased();
         let token = cancel.clone();

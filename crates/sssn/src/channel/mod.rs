@@ -59,6 +59,7 @@ mod mailbox;
 mod passthrough;
 mod periodic;
 mod read;
+mod registry;
 mod retention;
 mod stats;
 mod subscription;
@@ -227,6 +228,7 @@ impl<K: Kind> Channel<K> {
             counters: Default::default(),
             subscribers: Mutex::new(Default::default()),
             raw,
+            registry: (b.kind == ChannelKind::Discovery).then(Default::default),
         };
         Self::wrap(Arc::new(core))
     }
