@@ -275,9 +275,9 @@ impl Log for JetStreamChannel {
     async fn replace(
         &self,
         message: ChannelMessage,
-        _ttl: Option<std::time::Duration>,
+        ttl: Option<std::time::Duration>,
     ) -> Result<Entry> {
-        self.replace_by_id(message).await
+        self.replace_by_id(message, ttl).await
     }
 
     async fn remove_seqs(&self, seqs: &[Seq]) -> Result<usize> {

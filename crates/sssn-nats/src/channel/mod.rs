@@ -62,7 +62,7 @@ use tokio::task::JoinHandle;
 use self::claims::{CLAIMS_CONSUMER, ClaimSide};
 use self::cursors::Reader;
 use crate::names::ChannelNames;
-use crate::store::{StoreInner, get_or_create_stream};
+use crate::store::StoreInner;
 
 /// Largest batch asked of the server in one pull request.
 const MAX_BATCH: usize = 1024;
@@ -131,8 +131,8 @@ impl JetStreamChannel {
     /// so opening it with claims creates the consumer (from the first stored message).
     pub(crate) async fn open(store: Arc<StoreInner>, spec: &ChannelSpec) -> Result<Self> {
         let names = ChannelNames::new(&store.options.prefix, &spec.id);
-        let stream = get_or_create_stream(
-            &store.js,
+        let stream = replace::open_stream(
+            &store,
             stream::Config {
                 name: names.stream.clone(),
                 subjects: vec![names.stream_subjects()],
@@ -144,6 +144,7 @@ impl JetStreamChannel {
                 description: Some(format!("sssn channel '{}'", spec.id)),
                 ..Default::default()
             },
+            spec.expiring,
         )
         .await?;
         let state = store.state_stream().await?;

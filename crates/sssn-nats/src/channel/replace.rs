@@ -7,30 +7,127 @@
 //! publish and the new one from then on, never nothing; a concurrent replace of the same
 //! id (another process) makes the expectation fail, and the replace looks up again. A
 //! scan may see both versions for the moment between the publish and the delete.
+//!
+//! On servers with per-message TTL (2.11+, `ServerVersion::supports_message_ttl`) a
+//! channel opened as `expiring` (discovery) gets a stream with one message per subject
+//! (`max_msgs_per_subject = 1`) and `allow_msg_ttl`: a replace is then one publish with the
+//! TTL as `Nats-TTL`; the server drops the old version as it stores the new one (one
+//! step, no lookup) and removes the record itself when its TTL runs out. The stream's
+//! `max_msgs_per_subject` tells which layout a stream has, so a stream created by the 2.9
+//! path keeps that path after an upgrade.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::response::Response;
+use async_nats::jetstream::stream;
 use bytes::Bytes;
 use futures::future::join_all;
 use sssn::store::{Entry, Seq};
 use sssn::{ChannelMessage, Error, ErrorKind, Result};
 
 use super::JetStreamChannel;
+use crate::store::{StoreInner, get_or_create_stream, is_stream_not_found};
 
 /// Replaces of one id retried while other writers replace it concurrently.
 const REPLACE_ATTEMPTS: usize = 8;
 
+/// The message stream of a channel: for an `expiring` channel on a server with
+/// per-message TTL, created with one message per subject and `allow_msg_ttl`.
+pub(super) async fn open_stream(
+    store: &StoreInner,
+    config: stream::Config,
+    expiring: bool,
+) -> Result<stream::Stream> {
+    let server_ttl = store
+        .server_version()
+        .is_some_and(|v| v.supports_message_ttl());
+    if !(expiring && server_ttl) {
+        return get_or_create_stream(&store.js, config).await;
+    }
+    let name = config.name.clone();
+    match store.js.get_stream(&name).await {
+        Ok(s) => return Ok(s),
+        Err(e) if is_stream_not_found(&e) => {}
+        Err(e) => {
+            return Err(Error::store(
+                format!("looking up JetStream stream '{name}' failed"),
+                e,
+            ));
+        }
+    }
+    // async-nats 0.51 has `allow_msg_ttl` only behind its `server_2_11` feature, which
+    // changes other requests too: the one field is added to the request here instead.
+    let mut body = serde_json::to_value(stream::Config {
+        max_messages_per_subject: 1,
+        ..config
+    })
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("stream config: {e}")))?;
+    body["allow_msg_ttl"] = serde_json::Value::Bool(true);
+    let created: std::result::Result<Response<serde_json::Value>, _> = store
+        .js
+        .request(format!("STREAM.CREATE.{name}"), &body)
+        .await;
+    // Refused: another process may have created it in between; if not, say why below.
+    let refused = match created {
+        Ok(Response::Err { error }) => format!(" ({error})"),
+        Err(e) => format!(" ({e})"),
+        Ok(Response::Ok(_)) => String::new(),
+    };
+    store.js.get_stream(&name).await.map_err(|e| {
+        Error::store(
+            format!("creating JetStream stream '{name}' failed{refused}"),
+            e,
+        )
+    })
+}
+
+/// The `Nats-TTL` header value: whole seconds, at least one (the server's grain).
+fn ttl_header(ttl: Duration) -> String {
+    let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    format!("{}s", secs.max(1))
+}
+
 impl JetStreamChannel {
+    /// Whether the server keeps one version per id and expires records (see the module
+    /// docs).
+    pub(super) fn server_expires(&self) -> bool {
+        self.stream.cached_info().config.max_messages_per_subject == 1
+    }
+
     /// Stores `message` as the one version of its id (see the module docs).
-    pub(super) async fn replace_by_id(&self, message: ChannelMessage) -> Result<Entry> {
+    pub(super) async fn replace_by_id(
+        &self,
+        message: ChannelMessage,
+        ttl: Option<Duration>,
+    ) -> Result<Entry> {
         let subject = self.names.message(&message.id);
         let payload = Bytes::from(serde_json::to_vec(&message).map_err(|e| {
             Error::new(ErrorKind::InvalidMessage, format!("message encoding: {e}"))
         })?);
         let message = Arc::new(message);
+        if self.server_expires() {
+            let mut publish = PublishMessage::build().payload(payload);
+            if let Some(ttl) = ttl {
+                publish = publish.header("Nats-TTL", ttl_header(ttl).as_str());
+            }
+            let ack = self
+                .store
+                .js
+                .send_publish(subject, publish)
+                .await
+                .map_err(|e| self.err("publish", e))?
+                .await
+                .map_err(|e| self.err("publish acknowledgement", e))?;
+            self.head.fetch_max(ack.sequence, Ordering::AcqRel);
+            return Ok(Entry {
+                seq: ack.sequence,
+                message,
+            });
+        }
         for _ in 0..REPLACE_ATTEMPTS {
             let old = self.by_id(&message.id).await?.map(|e| e.seq);
             let publish = PublishMessage::build()
@@ -75,5 +172,18 @@ impl JetStreamChannel {
             n += usize::from(d?);
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_header_rounds_up_to_whole_seconds() {
+        assert_eq!(ttl_header(Duration::from_millis(1)), "1s");
+        assert_eq!(ttl_header(Duration::ZERO), "1s");
+        assert_eq!(ttl_header(Duration::from_millis(1500)), "2s");
+        assert_eq!(ttl_header(Duration::from_secs(3600)), "3600s");
     }
 }
