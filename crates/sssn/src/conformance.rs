@@ -126,7 +126,7 @@ macro_rules! conformance_tests {
             evict_does_not_shift_cursors, remove_and_clear_keep_cursors_valid,
             retention_runs_on_every_kind, count_retention_follows_the_writes,
             duplicate_ids_are_idempotent, stats_reflect_state,
-            discovery_registry, replace_keeps_one_version_per_id, discovery_checks_rights_and_life_cycle,
+            discovery_registry, replace_keeps_one_version_per_id, replace_never_hides_the_id, discovery_checks_rights_and_life_cycle,
             discovery_index_follows_other_handles, discovery_refresh_never_hides_the_record,
             periodic_channel_pulls, security_on_every_operation,
             write_batch_and_entries_after, direct_writes_cannot_spoof, lifecycle_and_drain,

@@ -77,6 +77,8 @@ pub(crate) struct JetStreamChannel {
     timeout: Duration,
     /// The message stream.
     stream: stream::Stream,
+    /// Whether the stream expires messages by their `Nats-TTL` (see [`replace`]).
+    server_ttl: bool,
     /// The store's state stream (cursors, counters).
     state: stream::Stream,
     /// The claim surface: `Some` exactly for channels opened with a claim policy.
@@ -131,7 +133,7 @@ impl JetStreamChannel {
     /// so opening it with claims creates the consumer (from the first stored message).
     pub(crate) async fn open(store: Arc<StoreInner>, spec: &ChannelSpec) -> Result<Self> {
         let names = ChannelNames::new(&store.options.prefix, &spec.id);
-        let stream = replace::open_stream(
+        let (stream, server_ttl) = replace::open_stream(
             &store,
             stream::Config {
                 name: names.stream.clone(),
@@ -167,6 +169,7 @@ impl JetStreamChannel {
             store,
             names,
             stream,
+            server_ttl,
             state,
             claims,
             readers: Mutex::new(HashMap::new()),

@@ -6,15 +6,18 @@
 //! A lookup by id reads the subject's last message, so it finds the old version until the
 //! publish and the new one from then on, never nothing; a concurrent replace of the same
 //! id (another process) makes the expectation fail, and the replace looks up again. A
-//! scan may see both versions for the moment between the publish and the delete.
+//! scan may see both versions for the moment between the publish and the delete, or,
+//! racing the delete, neither (seen on 2.15.1): the discovery index copes, because its
+//! feed, subscribed before its load, brings the new version.
 //!
 //! On servers with per-message TTL (2.11+, `ServerVersion::supports_message_ttl`) a
-//! channel opened as `expiring` (discovery) gets a stream with one message per subject
-//! (`max_msgs_per_subject = 1`) and `allow_msg_ttl`: a replace is then one publish with the
-//! TTL as `Nats-TTL`; the server drops the old version as it stores the new one (one
-//! step, no lookup) and removes the record itself when its TTL runs out. The stream's
-//! `max_msgs_per_subject` tells which layout a stream has, so a stream created by the 2.9
-//! path keeps that path after an upgrade.
+//! channel opened as `expiring` (discovery) gets a stream with `allow_msg_ttl`, and each
+//! new version is published with its TTL as `Nats-TTL`: the server removes a record
+//! itself when its TTL runs out. (One message per subject, `max_msgs_per_subject = 1`,
+//! would spare the delete, but on 2.15.1 a scan racing the server's swap misses the id
+//! just as one racing a delete does, so it buys nothing and would split the path in two.)
+//! Whether a stream allows TTLs is read from its own config when it opens, so a stream
+//! created by the 2.9 path keeps that path after an upgrade.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -37,17 +40,41 @@ const REPLACE_ATTEMPTS: usize = 8;
 
 /// The message stream of a channel: for an `expiring` channel on a server with
 /// per-message TTL, created with one message per subject and `allow_msg_ttl`.
+/// Also says whether the stream allows per-message TTLs.
 pub(super) async fn open_stream(
     store: &StoreInner,
     config: stream::Config,
     expiring: bool,
-) -> Result<stream::Stream> {
+) -> Result<(stream::Stream, bool)> {
     let server_ttl = store
         .server_version()
         .is_some_and(|v| v.supports_message_ttl());
     if !(expiring && server_ttl) {
-        return get_or_create_stream(&store.js, config).await;
+        return Ok((get_or_create_stream(&store.js, config).await?, false));
     }
+    let stream = get_or_create_expiring(store, config).await?;
+    let name = stream.cached_info().config.name.clone();
+    let info: Response<serde_json::Value> = store
+        .js
+        .request(format!("STREAM.INFO.{name}"), &serde_json::json!({}))
+        .await
+        .map_err(|e| Error::store(format!("JetStream stream info of '{name}' failed"), e))?;
+    let allows_ttl = match info {
+        Response::Ok(v) => v["config"]["allow_msg_ttl"].as_bool().unwrap_or(false),
+        Response::Err { error } => {
+            return Err(Error::store(
+                format!("JetStream stream info of '{name}' failed"),
+                error,
+            ));
+        }
+    };
+    Ok((stream, allows_ttl))
+}
+
+async fn get_or_create_expiring(
+    store: &StoreInner,
+    config: stream::Config,
+) -> Result<stream::Stream> {
     let name = config.name.clone();
     match store.js.get_stream(&name).await {
         Ok(s) => return Ok(s),
@@ -61,11 +88,8 @@ pub(super) async fn open_stream(
     }
     // async-nats 0.51 has `allow_msg_ttl` only behind its `server_2_11` feature, which
     // changes other requests too: the one field is added to the request here instead.
-    let mut body = serde_json::to_value(stream::Config {
-        max_messages_per_subject: 1,
-        ..config
-    })
-    .map_err(|e| Error::new(ErrorKind::Internal, format!("stream config: {e}")))?;
+    let mut body = serde_json::to_value(config)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("stream config: {e}")))?;
     body["allow_msg_ttl"] = serde_json::Value::Bool(true);
     let created: std::result::Result<Response<serde_json::Value>, _> = store
         .js
@@ -92,12 +116,6 @@ fn ttl_header(ttl: Duration) -> String {
 }
 
 impl JetStreamChannel {
-    /// Whether the server keeps one version per id and expires records (see the module
-    /// docs).
-    pub(super) fn server_expires(&self) -> bool {
-        self.stream.cached_info().config.max_messages_per_subject == 1
-    }
-
     /// Stores `message` as the one version of its id (see the module docs).
     pub(super) async fn replace_by_id(
         &self,
@@ -109,30 +127,15 @@ impl JetStreamChannel {
             Error::new(ErrorKind::InvalidMessage, format!("message encoding: {e}"))
         })?);
         let message = Arc::new(message);
-        if self.server_expires() {
-            let mut publish = PublishMessage::build().payload(payload);
-            if let Some(ttl) = ttl {
-                publish = publish.header("Nats-TTL", ttl_header(ttl).as_str());
-            }
-            let ack = self
-                .store
-                .js
-                .send_publish(subject, publish)
-                .await
-                .map_err(|e| self.err("publish", e))?
-                .await
-                .map_err(|e| self.err("publish acknowledgement", e))?;
-            self.head.fetch_max(ack.sequence, Ordering::AcqRel);
-            return Ok(Entry {
-                seq: ack.sequence,
-                message,
-            });
-        }
+        let ttl = ttl.filter(|_| self.server_ttl).map(ttl_header);
         for _ in 0..REPLACE_ATTEMPTS {
             let old = self.by_id(&message.id).await?.map(|e| e.seq);
-            let publish = PublishMessage::build()
+            let mut publish = PublishMessage::build()
                 .payload(payload.clone())
                 .expected_last_subject_sequence(old.unwrap_or(0));
+            if let Some(ttl) = &ttl {
+                publish = publish.header("Nats-TTL", ttl.as_str());
+            }
             let ack = self
                 .store
                 .js

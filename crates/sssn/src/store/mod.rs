@@ -406,9 +406,11 @@ pub trait Log: Send + Sync + 'static {
 
     /// Stores `message` as the one version of its id, as one step: the stored message with
     /// the same id, if any, is replaced by the new one, which gets a new (higher) sequence
-    /// and reaches the feed like any append. A reader never finds the id missing in
-    /// between: a lookup by id sees the old version or the new one, and a scan may see
-    /// both for a moment (stores that cannot swap in one step) but never neither.
+    /// and reaches the feed like any append (a feed may skip the old version if it was
+    /// replaced before the feed read it). A lookup by id never finds the id missing in
+    /// between: it sees the old version or the new one. A scan at the same time sees one
+    /// or the other on the memory and SQLite stores (they swap in one step); on JetStream
+    /// it may see both, or, racing the swap, neither.
     ///
     /// `ttl` is how long the version is meant to live. A store whose engine expires
     /// messages by itself (see [`ChannelSpec::expiring`]) removes it then; the others keep it
