@@ -1,14 +1,15 @@
 //! [`DiscoveryChannel`]: a registry of channels and systems with a time to live.
 //!
 //! Registrations are ordinary messages (sender `_discovery`, v1's shape) with stable ids
-//! (`channel-<id>`, `system-<id>`): registering again replaces the previous record in one
-//! store step ([`Log::replace`](crate::store::Log::replace)), so queries never return
+//! (`channel-<id>`, `system-<id>`): registering again replaces the previous record
+//! ([`Log::replace`](crate::store::Log::replace)), so queries never return
 //! duplicates or stale data (v1 appended a record per refresh, defect D10) and never miss
 //! a record being refreshed. Every operation names its caller and is authorised for it:
 //! registering and unregistering need `Write`, queries `Read`; registering and
 //! unregistering need the channel running, as writes do.
 //!
-//! Queries are answered from the channel's index ([`registry`](super::registry)): by id,
+//! Queries are answered from the channel's index (`channel/registry.rs`, which says what
+//! it guarantees when several processes share a store): by id,
 //! by visibility, by capability (a service name of a system's descriptor, what v1's
 //! `find_systems(capability)` matched). Expired records are filtered out of queries at
 //! once and removed by maintenance, which walks only what has expired.
