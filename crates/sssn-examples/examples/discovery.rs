@@ -49,7 +49,7 @@ impl System for TemperatureService {
     async fn setup(&mut self, ctx: &mut SystemContext) -> Result<()> {
         let registry = ctx.local_channel("registry")?.discovery()?;
         registry
-            .register_channel(&self.feed.info(), Some(Duration::from_secs(300)))
+            .register_channel(ctx.id(), &self.feed.info(), Some(Duration::from_secs(300)))
             .await?;
         ctx.announce("registry", Some(Duration::from_secs(300)))
             .await?;
@@ -103,7 +103,9 @@ impl System for DataConsumer {
 impl DataConsumer {
     async fn discover_and_connect(&mut self, ctx: &mut SystemContext) -> Result<()> {
         let registry = ctx.local_channel("registry")?.discovery()?;
-        let found = registry.find_channels(Some(Visibility::Public)).await?;
+        let found = registry
+            .find_channels(ctx.id(), Some(Visibility::Public))
+            .await?;
         let temp_channels: Vec<_> = found
             .into_iter()
             .filter(|c| c.name.to_lowercase().contains("temperature"))
@@ -128,7 +130,7 @@ impl DataConsumer {
             }
         }
         // Finding systems by capability.
-        for system in registry.find_systems(Some("temperature")).await? {
+        for system in registry.find_systems(ctx.id(), Some("temperature")).await? {
             say!(
                 self.out,
                 "Found: {} ({})",

@@ -171,7 +171,7 @@ async fn v1_56_publish_serves_the_public_channels_and_lists_them_in_discovery() 
         assert_eq!(resp.status().as_u16(), status, "{id}");
     }
     let mut listed: Vec<String> = discovery
-        .find_channels(Some(Visibility::Public))
+        .find_channels("client", Some(Visibility::Public))
         .await
         .unwrap()
         .into_iter()

@@ -7,6 +7,8 @@
 //!   soon as the server is up;
 //! * per-message TTL (`Nats-TTL`, `supports_message_ttl`) is honoured from 2.11 on and
 //!   silently ignored by 2.9;
+//! * a discovery channel's registrations expire on the server from 2.11 on (`Nats-TTL` on
+//!   a stream with `allow_msg_ttl`), and by the channel's purge on 2.9;
 //! * `create_key_value` (`supports_kv`) works from 2.10 on and fails on 2.9 with
 //!   async-nats 0.51;
 //! * the two purge pitfalls of 2.9 the store avoids (see the crate README): a purge
@@ -145,6 +147,68 @@ async fn message_ttl_needs_2_11(release: Release) {
     }
 }
 
+async fn discovery_expiry_on_the_server_from_2_11(release: Release) {
+    use sssn::channel::DiscoveryChannel;
+    use sssn::{ServiceDescriptor, ServiceMethod};
+
+    let Some(ts) = common::store_of(release, "discovery_expiry_on_the_server_from_2_11").await
+    else {
+        return;
+    };
+    let v = ts.store.server_version().unwrap();
+    let server_expires = v.supports_message_ttl();
+    // Maintenance would purge too: keep it out of the way.
+    let d = DiscoveryChannel::new("registry")
+        .store(ts.store.clone())
+        .maintenance_interval(Duration::from_secs(3600))
+        .build();
+    d.start().await.unwrap();
+    let mut desc = ServiceDescriptor::new("resizer", "Resizer");
+    desc.services.push(ServiceMethod::new("resize", "d"));
+    for _ in 0..3 {
+        d.register_system("svc", &desc, Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+    d.register_system(
+        "svc",
+        &ServiceDescriptor::new("keeper", "K"),
+        Some(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        d.stats().await.unwrap().stored,
+        2,
+        "{v}: one version per id"
+    );
+    assert_eq!(d.find_systems("q", Some("resize")).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        d.find_systems("q", Some("resize"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "{v}: expired"
+    );
+    let stored = d.stats().await.unwrap().stored;
+    if server_expires {
+        assert_eq!(
+            stored, 1,
+            "{v}: the server removed the expired record itself"
+        );
+    } else {
+        assert_eq!(
+            stored, 2,
+            "{v}: Nats-TTL is not used; the record waits for the purge"
+        );
+    }
+    d.maintain().await.unwrap();
+    assert_eq!(d.stats().await.unwrap().stored, 1, "{v}: after the purge");
+    assert!(d.get_system("q", "keeper").await.unwrap().is_some());
+    d.stop().await;
+}
+
 async fn key_value_needs_2_10(release: Release) {
     let Some(ts) = common::store_of(release, "key_value_needs_2_10").await else {
         return;
@@ -256,6 +320,7 @@ on_each_release!(
     version_and_features,
     connect_before_the_server_is_up,
     message_ttl_needs_2_11,
+    discovery_expiry_on_the_server_from_2_11,
     key_value_needs_2_10,
     purge_pitfalls_of_2_9,
 );

@@ -10,6 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sssn::Result;
@@ -160,6 +161,33 @@ impl Log for SqliteChannel {
         self.store
             .writer
             .call("remove", move |txn| ops::remove(txn, &ch, &ids).map(Ok))
+            .await
+    }
+
+    async fn replace(&self, message: ChannelMessage, _ttl: Option<Duration>) -> Result<Entry> {
+        // One transaction: the old version goes and the new one arrives in the same commit.
+        // Expiry is the channel's purge.
+        let now = now_millis();
+        let ch = self.shared.clone();
+        let message = Arc::new(message);
+        self.store
+            .writer
+            .call("replace", move |txn| {
+                ops::remove(txn, &ch, std::slice::from_ref(&message.id))?;
+                let mut entries = ops::append(txn, &ch, std::slice::from_ref(&message), now)?;
+                Ok(Ok(entries.remove(0)))
+            })
+            .await
+    }
+
+    async fn remove_seqs(&self, seqs: &[Seq]) -> Result<usize> {
+        let ch = self.shared.clone();
+        let seqs = seqs.to_vec();
+        self.store
+            .writer
+            .call("remove", move |txn| {
+                ops::remove_seqs(txn, &ch, &seqs).map(Ok)
+            })
             .await
     }
 

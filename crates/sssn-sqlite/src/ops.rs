@@ -681,6 +681,23 @@ pub(crate) fn remove(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, ids: &[String]) ->
     Ok(n)
 }
 
+/// Removes the messages stored at `seqs`; returns how many were stored.
+pub(crate) fn remove_seqs(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, seqs: &[Seq]) -> Db<usize> {
+    let mut n = 0;
+    for &seq in seqs {
+        let state: Option<Option<i64>> = txn
+            .conn
+            .prepare_cached("DELETE FROM messages WHERE chan = ?1 AND seq = ?2 RETURNING state")?
+            .query_row((ch.chan, int(seq)), |r| r.get(0))
+            .optional()?;
+        if let Some(state) = state {
+            removed(txn.counts(ch), state);
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Removes every message; cursors, head, dead letters and the ack count stay.
 pub(crate) fn clear(txn: &mut Txn<'_>, ch: &Arc<ChanShared>) -> Db<usize> {
     let n = txn

@@ -43,3 +43,15 @@ sssn::conformance_tests!(real_time, async { Some(SqliteHarness::new()) });
 async fn claim_timeout_changes_while_running_on_sqlite() {
     sssn::conformance::claim_timeout_changes_while_running(&SqliteHarness::new()).await;
 }
+
+/// One commit swaps the versions: scans find one too (JetStream does not promise it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_never_hides_the_id_from_scans_on_sqlite() {
+    sssn::conformance::replace_never_hides_the_id_from_scans(&SqliteHarness::new()).await;
+}
+
+/// Refreshes and queries on two threads: no query misses the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_refresh_never_hides_the_record_on_two_threads() {
+    sssn::conformance::discovery_refresh_never_hides_the_record(&SqliteHarness::new()).await;
+}

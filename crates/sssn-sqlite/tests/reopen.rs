@@ -216,10 +216,11 @@ async fn discovery_registrations_survive_a_restart_until_they_expire() {
         let registry = DiscoveryChannel::new("registry").store(store).build();
         registry.start().await.unwrap();
         let d = &registry;
-        d.register_channel(&info, Some(Duration::from_secs(3600)))
+        d.register_channel("reg", &info, Some(Duration::from_secs(3600)))
             .await
             .unwrap();
         d.register_system(
+            "reg",
             &ServiceDescriptor::new("resizer", "Resizer"),
             Some(Duration::from_secs(2)),
         )
@@ -231,14 +232,18 @@ async fn discovery_registrations_survive_a_restart_until_they_expire() {
     let registry = DiscoveryChannel::new("registry").store(store).build();
     registry.start().await.unwrap();
     let d = &registry;
-    assert_eq!(d.get_channel("orders").await.unwrap(), Some(info));
+    assert_eq!(d.get_channel("q", "orders").await.unwrap(), Some(info));
     assert_eq!(
-        d.get_system("resizer").await.unwrap().unwrap().system_name,
+        d.get_system("q", "resizer")
+            .await
+            .unwrap()
+            .unwrap()
+            .system_name,
         "Resizer"
     );
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert!(
-        d.get_system("resizer").await.unwrap().is_none(),
+        d.get_system("q", "resizer").await.unwrap().is_none(),
         "its expiry time was kept"
     );
 }

@@ -21,14 +21,16 @@ use serde_json::json;
 
 use crate::channel::kind::{Kind, Typed};
 use crate::channel::{
-    BroadcastChannel, Channel, ChannelBuilder, DiscoveryChannel, MailboxChannel,
-    PassthroughChannel, PeriodicChannel, RecvError, WorkQueueChannel, source_fn,
+    BroadcastChannel, Channel, ChannelBuilder, MailboxChannel, PassthroughChannel, PeriodicChannel,
+    RecvError, WorkQueueChannel, source_fn,
 };
-use crate::descriptor::{ServiceDescriptor, ServiceMethod};
 use crate::error::ErrorKind;
-use crate::message::{ChannelInfo, ChannelMessage, Payload, Visibility};
+use crate::message::{ChannelMessage, Payload};
 use crate::security::{AclSecurity, Role};
 use crate::store::Store;
+
+mod discovery;
+pub use discovery::*;
 
 /// What a backend provides to run the suite.
 #[async_trait]
@@ -124,7 +126,9 @@ macro_rules! conformance_tests {
             evict_does_not_shift_cursors, remove_and_clear_keep_cursors_valid,
             retention_runs_on_every_kind, count_retention_follows_the_writes,
             duplicate_ids_are_idempotent, stats_reflect_state,
-            discovery_registry, periodic_channel_pulls, security_on_every_operation,
+            discovery_registry, replace_keeps_one_version_per_id, replace_never_hides_the_id, discovery_checks_rights_and_life_cycle,
+            discovery_index_follows_other_handles, discovery_refresh_never_hides_the_record,
+            periodic_channel_pulls, security_on_every_operation,
             write_batch_and_entries_after, direct_writes_cannot_spoof, lifecycle_and_drain,
             reopen_keeps_contents, history_by_id_time_and_latest, history_respects_mailboxes_and_rights,
             clear_where_removes_only_matches, retention_changes_while_running);
@@ -161,14 +165,14 @@ macro_rules! conformance_tests {
     };
 }
 
-fn uid(name: &str) -> String {
+pub(crate) fn uid(name: &str) -> String {
     format!(
         "{name}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
 }
 
-async fn started<K: Typed>(h: &impl Harness, b: ChannelBuilder<K>) -> Channel<K> {
+pub(crate) async fn started<K: Typed>(h: &impl Harness, b: ChannelBuilder<K>) -> Channel<K> {
     let ch = b.store(h.store()).build();
     ch.start().await.expect("start");
     ch
@@ -800,60 +804,6 @@ pub async fn stats_reflect_state(h: &impl Harness) {
     let s = b.stats().await.unwrap();
     let r = s.readers.iter().find(|r| r.reader == "r").unwrap();
     assert_eq!(r.lag, 3);
-}
-
-pub async fn discovery_registry(h: &impl Harness) {
-    let d = started(h, DiscoveryChannel::new(uid("d"))).await;
-    let info = |id: &str, v: Visibility| ChannelInfo {
-        id: id.into(),
-        name: id.to_uppercase(),
-        description: String::new(),
-        visibility: v,
-        period: 60.0,
-        kind: None,
-    };
-    d.register_channel(&info("pub", Visibility::Public), None)
-        .await
-        .unwrap();
-    d.register_channel(&info("priv", Visibility::Private), None)
-        .await
-        .unwrap();
-    let mut renamed = info("pub", Visibility::Public);
-    renamed.name = "Renamed".into();
-    d.register_channel(&renamed, None).await.unwrap();
-    let public = d.find_channels(Some(Visibility::Public)).await.unwrap();
-    assert_eq!(public.len(), 1, "re-registering replaces");
-    assert_eq!(public[0].name, "Renamed");
-    assert_eq!(d.get_channel("pub").await.unwrap().unwrap().name, "Renamed");
-    assert_eq!(d.find_channels(None).await.unwrap().len(), 2);
-
-    let mut desc = ServiceDescriptor::new("sys1", "S1");
-    desc.services.push(ServiceMethod::new("process_image", "d"));
-    d.register_system(&desc, Some(Duration::from_secs(1)))
-        .await
-        .unwrap();
-    assert_eq!(
-        d.find_systems(Some("process_image")).await.unwrap().len(),
-        1
-    );
-    assert!(d.find_systems(Some("other")).await.unwrap().is_empty());
-    assert_eq!(
-        d.get_system("sys1").await.unwrap().unwrap().system_name,
-        "S1"
-    );
-    h.advance(Duration::from_millis(1300)).await;
-    assert!(
-        d.get_system("sys1").await.unwrap().is_none(),
-        "expired records vanish from queries"
-    );
-    d.maintain().await.unwrap();
-    assert_eq!(
-        d.stats().await.unwrap().stored,
-        2,
-        "maintenance purged the expired record"
-    );
-    assert!(d.unregister_channel("priv").await.unwrap());
-    assert_eq!(d.find_channels(None).await.unwrap().len(), 1);
 }
 
 pub async fn periodic_channel_pulls(h: &impl Harness) {

@@ -38,6 +38,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::discovery::DISCOVERY_SENDER;
 use crate::channel::{Channel, Kind};
 use crate::client::ChannelClient;
 use crate::error::{Error, ErrorKind, Result};
@@ -142,7 +143,9 @@ impl Network {
 
     /// Registers every public channel of the tree in the discovery channel `discovery_id`
     /// at start, and refreshes the registrations every `ttl / 2` while running (v1
-    /// registered once and let them expire, defect D10).
+    /// registered once and let them expire, defect D10). The network registers as
+    /// [`DISCOVERY_SENDER`] (`_discovery`), which needs `Write` on the discovery channel
+    /// under an ACL, as in v1.
     #[must_use]
     pub fn register_public_channels(
         mut self,
@@ -374,7 +377,10 @@ impl Network {
             .collect();
         if let Some((registry, ttl)) = &registry {
             for ch in &public {
-                if let Err(e) = registry.register_channel(&ch.info(), Some(*ttl)).await {
+                if let Err(e) = registry
+                    .register_channel(DISCOVERY_SENDER, &ch.info(), Some(*ttl))
+                    .await
+                {
                     cancel.cancel();
                     stop_all(&channels).await;
                     return Err(e);
@@ -396,7 +402,7 @@ impl Network {
                         _ = every.tick() => {}
                     }
                     for ch in &public {
-                        if let Err(e) = registry.register_channel(&ch.info(), Some(ttl)).await {
+                        if let Err(e) = registry.register_channel(DISCOVERY_SENDER, &ch.info(), Some(ttl)).await {
                             tracing::warn!(channel = ch.id(), error = %e, "refreshing discovery registration failed");
                         }
                     }

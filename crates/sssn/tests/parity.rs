@@ -152,6 +152,16 @@ mod counting {
         async fn remove(&self, ids: &[&str]) -> Result<usize> {
             self.inner.remove(ids).await
         }
+        async fn replace(
+            &self,
+            m: ChannelMessage,
+            ttl: Option<std::time::Duration>,
+        ) -> Result<Entry> {
+            self.inner.replace(m, ttl).await
+        }
+        async fn remove_seqs(&self, seqs: &[Seq]) -> Result<usize> {
+            self.inner.remove_seqs(seqs).await
+        }
         async fn clear(&self) -> Result<usize> {
             self.inner.clear().await
         }
@@ -171,7 +181,7 @@ mod counting {
 }
 
 #[tokio::test(start_paused = true)]
-async fn discovery_lookups_by_id_use_the_id_index_not_a_scan() {
+async fn discovery_queries_refreshes_and_purges_use_the_index_not_a_scan() {
     use std::sync::atomic::Ordering;
 
     use sssn::channel::DiscoveryChannel;
@@ -183,23 +193,23 @@ async fn discovery_lookups_by_id_use_the_id_index_not_a_scan() {
     reg.start().await.unwrap();
     for i in 0..50 {
         let ch = BroadcastChannel::new(format!("c{i}")).public().build();
-        reg.register_channel(&ch.info(), None).await.unwrap();
+        reg.register_channel("reg", &ch.info(), None).await.unwrap();
     }
     let mut d = ServiceDescriptor::new("sys", "Sys");
     d.services
         .push(ServiceMethod::new("resize", "resizes images"));
-    reg.register_system(&d, Some(Duration::from_secs(10)))
+    reg.register_system("reg", &d, Some(Duration::from_secs(10)))
         .await
         .unwrap();
     let before = scans.load(Ordering::Relaxed);
-    assert_eq!(reg.get_channel("c7").await.unwrap().unwrap().id, "c7");
-    assert!(reg.get_channel("nope").await.unwrap().is_none());
+    assert_eq!(reg.get_channel("q", "c7").await.unwrap().unwrap().id, "c7");
+    assert!(reg.get_channel("q", "nope").await.unwrap().is_none());
     assert_eq!(
-        reg.get_system("sys").await.unwrap().unwrap().system_id,
+        reg.get_system("q", "sys").await.unwrap().unwrap().system_id,
         "sys"
     );
     assert!(
-        reg.get_system("c7").await.unwrap().is_none(),
+        reg.get_system("q", "c7").await.unwrap().is_none(),
         "a channel is not a system"
     );
     assert_eq!(
@@ -207,6 +217,34 @@ async fn discovery_lookups_by_id_use_the_id_index_not_a_scan() {
         before,
         "no lookup by id scanned"
     );
+    assert_eq!(reg.find_channels("q", None).await.unwrap().len(), 50);
+    assert_eq!(
+        reg.find_systems("q", Some("resize")).await.unwrap().len(),
+        1
+    );
+    assert!(
+        reg.find_systems("q", Some("other"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    reg.register_channel("reg", &BroadcastChannel::new("c7").build().info(), None)
+        .await
+        .unwrap();
     tokio::time::advance(Duration::from_secs(11)).await;
-    assert!(reg.get_system("sys").await.unwrap().is_none(), "expired");
+    assert!(
+        reg.get_system("q", "sys").await.unwrap().is_none(),
+        "expired"
+    );
+    reg.maintain().await.unwrap();
+    assert_eq!(
+        reg.stats().await.unwrap().stored,
+        50,
+        "the purge removed the expired record"
+    );
+    assert_eq!(
+        scans.load(Ordering::Relaxed),
+        before,
+        "no query, refresh or purge scanned the channel"
+    );
 }

@@ -515,13 +515,13 @@ async fn announce_registers_the_descriptor_and_public_channels_are_listed() {
     .unwrap();
     let running = net.start().await.unwrap();
     let d = registry;
-    let found = d.find_systems(Some("process_image")).await.unwrap();
+    let found = d.find_systems("q", Some("process_image")).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].system_name, "Service");
     assert_eq!(found[0].channels_read, vec!["public-feed".to_owned()]);
     assert_eq!(found[0].channels_write, vec!["registry".to_owned()]);
     let mut public: Vec<String> = d
-        .find_channels(Some(sssn::Visibility::Public))
+        .find_channels("q", Some(sssn::Visibility::Public))
         .await
         .unwrap()
         .into_iter()
@@ -534,7 +534,7 @@ async fn announce_registers_the_descriptor_and_public_channels_are_listed() {
     );
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(
-        d.find_channels(Some(sssn::Visibility::Public))
+        d.find_channels("q", Some(sssn::Visibility::Public))
             .await
             .unwrap()
             .len(),

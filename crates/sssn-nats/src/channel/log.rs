@@ -272,6 +272,18 @@ impl Log for JetStreamChannel {
         Ok(n)
     }
 
+    async fn replace(
+        &self,
+        message: ChannelMessage,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<Entry> {
+        self.replace_by_id(message, ttl).await
+    }
+
+    async fn remove_seqs(&self, seqs: &[Seq]) -> Result<usize> {
+        self.remove_by_seq(seqs).await
+    }
+
     async fn clear(&self) -> Result<usize> {
         let purged = self.purge_all().await?;
         Ok(usize::try_from(purged).unwrap_or(usize::MAX))

@@ -26,6 +26,7 @@
 //!   floor are deleted again or made claimable (on open, reconnect, `stats`);
 //! * [`primitives`]: the server requests all of these are made of (fetch, ephemeral
 //!   consumers, scans, deletes by sequence, purges, acknowledgements of deliveries);
+//! * [`replace`]: a message replaced by id (discovery's registrations), removal by sequence;
 //! * [`lookup`]: lookups of one message that see the writes confirmed before them (direct
 //!   get on R1, the stream leader on replicated streams);
 //! * [`crate::feed`]: a consumer from the head that forwards every committed append, from
@@ -44,6 +45,7 @@ mod log;
 mod lookup;
 mod primitives;
 mod reconcile;
+mod replace;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -60,7 +62,7 @@ use tokio::task::JoinHandle;
 use self::claims::{CLAIMS_CONSUMER, ClaimSide};
 use self::cursors::Reader;
 use crate::names::ChannelNames;
-use crate::store::{StoreInner, get_or_create_stream};
+use crate::store::StoreInner;
 
 /// Largest batch asked of the server in one pull request.
 const MAX_BATCH: usize = 1024;
@@ -75,6 +77,8 @@ pub(crate) struct JetStreamChannel {
     timeout: Duration,
     /// The message stream.
     stream: stream::Stream,
+    /// Whether the stream expires messages by their `Nats-TTL` (see [`replace`]).
+    server_ttl: bool,
     /// The store's state stream (cursors, counters).
     state: stream::Stream,
     /// The claim surface: `Some` exactly for channels opened with a claim policy.
@@ -129,8 +133,8 @@ impl JetStreamChannel {
     /// so opening it with claims creates the consumer (from the first stored message).
     pub(crate) async fn open(store: Arc<StoreInner>, spec: &ChannelSpec) -> Result<Self> {
         let names = ChannelNames::new(&store.options.prefix, &spec.id);
-        let stream = get_or_create_stream(
-            &store.js,
+        let (stream, server_ttl) = replace::open_stream(
+            &store,
             stream::Config {
                 name: names.stream.clone(),
                 subjects: vec![names.stream_subjects()],
@@ -142,6 +146,7 @@ impl JetStreamChannel {
                 description: Some(format!("sssn channel '{}'", spec.id)),
                 ..Default::default()
             },
+            spec.expiring,
         )
         .await?;
         let state = store.state_stream().await?;
@@ -164,6 +169,7 @@ impl JetStreamChannel {
             store,
             names,
             stream,
+            server_ttl,
             state,
             claims,
             readers: Mutex::new(HashMap::new()),

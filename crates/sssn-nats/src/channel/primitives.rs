@@ -243,7 +243,10 @@ impl JetStreamChannel {
             Response::Ok(r) => Ok(r.success),
             Response::Err { error }
                 if error.error_code() == ErrorCode::NO_MESSAGE_FOUND
-                    || error.error_code() == ErrorCode::SEQUENCE_NOT_FOUND =>
+                    || error.error_code() == ErrorCode::SEQUENCE_NOT_FOUND
+                    // A sequence deleted already: "no message found" under this code.
+                    || error.error_code() == ErrorCode::STREAM_MESSAGE_DELETE_FAILED
+                        && error.to_string().contains("no message found") =>
             {
                 Ok(false)
             }

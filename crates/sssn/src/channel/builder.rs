@@ -261,6 +261,8 @@ impl<K: Kind> ChannelBuilder<K> {
             id: self.id.clone(),
             claims,
             feed_capacity: self.subscriber_capacity,
+            // Discovery registrations are replaced by id and expire (`Log::replace`).
+            expiring: self.kind == ChannelKind::Discovery,
         }
     }
 

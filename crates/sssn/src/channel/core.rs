@@ -70,6 +70,8 @@ pub(crate) struct Core {
     pub(crate) counters: Counters,
     pub(crate) subscribers: Mutex<HashMap<String, Vec<Arc<SubscriberState>>>>,
     pub(crate) raw: Option<RawBuffer>,
+    /// The registry index (discovery channels).
+    pub(crate) registry: Option<super::registry::Registry>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -266,9 +268,29 @@ impl Core {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let n = messages.len() as u64;
         let entries = self.log()?.append(messages).await?;
-        self.counters.writes.fetch_add(n, Ordering::Relaxed);
+        self.appended(&entries).await;
+        Ok(entries)
+    }
+
+    /// Stores `message` as the one version of its id ([`Log::replace`]) and runs
+    /// `on_message` for it, as an append does.
+    pub(crate) async fn replace(
+        &self,
+        message: ChannelMessage,
+        ttl: Option<Duration>,
+    ) -> Result<Entry> {
+        let entry = self.log()?.replace(message, ttl).await?;
+        self.appended(std::slice::from_ref(&entry)).await;
+        Ok(entry)
+    }
+
+    /// What follows every stored write: counters, trace, journal, `on_message`, count
+    /// retention.
+    async fn appended(&self, entries: &[Entry]) {
+        self.counters
+            .writes
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
         let first = entries.first();
         let span = tracing::Span::current();
         crate::trace::record_message(
@@ -278,7 +300,7 @@ impl Core {
             None,
             entries.len(),
         );
-        for e in &entries {
+        for e in entries {
             journal::record(
                 HopKind::Write,
                 self.id(),
@@ -289,12 +311,11 @@ impl Core {
             );
         }
         if self.hooks.observes_messages() {
-            for e in &entries {
+            for e in entries {
                 self.hooks.on_message(self.id(), &e.message).await;
             }
         }
         self.trim_as_written(entries.len()).await;
-        Ok(entries)
     }
 
     /// Count retention as writes arrive: once a tenth of `max_count` (at least one) was

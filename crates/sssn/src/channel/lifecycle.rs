@@ -26,14 +26,18 @@ impl<K: Kind> Channel<K> {
             return Ok(());
         }
         core.open_storage().await?;
+        let cancel = CancellationToken::new();
+        core.tasks.reopen();
+        // Before accepting operations (and before `on_start`, which may query): queries
+        // are answered from the index.
+        super::discovery::open_registry(&self.erased(), cancel.clone()).await?;
+        *lock(&core.cancel) = cancel.clone();
         core.state.store(1, Ordering::Release);
         if let Err(e) = core.hooks.on_start(&self.erased()).await {
             core.state.store(before.to_u8(), Ordering::Release);
+            cancel.cancel();
             return Err(e);
         }
-        let cancel = CancellationToken::new();
-        *lock(&core.cancel) = cancel.clone();
-        core.tasks.reopen();
         let this = self.erased();
         let token = cancel.clone();
         core.tasks

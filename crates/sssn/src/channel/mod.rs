@@ -61,6 +61,7 @@ mod mailbox;
 mod passthrough;
 mod periodic;
 mod read;
+mod registry;
 mod retention;
 mod stats;
 mod subscription;
@@ -243,6 +244,7 @@ impl<K: Kind> Channel<K> {
             counters: Default::default(),
             subscribers: Mutex::new(Default::default()),
             raw,
+            registry: (b.kind == ChannelKind::Discovery).then(Default::default),
         };
         Self::wrap(Arc::new(core))
     }

@@ -217,6 +217,31 @@ impl State {
         self.ids.insert(id, seq, |s| slot_id(slots, base, s));
     }
 
+    /// Stores a new message at the next sequence.
+    fn push(&mut self, message: ChannelMessage, now: u64) -> Entry {
+        self.head += 1;
+        let seq = self.head;
+        let message = Arc::new(message);
+        if self.slots.is_empty() {
+            self.base = seq;
+        }
+        if self.marks.back().is_none_or(|&(at, _)| now > at) {
+            self.marks.push_back((now, seq));
+        }
+        self.slots.push_back(Some(Slot {
+            message: message.clone(),
+            stored_at: now.div_ceil(1000).try_into().unwrap_or(u32::MAX),
+            attempts: 0,
+            state: SlotState::Ready,
+        }));
+        self.live += 1;
+        self.index_id(&message.id, seq);
+        if self.claims {
+            self.fresh += 1;
+        }
+        Entry { seq, message }
+    }
+
     /// Takes a message out of the log and every index; returns it.
     fn take(&mut self, seq: Seq) -> Option<Slot> {
         if seq < self.base {
@@ -410,32 +435,29 @@ impl Log for MemoryChannel {
                 });
                 continue;
             }
-            st.head += 1;
-            let seq = st.head;
-            let message = Arc::new(message);
-            if st.slots.is_empty() {
-                st.base = seq;
-            }
-            if st.marks.back().is_none_or(|&(at, _)| now > at) {
-                st.marks.push_back((now, seq));
-            }
-            st.slots.push_back(Some(Slot {
-                message: message.clone(),
-                stored_at: now.div_ceil(1000).try_into().unwrap_or(u32::MAX),
-                attempts: 0,
-                state: SlotState::Ready,
-            }));
-            st.live += 1;
-            st.index_id(&message.id, seq);
-            if st.claims {
-                st.fresh += 1;
-            }
-            let entry = Entry { seq, message };
+            let entry = st.push(message, now);
             // Sent under the lock so the feed order is the sequence order.
             let _ = self.feed.send(entry.clone());
             out.push(entry);
         }
         Ok(out)
+    }
+
+    async fn replace(&self, message: ChannelMessage, _ttl: Option<Duration>) -> Result<Entry> {
+        // Under one lock: nobody sees the id missing. Expiry is the channel's purge.
+        let now = now_millis();
+        let mut st = self.lock();
+        if let Some(seq) = st.seq_of(&message.id) {
+            st.take(seq);
+        }
+        let entry = st.push(message, now);
+        let _ = self.feed.send(entry.clone());
+        Ok(entry)
+    }
+
+    async fn remove_seqs(&self, seqs: &[Seq]) -> Result<usize> {
+        let mut st = self.lock();
+        Ok(seqs.iter().filter(|&&seq| st.take(seq).is_some()).count())
     }
 
     async fn read(
@@ -758,65 +780,5 @@ impl ClaimQueue for MemoryChannel {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::message::Content;
-
-    #[test]
-    fn a_slot_is_16_bytes() {
-        assert_eq!(std::mem::size_of::<Option<Slot>>(), 16);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn arrival_marks_follow_what_is_stored() {
-        let ch = MemoryChannel::new(&ChannelSpec::log("p"));
-        for i in 0..200 {
-            ch.append(vec![ChannelMessage::new("p", Content::data(&i).unwrap())])
-                .await
-                .unwrap();
-            tokio::time::advance(std::time::Duration::from_millis(5)).await;
-        }
-        assert_eq!(
-            ch.lock().marks.len(),
-            200,
-            "one mark per distinct millisecond"
-        );
-        assert_eq!(ch.evict(None, Some(10)).await.unwrap(), 190);
-        assert_eq!(
-            ch.lock().marks.len(),
-            10,
-            "marks before the oldest message go"
-        );
-        let newest = ch.latest(1, &ReadFilter::default()).await.unwrap();
-        let all = ch
-            .arrived_between(0.0, 1e12, 100, &ReadFilter::default())
-            .await
-            .unwrap();
-        assert_eq!(all.len(), 10);
-        assert_eq!(all[9], newest[0]);
-        ch.clear().await.unwrap();
-        assert!(ch.lock().marks.is_empty());
-    }
-
-    #[tokio::test]
-    async fn settled_claims_do_not_pile_up_in_the_lease_heap() {
-        let ch = MemoryChannel::new(&ChannelSpec::with_claims("q", ClaimPolicy::default()));
-        for round in 0..50 {
-            let batch = (0..100)
-                .map(|i| ChannelMessage::new("p", Content::data(&(round * 100 + i)).unwrap()))
-                .collect();
-            ch.append(batch).await.unwrap();
-            let claimed = ch.claim("w", 100).await.unwrap();
-            let ids: Vec<&str> = claimed.iter().map(|c| c.message.id.as_str()).collect();
-            let settled = ch.settle("w", &ids, Settle::Ack).await.unwrap();
-            assert_eq!(settled.done.len(), 100);
-        }
-        let st = ch.lock();
-        assert_eq!(st.live, 0);
-        assert!(
-            st.leases.len() <= 1024 + 100,
-            "lease heap holds {} entries",
-            st.leases.len()
-        );
-    }
-}
+#[path = "memory_tests.rs"]
+mod tests;

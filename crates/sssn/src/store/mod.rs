@@ -292,6 +292,11 @@ pub struct ChannelSpec {
     pub claims: Option<ClaimPolicy>,
     /// Capacity of the push feed (how far a subscriber may fall behind before it lags).
     pub feed_capacity: usize,
+    /// The channel keeps one version per id of records that live for a time: they are
+    /// written with [`Log::replace`] and its `ttl`. A store whose engine keeps one message
+    /// per key and expires messages itself may map the channel onto that (the channel
+    /// still purges what it finds expired). Other stores ignore it.
+    pub expiring: bool,
 }
 
 impl ChannelSpec {
@@ -301,6 +306,7 @@ impl ChannelSpec {
             id: id.into(),
             claims: None,
             feed_capacity: 1024,
+            expiring: false,
         }
     }
 
@@ -397,6 +403,37 @@ pub trait Log: Send + Sync + 'static {
 
     /// Removes messages by id; returns how many were removed.
     async fn remove(&self, ids: &[&str]) -> Result<usize>;
+
+    /// Stores `message` as the one version of its id, as one step: the stored message with
+    /// the same id, if any, is replaced by the new one, which gets a new (higher) sequence
+    /// and reaches the feed like any append (a feed may skip the old version if it was
+    /// replaced before the feed read it). A lookup by id never finds the id missing in
+    /// between: it sees the old version or the new one. A scan at the same time sees one
+    /// or the other on the memory and SQLite stores (they swap in one step); on JetStream
+    /// it may see both, or, racing the swap, neither.
+    ///
+    /// `ttl` is how long the version is meant to live. A store whose engine expires
+    /// messages by itself (see [`ChannelSpec::expiring`]) removes it then; the others keep it
+    /// until it is removed, which the channel does (discovery's purge). Stores that do not
+    /// override this refuse with `UnsupportedOperation`.
+    async fn replace(&self, message: ChannelMessage, ttl: Option<Duration>) -> Result<Entry> {
+        let _ = (message, ttl);
+        Err(crate::Error::new(
+            crate::ErrorKind::UnsupportedOperation,
+            "this store cannot replace a message by id",
+        ))
+    }
+
+    /// Removes the messages stored at these sequences (a sequence names one version of an
+    /// id: a newer version stored since is left alone); returns how many were removed.
+    /// Stores that do not override this refuse with `UnsupportedOperation`.
+    async fn remove_seqs(&self, seqs: &[Seq]) -> Result<usize> {
+        let _ = seqs;
+        Err(crate::Error::new(
+            crate::ErrorKind::UnsupportedOperation,
+            "this store cannot remove messages by sequence",
+        ))
+    }
 
     /// Removes every message (cursors stay valid: new messages get higher sequences).
     async fn clear(&self) -> Result<usize>;

@@ -160,12 +160,12 @@ impl SystemContext {
     }
 
     /// Registers this system's descriptor in the discovery channel `discovery_id` (wired to
-    /// this system), for `ttl` (default: the channel's registration TTL). Call it again to
-    /// refresh.
+    /// this system), for `ttl` (default: the channel's registration TTL), as this system
+    /// (it needs `Write` there). Call it again to refresh.
     pub async fn announce(&self, discovery_id: &str, ttl: Option<Duration>) -> Result<()> {
         self.local_channel(discovery_id)?
             .discovery()?
-            .register_system(&self.descriptor(), ttl)
+            .register_system(self.id(), &self.descriptor(), ttl)
             .await
     }
 }
