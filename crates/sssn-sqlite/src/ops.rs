@@ -569,6 +569,7 @@ pub(crate) fn dead_letters(conn: &Connection, chan: i64, max: usize) -> Db<Vec<D
             attempts: r.get(9)?,
             reason: r.get(10)?,
             dead_at_ms: r.get(11)?,
+            recipient: None,
         })
     })?
     .collect()

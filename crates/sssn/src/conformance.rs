@@ -30,6 +30,9 @@ use crate::message::{ChannelInfo, ChannelMessage, Payload, Visibility};
 use crate::security::{AclSecurity, Role};
 use crate::store::Store;
 
+mod mailbox_claims;
+pub use mailbox_claims::*;
+
 /// What a backend provides to run the suite.
 #[async_trait]
 pub trait Harness: Send + Sync + 'static {
@@ -127,7 +130,13 @@ macro_rules! conformance_tests {
             discovery_registry, periodic_channel_pulls, security_on_every_operation,
             write_batch_and_entries_after, direct_writes_cannot_spoof, lifecycle_and_drain,
             reopen_keeps_contents, history_by_id_time_and_latest, history_respects_mailboxes_and_rights,
-            clear_where_removes_only_matches, retention_changes_while_running);
+            clear_where_removes_only_matches, retention_changes_while_running,
+            mailbox_claims_take_only_the_claimers_messages,
+            mailbox_everyone_message_is_claimed_once_per_recipient,
+            mailbox_claims_are_fenced_per_recipient,
+            mailbox_lease_expiry_requeues_for_that_recipient,
+            mailbox_dead_letters_per_recipient, mailbox_claim_stats,
+            mailbox_claims_survive_reopen);
     };
     (@each paused, $make:expr; $($name:ident),* $(,)?) => {
         $(

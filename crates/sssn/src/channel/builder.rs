@@ -203,6 +203,7 @@ impl<K: Kind> ChannelBuilder<K> {
         ChannelSpec {
             id: self.id.clone(),
             claims,
+            claim_scope: self.kind.claim_scope(),
             feed_capacity: self.subscriber_capacity,
         }
     }
