@@ -76,15 +76,15 @@ impl ClaimScope {
         }
     }
 
-    /// Whether acknowledging (or dead-lettering) `message` takes it out of the channel's
-    /// log: always on a shared queue; per recipient only when it was addressed to one
-    /// recipient. A message addressed to everyone stays stored (other recipients, present
+    /// Whether acknowledging (or dead-lettering) a message addressed to `recipient_id`
+    /// takes it out of the channel's log: always on a shared queue; per recipient only
+    /// when it was addressed to one recipient. A message addressed to everyone stays stored (other recipients, present
     /// and future, still may claim it) and leaves by retention; the acknowledging
     /// recipient's inbox alone records it as done.
-    pub fn ack_consumes(self, message: &ChannelMessage) -> bool {
+    pub fn ack_consumes(self, recipient_id: Option<&str>) -> bool {
         match self {
             Self::Shared => true,
-            Self::PerRecipient => message.recipient_id.is_some(),
+            Self::PerRecipient => recipient_id.is_some(),
         }
     }
 }
@@ -248,10 +248,10 @@ mod tests {
         let mut m = ChannelMessage::new("s", crate::message::Content::data(&1).unwrap());
         assert!(ClaimScope::PerRecipient.may_claim("bob", &m), "to everyone");
         assert!(
-            !ClaimScope::PerRecipient.ack_consumes(&m),
+            !ClaimScope::PerRecipient.ack_consumes(m.recipient_id.as_deref()),
             "stays for the others"
         );
-        assert!(ClaimScope::Shared.ack_consumes(&m));
+        assert!(ClaimScope::Shared.ack_consumes(m.recipient_id.as_deref()));
         m.recipient_id = Some("alice".into());
         assert!(ClaimScope::PerRecipient.may_claim("alice", &m));
         assert!(!ClaimScope::PerRecipient.may_claim("bob", &m), "another's");
@@ -259,7 +259,7 @@ mod tests {
             ClaimScope::Shared.may_claim("bob", &m),
             "a work queue ignores recipients"
         );
-        assert!(ClaimScope::PerRecipient.ack_consumes(&m));
+        assert!(ClaimScope::PerRecipient.ack_consumes(m.recipient_id.as_deref()));
     }
 
     #[test]

@@ -137,7 +137,9 @@ impl State {
                 match how {
                     Settle::Ack => {
                         inbox.forget(seq);
-                        let consumes = st.slot(seq).is_some_and(|s| SCOPE.ack_consumes(&s.message));
+                        let consumes = st
+                            .slot(seq)
+                            .is_some_and(|s| SCOPE.ack_consumes(s.message.recipient_id.as_deref()));
                         if consumes {
                             st.take(seq);
                         }
@@ -345,7 +347,7 @@ impl State {
         let Some(message) = self.slot(seq).map(|s| s.message.clone()) else {
             return;
         };
-        if SCOPE.ack_consumes(&message) {
+        if SCOPE.ack_consumes(message.recipient_id.as_deref()) {
             self.take(seq);
         }
         self.dead.push_back(DeadLetter {
