@@ -40,6 +40,12 @@ pub trait Harness: Send + Sync + 'static {
     fn store(&self) -> Arc<dyn Store>;
     /// Lets `d` pass (advance paused time, or sleep).
     async fn advance(&self, d: Duration);
+    /// Whether the store has claims per recipient (mailboxes). A store without them must
+    /// refuse a mailbox claim with `UnsupportedOperation` and still serve the mailbox's
+    /// log; the mailbox-claim cases check exactly that on it.
+    fn claims_per_recipient(&self) -> bool {
+        true
+    }
 }
 
 /// Harness for the memory store under paused time.
