@@ -317,7 +317,8 @@ fn schemas() -> Value {
         "DeadLetters": {"type": "object", "required": ["dead_letters"], "properties": {
             "dead_letters": {"type": "array", "items": {"type": "object", "properties": {
                 "seq": {"type": "integer"}, "message": r("ChannelMessage"), "attempts": {"type": "integer"},
-                "reason": {"type": "string"}, "dead_at_ms": {"type": "integer"}}}}}},
+                "reason": {"type": "string"}, "dead_at_ms": {"type": "integer"},
+                "recipient": {"type": "string", "description": "On a mailbox: the recipient whose inbox gave the message up; a redrive gives it back to that recipient only."}}}}}},
         "Channels": {"type": "object", "required": ["channels"], "properties": {
             "channels": {"type": "array", "items": r("ChannelInfo")}}},
         "ChannelStats": {"type": "object", "properties": {

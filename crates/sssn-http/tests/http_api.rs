@@ -706,6 +706,70 @@ async fn mailbox_reads_only_what_is_addressed_to_the_token_subject() {
     assert_eq!(data, vec![json!("alice"), json!("all")]);
 }
 
+/// v1's exclusive read and the claim routes on a mailbox claim for the token's subject
+/// only: its own messages and those to everyone, from its own inbox.
+#[tokio::test]
+async fn mailbox_claims_take_only_what_is_addressed_to_the_token_subject() {
+    let mb = started(MailboxChannel::new("mail").public()).await;
+    let h = serve(vec![mb]).await;
+    for to in ["alice", "bob"] {
+        let msg = ChannelMessage::with_data("sender", &to)
+            .unwrap()
+            .recipient(to);
+        h.put("/channels/mail?direct=true", "sender", &msg.to_json())
+            .await
+            .ok();
+    }
+    h.put("/channels/mail", "sender", "\"all\"").await.ok();
+    let data = |v: &Value, key: &str| -> Vec<Value> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"]["data"].clone())
+            .collect()
+    };
+    let alice = h
+        .get("/channels/mail?exclusive=true&limit=10", "alice")
+        .await
+        .ok();
+    assert_eq!(data(&alice, "messages"), vec![json!("alice"), json!("all")]);
+    let bob = h
+        .post("/channels/mail/claim?limit=10", "bob", "")
+        .await
+        .ok();
+    let bob_msgs: Vec<Value> = bob["claims"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{bob}"))
+        .iter()
+        .map(|c| c["message"]["content"]["data"].clone())
+        .collect();
+    assert_eq!(
+        bob_msgs,
+        vec![json!("bob"), json!("all")],
+        "alice's claim hid nothing"
+    );
+    let ids: Vec<String> = alice["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    let body = json!({"message_ids": ids}).to_string();
+    let by_bob = h
+        .post("/channels/mail/acknowledge", "bob", &body)
+        .await
+        .ok();
+    // Bob's ack settles his own claim on the message to everyone; alice's is not his.
+    assert_eq!(by_bob["done"], json!([ids[1]]), "{by_bob}");
+    assert_eq!(by_bob["stale"], json!([ids[0]]), "{by_bob}");
+    let by_alice = h
+        .post("/channels/mail/acknowledge", "alice", &body)
+        .await
+        .ok();
+    assert_eq!(by_alice["acknowledged"], 2, "{by_alice}");
+}
+
 #[tokio::test]
 async fn event_stream_delivers_in_order_and_resumes_without_gaps_or_duplicates() {
     let feed = started(BroadcastChannel::new("feed").public()).await;

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use sssn::Result;
 use sssn::clock::now_millis;
 use sssn::message::ChannelMessage;
-use sssn::policy::ClaimPolicy;
+use sssn::policy::{ClaimPolicy, ClaimScope};
 use sssn::store::{
     ClaimQueue, ClaimStats, Claimed, DeadLetter, Entry, Log, LogStats, ReadFilter, ReadFrom, Seq,
     Settle, Settled,
@@ -44,6 +44,8 @@ pub(crate) struct ChanShared {
     pub(crate) chan: i64,
     /// `Some` for channels with claims.
     pub(crate) policy: Option<ClaimPolicy>,
+    /// One shared queue (`messages.state`), or an inbox per recipient (`crate::inbox`).
+    pub(crate) scope: ClaimScope,
     /// The lease in force (milliseconds), changeable while the channel runs.
     lease_ms: AtomicU64,
     pub(crate) head: AtomicU64,
@@ -61,12 +63,23 @@ impl ChanShared {
         Self {
             chan: row.chan,
             policy: spec.claims,
+            scope: spec.claim_scope,
             lease_ms: AtomicU64::new(sssn::clock::millis(spec.claims.unwrap_or_default().lease)),
             head: AtomicU64::new(row.head),
             counts: Mutex::new(row.counts),
             feed,
             next_due: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the channel has one shared claim queue (messages carry its state).
+    pub(crate) fn shared_claims(&self) -> bool {
+        self.policy.is_some() && self.scope == ClaimScope::Shared
+    }
+
+    /// Whether the channel has claims per recipient.
+    pub(crate) fn per_recipient(&self) -> bool {
+        self.policy.is_some() && self.scope == ClaimScope::PerRecipient
     }
 
     /// The committed counters.
@@ -82,7 +95,10 @@ impl ChanShared {
     /// nothing ready, and nothing comes due before `now`.
     pub(crate) fn nothing_claimable(&self, now: u64) -> bool {
         // The bound first: the writer publishes the counters before it raises the bound.
-        now < self.next_due.load(Ordering::Acquire) && self.counts().ready == 0
+        // Inboxes keep no ready counter: a claim per recipient always looks.
+        !self.per_recipient()
+            && now < self.next_due.load(Ordering::Acquire)
+            && self.counts().ready == 0
     }
 
     /// The claim policy (the claim queue exists only for channels opened with one).

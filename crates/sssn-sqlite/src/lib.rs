@@ -57,6 +57,7 @@
 mod channel;
 mod error;
 mod history;
+mod inbox;
 mod ops;
 mod options;
 mod schema;

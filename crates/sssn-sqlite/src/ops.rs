@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Row};
 use sssn::message::{ChannelMessage, Content};
-use sssn::policy::{ClaimPolicy, DeadReason, Fate, Release};
+use sssn::policy::{ClaimPolicy, ClaimScope, DeadReason, Fate, Release};
 use sssn::store::{
     ClaimStats, Claimed, DeadLetter, Entry, LogStats, ReadFilter, ReadFrom, Seq, Settle, Settled,
 };
@@ -102,23 +102,49 @@ fn dec(counter: &mut u64, n: u64) {
 pub(crate) struct ChannelRow {
     pub(crate) chan: i64,
     pub(crate) claims: bool,
+    pub(crate) scope: ClaimScope,
     pub(crate) head: u64,
     pub(crate) counts: Counts,
 }
 
-/// Finds the channel `name`, creating it (with or without claims) if it does not exist.
-/// The `kind` column describes the capabilities for people reading the file (`log`, or
-/// `log+claims`); files written before kept the kind's name there.
-pub(crate) fn open_channel(conn: &Connection, name: &str, claims: bool) -> Db<ChannelRow> {
+fn scope_code(scope: ClaimScope) -> i64 {
+    match scope {
+        ClaimScope::Shared => 0,
+        ClaimScope::PerRecipient => 1,
+    }
+}
+
+/// Finds the channel `name`, creating it (with or without claims, shared or per
+/// recipient) if it does not exist. A log-only channel opened with claims per recipient
+/// gains them (its messages carry no claim state either way, and its inboxes start
+/// empty): how a mailbox stored before mailboxes had claims opens. The `kind` column
+/// describes the capabilities for people reading the file (`log`, `log+claims`, or
+/// `log+inboxes`); files written before kept the kind's name there.
+pub(crate) fn open_channel(
+    conn: &Connection,
+    name: &str,
+    claims: bool,
+    scope: ClaimScope,
+) -> Db<ChannelRow> {
+    let kind = match (claims, scope) {
+        (false, _) => "log",
+        (true, ClaimScope::Shared) => "log+claims",
+        (true, ClaimScope::PerRecipient) => "log+inboxes",
+    };
     let found = conn
         .prepare_cached(
             "SELECT chan, claims, head, stored, ready, delayed, in_flight, acknowledged, \
-             dead FROM channels WHERE name = ?1",
+             dead, claim_scope FROM channels WHERE name = ?1",
         )?
         .query_row([name], |r| {
             Ok(ChannelRow {
                 chan: r.get(0)?,
                 claims: r.get(1)?,
+                scope: if r.get::<_, i64>(9)? == 1 {
+                    ClaimScope::PerRecipient
+                } else {
+                    ClaimScope::Shared
+                },
                 head: r.get(2)?,
                 counts: Counts {
                     stored: r.get(3)?,
@@ -131,15 +157,25 @@ pub(crate) fn open_channel(conn: &Connection, name: &str, claims: bool) -> Db<Ch
             })
         })
         .optional()?;
-    if let Some(row) = found {
+    if let Some(mut row) = found {
+        if !row.claims && claims && scope == ClaimScope::PerRecipient {
+            conn.prepare_cached(
+                "UPDATE channels SET claims = 1, claim_scope = 1, kind = ?2 WHERE chan = ?1",
+            )?
+            .execute((row.chan, kind))?;
+            row.claims = true;
+            row.scope = scope;
+        }
         return Ok(row);
     }
-    let kind = if claims { "log+claims" } else { "log" };
-    conn.prepare_cached("INSERT INTO channels (name, kind, claims) VALUES (?1, ?2, ?3)")?
-        .execute((name, kind, claims))?;
+    conn.prepare_cached(
+        "INSERT INTO channels (name, kind, claims, claim_scope) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute((name, kind, claims, scope_code(scope)))?;
     Ok(ChannelRow {
         chan: conn.last_insert_rowid(),
         claims,
+        scope,
         head: 0,
         counts: Counts::default(),
     })
@@ -155,7 +191,7 @@ pub(crate) fn append(
     now: u64,
 ) -> Db<Vec<Entry>> {
     let mut out = Vec::with_capacity(messages.len());
-    let state = ch.policy.is_some().then_some(READY);
+    let state = ch.shared_claims().then_some(READY);
     for message in messages {
         let seq = txn.head(ch) + 1;
         let metadata = if message.metadata.is_empty() {
@@ -191,7 +227,7 @@ pub(crate) fn append(
         if inserted == 1 {
             let c = txn.counts(ch);
             c.stored += 1;
-            if ch.policy.is_some() {
+            if ch.shared_claims() {
                 c.ready += 1;
             }
             let entry = Entry {
@@ -320,6 +356,9 @@ pub(crate) fn maintain(
     policy: &ClaimPolicy,
     now: u64,
 ) -> Db<usize> {
+    if ch.per_recipient() {
+        return crate::inbox::maintain(txn, ch, policy, now);
+    }
     if now < txn.next_due(ch) {
         return Ok(0);
     }
@@ -446,6 +485,9 @@ pub(crate) fn claim(
     max: usize,
     now: u64,
 ) -> Db<Vec<Claimed>> {
+    if ch.per_recipient() {
+        return crate::inbox::claim(txn, ch, policy, claimer, max, now);
+    }
     maintain(txn, ch, policy, now)?;
     if max == 0 {
         return Ok(Vec::new());
@@ -493,6 +535,9 @@ pub(crate) fn settle(
     how: &Settle,
     now: u64,
 ) -> Db<Settled> {
+    if ch.per_recipient() {
+        return crate::inbox::settle(txn, ch, policy, claimer, ids, how, now);
+    }
     let mut out = Settled::default();
     for id in ids {
         let held = txn
@@ -560,7 +605,8 @@ pub(crate) fn dead_letters(conn: &Connection, chan: i64, max: usize) -> Db<Vec<D
     conn.prepare_cached(concat!(
         "SELECT seq, ",
         msg_cols!(),
-        ", attempts, reason, dead_at FROM dead_letters WHERE chan = ?1 ORDER BY n LIMIT ?2"
+        ", attempts, reason, dead_at, recipient FROM dead_letters WHERE chan = ?1 \
+         ORDER BY n LIMIT ?2"
     ))?
     .query_map((chan, limit(max)), |r| {
         Ok(DeadLetter {
@@ -569,6 +615,7 @@ pub(crate) fn dead_letters(conn: &Connection, chan: i64, max: usize) -> Db<Vec<D
             attempts: r.get(9)?,
             reason: r.get(10)?,
             dead_at_ms: r.get(11)?,
+            recipient: r.get(12)?,
         })
     })?
     .collect()
@@ -582,27 +629,39 @@ pub(crate) fn redrive(
     now: u64,
 ) -> Db<usize> {
     let wanted: HashSet<&String> = ids.iter().collect();
-    let mut found: Vec<(i64, ChannelMessage)> = Vec::new();
+    type Found = (i64, Seq, Option<String>, ChannelMessage);
+    let mut found: Vec<Found> = Vec::new();
     for id in wanted {
         let mut stmt = txn.conn.prepare_cached(concat!(
-            "SELECT n, ",
+            "SELECT n, seq, recipient, ",
             msg_cols!(),
             " FROM dead_letters WHERE chan = ?1 AND id = ?2"
         ))?;
-        for row in stmt.query_map((ch.chan, id), |r| Ok((r.get(0)?, message_at(r, 1)?)))? {
+        let rows = stmt.query_map((ch.chan, id), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, message_at(r, 3)?))
+        })?;
+        for row in rows {
             found.push(row?);
         }
     }
     // In dead-letter order, as the memory store.
-    found.sort_unstable_by_key(|(n, _)| *n);
-    for (n, _) in &found {
+    found.sort_unstable_by_key(|(n, ..)| *n);
+    for (n, ..) in &found {
         txn.conn
             .prepare_cached("DELETE FROM dead_letters WHERE n = ?1")?
             .execute([n])?;
     }
     dec(&mut txn.counts(ch).dead, found.len() as u64);
     let moved = found.len();
-    let messages: Vec<Arc<ChannelMessage>> = found.into_iter().map(|(_, m)| Arc::new(m)).collect();
+    let mut messages: Vec<Arc<ChannelMessage>> = Vec::with_capacity(moved);
+    for (_, seq, recipient, message) in found {
+        // A recipient's dead letter goes back to that recipient's inbox only.
+        let back = match recipient {
+            Some(recipient) => crate::inbox::redrive(txn, ch, &recipient, seq, message)?,
+            None => Some(message),
+        };
+        messages.extend(back.map(Arc::new));
+    }
     append(txn, ch, &messages, now)?;
     Ok(moved)
 }
@@ -612,10 +671,14 @@ pub(crate) fn redrive(
 /// Deletes rows by rowid; returns how many.
 fn delete_rows(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, rowids: &[i64]) -> Db<usize> {
     for rowid in rowids {
-        let state: Option<i64> = txn
+        let state: (Option<i64>, Seq) = txn
             .conn
-            .prepare_cached("DELETE FROM messages WHERE rowid = ?1 RETURNING state")?
-            .query_row([rowid], |r| r.get(0))?;
+            .prepare_cached("DELETE FROM messages WHERE rowid = ?1 RETURNING state, seq")?
+            .query_row([rowid], |r| Ok((r.get(0)?, r.get::<_, Seq>(1)?)))?;
+        let (state, seq) = state;
+        if ch.per_recipient() {
+            crate::inbox::forget_everywhere(txn.conn, ch.chan, seq)?;
+        }
         removed(txn.counts(ch), state);
     }
     Ok(rowids.len())
@@ -668,12 +731,17 @@ pub(crate) fn evict(
 pub(crate) fn remove(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, ids: &[String]) -> Db<usize> {
     let mut n = 0;
     for id in ids {
-        let state: Option<Option<i64>> = txn
+        let state: Option<(Option<i64>, Seq)> = txn
             .conn
-            .prepare_cached("DELETE FROM messages WHERE chan = ?1 AND id = ?2 RETURNING state")?
-            .query_row((ch.chan, id), |r| r.get(0))
+            .prepare_cached(
+                "DELETE FROM messages WHERE chan = ?1 AND id = ?2 RETURNING state, seq",
+            )?
+            .query_row((ch.chan, id), |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if let Some(state) = state {
+        if let Some((state, seq)) = state {
+            if ch.per_recipient() {
+                crate::inbox::forget_everywhere(txn.conn, ch.chan, seq)?;
+            }
             removed(txn.counts(ch), state);
             n += 1;
         }
@@ -703,6 +771,9 @@ pub(crate) fn clear(txn: &mut Txn<'_>, ch: &Arc<ChanShared>) -> Db<usize> {
     let n = txn
         .conn
         .prepare_cached("DELETE FROM messages WHERE chan = ?1")?
+        .execute([ch.chan])?;
+    txn.conn
+        .prepare_cached("DELETE FROM inbox_claims WHERE chan = ?1")?
         .execute([ch.chan])?;
     let c = txn.counts(ch);
     c.stored = 0;
@@ -743,6 +814,9 @@ pub(crate) fn claim_stats(
     policy: &ClaimPolicy,
     now: u64,
 ) -> Db<ClaimStats> {
+    if ch.per_recipient() {
+        return crate::inbox::stats(txn, ch, policy, now);
+    }
     maintain(txn, ch, policy, now)?;
     let c = *txn.counts(ch);
     Ok(ClaimStats {

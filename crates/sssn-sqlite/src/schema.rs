@@ -17,7 +17,10 @@
 //!   that retention compares;
 //! * `cursors`: the last sequence given to each shared reader;
 //! * `dead_letters`: messages that exceeded `max_deliveries` or were rejected, with
-//!   attempts, reason and time, in arrival order (`n`).
+//!   attempts, reason and time, in arrival order (`n`), and on a mailbox the recipient
+//!   whose inbox gave it up;
+//! * `inboxes`, `inbox_claims` (layout 2): claims per recipient (mailboxes), see
+//!   `crate::inbox`.
 //!
 //! Indexes make every per-message operation a B-tree lookup: `(chan, seq)` for reads,
 //! `(chan, id)` for duplicate detection and settling by id, and `(chan, state, due, seq)`
@@ -34,10 +37,10 @@ use crate::error::db_error;
 pub(crate) const APPLICATION_ID: i32 = 0x5353_534E;
 
 /// Layout version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 /// `MIGRATIONS[v]` upgrades a database from layout `v` to `v + 1` (0 is an empty file).
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = "
 CREATE TABLE channels (
@@ -97,6 +100,36 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_chan ON dead_letters (chan, n);
 CREATE INDEX dead_letters_id ON dead_letters (chan, id);
+";
+
+/// Claims per recipient (mailboxes): each recipient's inbox (`inboxes`: how far it has
+/// examined the log) and its claim state per message (`inbox_claims`: 0 ready, 1 delayed,
+/// 2 in flight, with `due` and `attempts`, as `messages.state` on a shared queue); the
+/// channel's scope (`claim_scope`: 0 shared, 1 per recipient); the recipient a dead letter
+/// came from; and `messages_recipient` to find a recipient's messages (and those to
+/// everyone) on channels whose messages carry no shared claim state. A channel stored
+/// before keeps its scope (shared, or no claims).
+const V2: &str = "
+ALTER TABLE channels ADD COLUMN claim_scope INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE dead_letters ADD COLUMN recipient TEXT;
+CREATE INDEX messages_recipient ON messages (chan, recipient_id, seq) WHERE state IS NULL;
+CREATE TABLE inboxes (
+    chan      INTEGER NOT NULL,
+    recipient TEXT NOT NULL,
+    scanned   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (chan, recipient)
+) WITHOUT ROWID;
+CREATE TABLE inbox_claims (
+    chan      INTEGER NOT NULL,
+    recipient TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    state     INTEGER NOT NULL,
+    due       INTEGER NOT NULL DEFAULT 0,
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (chan, recipient, seq)
+) WITHOUT ROWID;
+CREATE INDEX inbox_claims_due ON inbox_claims (chan, state, due, seq);
+CREATE INDEX inbox_claims_seq ON inbox_claims (chan, seq);
 ";
 
 /// Checks that `conn` holds an sssn database this build can use, creating or migrating
@@ -182,6 +215,59 @@ fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {
 mod tests {
     use super::*;
 
+    /// A file of layout 1 (before claims per recipient) with a mailbox stored as a log:
+    /// it migrates, and the mailbox opens with claims per recipient over its messages.
+    #[tokio::test]
+    async fn a_layout_1_mailbox_migrates_and_gains_claims_per_recipient() {
+        use sssn::channel::MailboxChannel;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(V1).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO channels (chan, name, kind, claims, head, stored) \
+                 VALUES (1, 'inbox', 'mailbox', 0, 3, 3);
+                 INSERT INTO messages (chan, seq, id, timestamp, sender_id, content, \
+                 recipient_id, stored_at) VALUES \
+                 (1, 1, 'to-alice', 1.0, 'w', '{\"data\":1}', 'alice', 1000), \
+                 (1, 2, 'to-bob', 2.0, 'w', '{\"data\":2}', 'bob', 2000), \
+                 (1, 3, 'to-all', 3.0, 'w', '{\"data\":3}', NULL, 3000);",
+            )
+            .unwrap();
+        }
+        let store = crate::SqliteStore::open(&path).unwrap();
+        let inbox = MailboxChannel::new("inbox").store(store).build();
+        inbox.start().await.unwrap();
+        let ids = |c: Vec<sssn::Claimed>| {
+            c.into_iter()
+                .map(|c| c.message.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(inbox.claim("alice", 10).await.unwrap()),
+            ["to-alice", "to-all"]
+        );
+        assert_eq!(
+            ids(inbox.claim("bob", 10).await.unwrap()),
+            ["to-bob", "to-all"]
+        );
+        assert_eq!(
+            inbox.read("bob", 10).await.unwrap().len(),
+            2,
+            "shared reads as before"
+        );
+        inbox.stop().await;
+        let conn = Connection::open(&path).unwrap();
+        let version: i32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
     #[test]
     fn one_migration_per_version() {
         assert_eq!(MIGRATIONS.len(), SCHEMA_VERSION as usize);
@@ -191,6 +277,7 @@ mod tests {
     fn claim_queries_use_the_claimable_index() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(V1).unwrap();
+        conn.execute_batch(V2).unwrap();
         let plan = |sql: &str| -> String {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let rows = stmt
@@ -214,5 +301,31 @@ mod tests {
         assert!(p.contains("messages_seq"), "{p}");
         let p = plan("DELETE FROM messages WHERE chan = 1 AND id = 'x' AND state = 2");
         assert!(p.contains("messages_id"), "{p}");
+        // Claims per recipient: a recipient's messages, those to everyone, its inbox rows.
+        for (sql, index) in [
+            (
+                "SELECT seq FROM messages WHERE chan = 1 AND recipient_id = 'a' \
+                 AND state IS NULL AND seq > 5 ORDER BY seq LIMIT 3",
+                "messages_recipient",
+            ),
+            (
+                "SELECT seq FROM messages WHERE chan = 1 AND recipient_id IS NULL \
+                 AND state IS NULL AND seq > 5 ORDER BY seq LIMIT 3",
+                "messages_recipient",
+            ),
+            (
+                "SELECT recipient, seq FROM inbox_claims WHERE chan = 1 AND state = 2 \
+                 AND due <= 9 ORDER BY due, seq",
+                "inbox_claims_due",
+            ),
+            (
+                "DELETE FROM inbox_claims INDEXED BY inbox_claims_seq WHERE chan = 1 AND seq = 4",
+                "inbox_claims_seq",
+            ),
+        ] {
+            let p = plan(sql);
+            assert!(p.contains(index), "{sql}: {p}");
+            assert!(!p.contains("TEMP B-TREE"), "{sql}: {p}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
-use sssn::store::{ChannelSpec, ChannelStorage, ClaimQueue, Store};
+use sssn::store::{ChannelSpec, ChannelStorage, ClaimQueue, ClaimScope, Store};
 use sssn::{Error, ErrorKind, Result};
 
 use crate::channel::{ChanShared, SqliteChannel};
@@ -285,24 +285,25 @@ impl StoreInner {
 impl Store for SqliteStore {
     async fn open_channel(&self, spec: &ChannelSpec) -> Result<ChannelStorage> {
         let claims = spec.claims.is_some();
-        let capabilities = |claims: bool| {
-            if claims {
-                "with claims"
-            } else {
-                "without claims"
-            }
+        let scope = spec.claim_scope;
+        let capabilities = |claims: bool, scope: ClaimScope| match (claims, scope) {
+            (false, _) => "without claims",
+            (true, ClaimScope::Shared) => "with shared claims",
+            (true, ClaimScope::PerRecipient) => "with claims per recipient",
         };
         let mut channels = self.inner.channels.lock().await;
         let shared = match channels.get(&spec.id) {
-            Some(shared) if shared.policy.is_some() != claims => {
+            Some(shared)
+                if shared.policy.is_some() != claims || (claims && shared.scope != scope) =>
+            {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
                     format!(
                         "channel '{}' in SQLite store {} is open {}, and cannot be opened {}",
                         spec.id,
                         self.inner.path.display(),
-                        capabilities(shared.policy.is_some()),
-                        capabilities(claims)
+                        capabilities(shared.policy.is_some(), shared.scope),
+                        capabilities(claims, scope)
                     ),
                 ));
             }
@@ -314,16 +315,16 @@ impl Store for SqliteStore {
                     .inner
                     .writer
                     .call("open channel", move |txn| {
-                        let row = ops::open_channel(txn.conn, &name, claims)?;
-                        if row.claims != claims {
+                        let row = ops::open_channel(txn.conn, &name, claims, scope)?;
+                        if row.claims != claims || (claims && row.scope != scope) {
                             return Ok(Err(Error::new(
                                 ErrorKind::InvalidArgument,
                                 format!(
                                     "channel '{name}' in SQLite store {} was created {} and \
-                                     cannot be opened {} (a kind with claims, and one without)",
+                                     cannot be opened {} (kinds with other claim capabilities)",
                                     path.display(),
-                                    capabilities(row.claims),
-                                    capabilities(claims)
+                                    capabilities(row.claims, row.scope),
+                                    capabilities(claims, scope)
                                 ),
                             )));
                         }

@@ -99,7 +99,7 @@ async fn a_newer_schema_is_refused_and_keeps_its_data() {
         msg.contains("newer") && msg.contains("schema version 99"),
         "{msg}"
     );
-    set_version(1);
+    set_version(2);
     assert_eq!(stored_ids(&path, "q").await, vec![id]);
 }
 
@@ -164,7 +164,48 @@ async fn a_channel_keeps_whether_it_has_claims() {
         .await
         .expect_err("refused after reopening");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-    assert!(err.to_string().contains("created with claims"), "{err}");
+    assert!(
+        err.to_string().contains("created with shared claims"),
+        "{err}"
+    );
+    let err = store
+        .open_channel(&ChannelSpec::with_claims_per_recipient(
+            "jobs",
+            ClaimPolicy::default(),
+        ))
+        .await
+        .expect_err("a work queue does not become a mailbox");
+    assert!(
+        err.to_string().contains("with claims per recipient"),
+        "{err}"
+    );
+    // A log-only channel gains claims per recipient (a mailbox stored before they existed),
+    // and keeps them.
+    store
+        .open_channel(&ChannelSpec::log("inbox"))
+        .await
+        .unwrap();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let per_recipient = ChannelSpec::with_claims_per_recipient("inbox", ClaimPolicy::default());
+    assert!(
+        store
+            .open_channel(&per_recipient)
+            .await
+            .unwrap()
+            .claims
+            .is_some()
+    );
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let err = store
+        .open_channel(&ChannelSpec::log("inbox"))
+        .await
+        .expect_err("the inboxes stay");
+    assert!(
+        err.to_string().contains("with claims per recipient"),
+        "{err}"
+    );
     // Same capabilities (another kind with claims, another lease): fine.
     store
         .open_channel(&ChannelSpec::with_claims(

@@ -247,3 +247,57 @@ async fn discovery_registrations_survive_a_restart_until_they_expire() {
         "its expiry time was kept"
     );
 }
+
+/// Claims per recipient (a mailbox) are in the file: after the store is closed and opened
+/// again, each recipient's inbox is as it was — what it acknowledged stays done, a live
+/// claim is still its holder's to settle, a released one comes back with its attempts.
+#[tokio::test]
+async fn mailbox_inboxes_survive_a_restart() {
+    use sssn::channel::MailboxChannel;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mail.db");
+    let mailbox = |store: SqliteStore| {
+        MailboxChannel::new("mail")
+            .claim_timeout(Duration::from_secs(60))
+            .store(store)
+            .build()
+    };
+    let (all, mine) = {
+        let ch = mailbox(SqliteStore::open(&path).unwrap());
+        ch.start().await.unwrap();
+        let all = ch.write("w", &"to everyone").await.unwrap();
+        let to_alice = ChannelMessage::with_data("w", &"to alice")
+            .unwrap()
+            .recipient("alice");
+        let mine = ch.write_message("w", to_alice).await.unwrap();
+        assert_eq!(ch.claim("alice", 10).await.unwrap().len(), 2);
+        assert!(ch.ack("alice", &mine).await.unwrap().all_done());
+        assert_eq!(ch.claim("bob", 10).await.unwrap()[0].message.id, all);
+        assert!(ch.nack("bob", &all).await.unwrap().all_done());
+        ch.stop().await;
+        (all, mine)
+    };
+    let ch = mailbox(SqliteStore::open(&path).unwrap());
+    ch.start().await.unwrap();
+    assert!(
+        ch.claim("alice", 10).await.unwrap().is_empty(),
+        "alice's claim on it still holds"
+    );
+    assert_eq!(
+        ch.ack("alice", &[&all, &mine]).await.unwrap().stale,
+        vec![mine.clone()],
+        "her live claim is still hers to settle; her own message was consumed"
+    );
+    let bob = ch.claim("bob", 10).await.unwrap();
+    assert_eq!(bob.len(), 1);
+    assert_eq!(
+        (bob[0].message.id.as_str(), bob[0].attempt),
+        (all.as_str(), 2)
+    );
+    let s = ch.stats().await.unwrap();
+    assert_eq!(
+        (s.stored, s.acknowledged, s.in_flight, s.backlog),
+        (1, 2, 1, 0)
+    );
+    ch.stop().await;
+}

@@ -31,6 +31,8 @@ use crate::store::Store;
 
 mod discovery;
 pub use discovery::*;
+mod mailbox_claims;
+pub use mailbox_claims::*;
 
 /// What a backend provides to run the suite.
 #[async_trait]
@@ -39,6 +41,12 @@ pub trait Harness: Send + Sync + 'static {
     fn store(&self) -> Arc<dyn Store>;
     /// Lets `d` pass (advance paused time, or sleep).
     async fn advance(&self, d: Duration);
+    /// Whether the store has claims per recipient (mailboxes). A store without them must
+    /// refuse a mailbox claim with `UnsupportedOperation` and still serve the mailbox's
+    /// log; the mailbox-claim cases check exactly that on it.
+    fn claims_per_recipient(&self) -> bool {
+        true
+    }
 }
 
 /// Harness for the memory store under paused time.
@@ -131,7 +139,13 @@ macro_rules! conformance_tests {
             periodic_channel_pulls, security_on_every_operation,
             write_batch_and_entries_after, direct_writes_cannot_spoof, lifecycle_and_drain,
             reopen_keeps_contents, history_by_id_time_and_latest, history_respects_mailboxes_and_rights,
-            clear_where_removes_only_matches, retention_changes_while_running);
+            clear_where_removes_only_matches, retention_changes_while_running,
+            mailbox_claims_take_only_the_claimers_messages,
+            mailbox_everyone_message_is_claimed_once_per_recipient,
+            mailbox_claims_are_fenced_per_recipient,
+            mailbox_lease_expiry_requeues_for_that_recipient,
+            mailbox_dead_letters_per_recipient, mailbox_claim_stats,
+            mailbox_claims_survive_reopen);
     };
     (@each paused, $make:expr; $($name:ident),* $(,)?) => {
         $(

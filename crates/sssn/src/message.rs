@@ -498,7 +498,20 @@ impl ChannelKind {
 
     /// Whether claims (exclusive reads), acks and nacks are allowed.
     pub fn claims(self) -> bool {
-        matches!(self, Self::Passthrough | Self::WorkQueue | Self::Periodic)
+        matches!(
+            self,
+            Self::Passthrough | Self::WorkQueue | Self::Periodic | Self::Mailbox
+        )
+    }
+
+    /// Whose claim state a claimer works in: a mailbox gives every recipient its own inbox
+    /// ([`ClaimScope::PerRecipient`](crate::policy::ClaimScope)); the other kinds with
+    /// claims share one queue.
+    pub fn claim_scope(self) -> crate::policy::ClaimScope {
+        match self {
+            Self::Mailbox => crate::policy::ClaimScope::PerRecipient,
+            _ => crate::policy::ClaimScope::Shared,
+        }
     }
 }
 

@@ -13,10 +13,16 @@
 //!   after the nack's delay;
 //! * a reject dead-letters at once with the caller's reason ([`DeadReason::Rejected`]);
 //! * only the holder of a live (unexpired) claim may settle it ([`ClaimPolicy::may_settle`]):
-//!   an ack, nack, reject or extend from anyone else, or after the lease ran out, is stale.
+//!   an ack, nack, reject or extend from anyone else, or after the lease ran out, is stale;
+//! * on a channel whose claims are per recipient ([`ClaimScope::PerRecipient`], mailboxes)
+//!   a claimer takes only the messages it may see ([`ClaimScope::may_claim`]) from its own
+//!   inbox, and an ack consumes only what was addressed to it
+//!   ([`ClaimScope::ack_consumes`]).
 
 use std::fmt;
 use std::time::Duration;
+
+use crate::message::ChannelMessage;
 
 /// How a channel with claims treats them: the lease length and the delivery limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +40,51 @@ impl Default for ClaimPolicy {
         Self {
             lease: Duration::from_secs(300),
             max_deliveries: None,
+        }
+    }
+}
+
+/// Whose claim state a claimer works in.
+///
+/// * [`Shared`](Self::Shared) (work queues, passthrough, periodic): one queue; every
+///   claimer competes for every message, each message is delivered to one of them.
+/// * [`PerRecipient`](Self::PerRecipient) (mailboxes): every recipient has its own inbox
+///   of claim state (attempts, leases, delays, dead letters). A claimer claims, as the
+///   recipient named by its id, only messages addressed to it or to everyone (empty
+///   `recipient_id`); so a message addressed to everyone is claimable once *per recipient*,
+///   and one recipient's claims, acks and dead letters never hide a message from another.
+///   Several workers sharing one recipient identity compete for that recipient's messages,
+///   as workers do on a work queue; fencing holds between them (only the live holder
+///   settles, and the holder is that identity).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ClaimScope {
+    /// One claim queue for every claimer.
+    #[default]
+    Shared,
+    /// One inbox per recipient (the claimer's id).
+    PerRecipient,
+}
+
+impl ClaimScope {
+    /// Whether `claimer` may claim `message` at all: any message on a shared queue; per
+    /// recipient, only one addressed to the claimer or to everyone (v1 let a mailbox claim
+    /// take other recipients' messages, defect D9).
+    pub fn may_claim(self, claimer: &str, message: &ChannelMessage) -> bool {
+        match (self, &message.recipient_id) {
+            (Self::PerRecipient, Some(to)) => to == claimer,
+            _ => true,
+        }
+    }
+
+    /// Whether acknowledging (or dead-lettering) a message addressed to `recipient_id`
+    /// takes it out of the channel's log: always on a shared queue; per recipient only
+    /// when it was addressed to one recipient. A message addressed to everyone stays stored (other recipients, present
+    /// and future, still may claim it) and leaves by retention; the acknowledging
+    /// recipient's inbox alone records it as done.
+    pub fn ack_consumes(self, recipient_id: Option<&str>) -> bool {
+        match self {
+            Self::Shared => true,
+            Self::PerRecipient => recipient_id.is_some(),
         }
     }
 }
@@ -190,6 +241,25 @@ mod tests {
             !ClaimPolicy::may_settle("w1", 100, "w2", 50),
             "not the holder"
         );
+    }
+
+    #[test]
+    fn per_recipient_claims_take_only_what_the_claimer_may_see() {
+        let mut m = ChannelMessage::new("s", crate::message::Content::data(&1).unwrap());
+        assert!(ClaimScope::PerRecipient.may_claim("bob", &m), "to everyone");
+        assert!(
+            !ClaimScope::PerRecipient.ack_consumes(m.recipient_id.as_deref()),
+            "stays for the others"
+        );
+        assert!(ClaimScope::Shared.ack_consumes(m.recipient_id.as_deref()));
+        m.recipient_id = Some("alice".into());
+        assert!(ClaimScope::PerRecipient.may_claim("alice", &m));
+        assert!(!ClaimScope::PerRecipient.may_claim("bob", &m), "another's");
+        assert!(
+            ClaimScope::Shared.may_claim("bob", &m),
+            "a work queue ignores recipients"
+        );
+        assert!(ClaimScope::PerRecipient.ack_consumes(m.recipient_id.as_deref()));
     }
 
     #[test]

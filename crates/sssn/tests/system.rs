@@ -14,7 +14,7 @@ use sssn::network::{Network, NetworkEvent};
 use sssn::request::{Requester, reply};
 use sssn::store::Entry;
 use sssn::system::{ErrorAction, RestartPolicy, System, SystemContext, SystemSpec, SystemState};
-use sssn::{ChannelClient, ErrorKind, Result};
+use sssn::{ChannelClient, ChannelMessage, ErrorKind, Result};
 
 #[derive(Default, Clone)]
 struct Counters {
@@ -592,4 +592,43 @@ async fn wake_on_steps_as_soon_as_work_arrives() {
         "no time passed between the write and the claim"
     );
     running.stop().await.unwrap();
+}
+
+/// A mailbox view claims for the identity it is bound to: two systems each take their own
+/// messages and each take the one addressed to everyone.
+#[tokio::test]
+async fn mailbox_views_claim_for_their_own_identity() {
+    let inbox = MailboxChannel::new("inbox").build();
+    inbox.start().await.unwrap();
+    let to = |who: &str, n: i64| ChannelMessage::with_data("w", &n).unwrap().recipient(who);
+    inbox.write_message("w", to("alice", 1)).await.unwrap();
+    inbox.write_message("w", to("bob", 2)).await.unwrap();
+    let all = inbox.write("w", &3).await.unwrap();
+    let (alice, bob) = (ChannelClient::new("alice"), ChannelClient::new("bob"));
+    alice.connect("inbox", inbox.clone());
+    bob.connect("inbox", inbox.clone());
+    let (alice, bob) = (
+        alice.mailbox("inbox").unwrap(),
+        bob.mailbox("inbox").unwrap(),
+    );
+
+    let mine = alice.claim(10).await.unwrap();
+    let data: Vec<i64> = mine.iter().map(|c| c.message.data().unwrap()).collect();
+    assert_eq!(data, [1, 3]);
+    assert_eq!(
+        bob.ack(&all).await.unwrap().stale,
+        vec![all.clone()],
+        "bob holds nothing yet"
+    );
+    let theirs = bob.claim(10).await.unwrap();
+    let data: Vec<i64> = theirs.iter().map(|c| c.message.data().unwrap()).collect();
+    assert_eq!(data, [2, 3]);
+    assert!(alice.ack(&mine).await.unwrap().all_done());
+    assert!(bob.nack(&theirs).await.unwrap().all_done());
+    assert_eq!(
+        bob.claim(10).await.unwrap().len(),
+        2,
+        "bob's are back for bob"
+    );
+    assert!(alice.claim(10).await.unwrap().is_empty());
 }

@@ -42,6 +42,7 @@ impl JetStreamChannel {
             attempts,
             reason: reason.to_string(),
             dead_at_ms: now_millis(),
+            recipient: None,
         };
         let payload = serde_json::to_vec(&letter)
             .map_err(|e| Error::new(ErrorKind::Internal, format!("dead letter encoding: {e}")))?;

@@ -41,6 +41,7 @@ mod claim_table;
 mod claims;
 mod cursors;
 mod dead_letters;
+mod inboxes;
 mod log;
 mod lookup;
 mod primitives;
@@ -54,7 +55,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::stream;
-use sssn::store::{ChannelSpec, ChannelStorage, ClaimQueue, Entry, Log};
+use sssn::store::{ChannelSpec, ChannelStorage, ClaimQueue, ClaimScope, Entry, Log};
 use sssn::{ChannelMessage, Error, ErrorKind, Result};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -151,10 +152,11 @@ impl JetStreamChannel {
         .await?;
         let state = store.state_stream().await?;
         let claims = match &spec.claims {
-            Some(policy) => {
+            Some(policy) if spec.claim_scope == ClaimScope::Shared => {
                 Some(ClaimSide::open(&store, &names, &stream, &state, spec, *policy).await?)
             }
-            None => {
+            // Claims per recipient have no server side yet (`inboxes`): a log.
+            _ => {
                 refuse_claims_consumer(&stream, &spec.id).await?;
                 None
             }
@@ -205,7 +207,16 @@ impl JetStreamChannel {
     /// with (the store keeps one handle per channel id).
     pub(crate) fn storage(self: &Arc<Self>, spec: &ChannelSpec) -> Result<ChannelStorage> {
         let has_claims = self.claims.is_some();
-        if has_claims != spec.claims.is_some() {
+        let per_recipient = spec.claims.is_some() && spec.claim_scope == ClaimScope::PerRecipient;
+        if per_recipient && !has_claims {
+            return Ok(ChannelStorage {
+                log: self.clone() as Arc<dyn Log>,
+                claims: Some(Arc::new(inboxes::NoInboxes {
+                    channel: self.id.clone(),
+                })),
+            });
+        }
+        if has_claims != spec.claims.is_some() || per_recipient {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 format!(

@@ -524,4 +524,8 @@ impl Harness for TestStore {
     async fn advance(&self, d: Duration) {
         tokio::time::sleep(d).await;
     }
+    /// Mailboxes have no claims per recipient on JetStream yet (`channel/inboxes.rs`).
+    fn claims_per_recipient(&self) -> bool {
+        false
+    }
 }

@@ -260,6 +260,7 @@ impl<K: Kind> ChannelBuilder<K> {
         ChannelSpec {
             id: self.id.clone(),
             claims,
+            claim_scope: self.kind.claim_scope(),
             feed_capacity: self.subscriber_capacity,
             // Discovery registrations are replaced by id and expire (`Log::replace`).
             expiring: self.kind == ChannelKind::Discovery,

@@ -59,7 +59,9 @@ pub trait Typed: Kind {
 pub trait SharedReads: Kind {}
 
 /// Kinds with claims: exclusive, leased reads settled by ack, nack, reject or extend, and
-/// dead letters.
+/// dead letters. On a [`Mailbox`] they are per recipient: each claimer takes only its own
+/// messages and those addressed to everyone, from its own inbox
+/// ([`ClaimScope::PerRecipient`](crate::policy::ClaimScope)).
 pub trait Claims: Kind {}
 
 /// Kinds with push subscriptions. A work queue has none: its work is claimed. (The
@@ -127,6 +129,7 @@ mod tests {
         for (kind, claim) in [
             (Passthrough::KIND, claims::<Passthrough>()),
             (WorkQueue::KIND, claims::<WorkQueue>()),
+            (Mailbox::KIND, claims::<Mailbox>()),
             (Periodic::KIND, claims::<Periodic>()),
         ] {
             assert_eq!(kind.map(ChannelKind::claims), Some(claim));
@@ -143,7 +146,6 @@ mod tests {
         // …and the kinds without it lack it at run time too (the compile-fail doc tests
         // above show the traits are missing).
         assert!(!ChannelKind::Broadcast.claims());
-        assert!(!ChannelKind::Mailbox.claims());
         assert!(!ChannelKind::Discovery.claims());
         assert!(!ChannelKind::WorkQueue.shared_reads());
     }

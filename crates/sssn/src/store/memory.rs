@@ -15,15 +15,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+mod claim_queue;
+mod inbox;
+
 use super::id_index::IdIndex;
 use super::{
-    ChannelSpec, ChannelStorage, ClaimQueue, ClaimStats, Claimed, DeadLetter, Entry, Log, LogStats,
-    ReadFilter, ReadFrom, Seq, Settle, Settled, Store,
+    ChannelSpec, ChannelStorage, ClaimQueue, DeadLetter, Entry, Log, LogStats, ReadFilter,
+    ReadFrom, Seq, Store,
 };
 use crate::clock::{millis, now_millis};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::ChannelMessage;
-use crate::policy::{ClaimPolicy, DeadReason, Fate, Release};
+use crate::policy::{ClaimPolicy, ClaimScope, DeadReason, Fate, Release};
 
 /// The in-memory backend. Channels opened twice under the same id share their state, so a
 /// channel can be rebuilt in the same process without losing messages.
@@ -53,7 +56,8 @@ impl Store for MemoryStore {
             .entry(spec.id.clone())
             .or_insert_with(|| Arc::new(MemoryChannel::new(spec)))
             .clone();
-        if channel.policy.is_some() != spec.claims.is_some() {
+        let scope_differs = spec.claims.is_some() && channel.scope != spec.claim_scope;
+        if channel.policy.is_some() != spec.claims.is_some() || scope_differs {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 format!(
@@ -64,10 +68,10 @@ impl Store for MemoryStore {
                     } else {
                         "without"
                     },
-                    if spec.claims.is_some() {
-                        "with claims"
-                    } else {
-                        "without claims"
+                    match (spec.claims.is_some(), spec.claim_scope) {
+                        (false, _) => "without claims",
+                        (true, ClaimScope::Shared) => "with shared claims",
+                        (true, ClaimScope::PerRecipient) => "with claims per recipient",
                     },
                 ),
             ));
@@ -124,7 +128,10 @@ struct State {
     /// Messages never claimed are claimable from here on, in order, without an entry each.
     next_fresh: Seq,
     fresh: usize,
+    /// Whether the channel has one shared claim queue (the fields above and below).
     claims: bool,
+    /// Claims per recipient (mailboxes): each recipient's inbox, instead of the shared queue.
+    inboxes: HashMap<String, inbox::Inbox>,
     delayed: BinaryHeap<Reverse<(u64, Seq)>>,
     delayed_count: usize,
     in_flight: HashMap<Seq, Lease>,
@@ -142,6 +149,8 @@ struct State {
 pub(crate) struct MemoryChannel {
     /// `Some` for channels with claims.
     policy: Option<ClaimPolicy>,
+    /// One shared queue, or an inbox per recipient.
+    scope: ClaimScope,
     /// The lease in force (milliseconds), changeable while the channel runs.
     lease_ms: AtomicU64,
     state: Mutex<State>,
@@ -153,6 +162,7 @@ impl MemoryChannel {
         let (feed, _) = broadcast::channel(spec.feed_capacity.max(1));
         Self {
             policy: spec.claims,
+            scope: spec.claim_scope,
             lease_ms: AtomicU64::new(millis(spec.claims.unwrap_or_default().lease)),
             state: Mutex::new(State {
                 base: 1,
@@ -163,7 +173,8 @@ impl MemoryChannel {
                 ready: BTreeSet::new(),
                 next_fresh: 1,
                 fresh: 0,
-                claims: spec.claims.is_some(),
+                claims: spec.claims.is_some() && spec.claim_scope == ClaimScope::Shared,
+                inboxes: HashMap::new(),
                 delayed: BinaryHeap::new(),
                 delayed_count: 0,
                 in_flight: HashMap::new(),
@@ -294,6 +305,7 @@ impl State {
                 attempts: u32::from(slot.attempts),
                 reason: reason.to_string(),
                 dead_at_ms: now,
+                recipient: None,
             });
         }
     }
@@ -660,125 +672,5 @@ impl Log for MemoryChannel {
     }
 }
 
-#[async_trait]
-impl ClaimQueue for MemoryChannel {
-    async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>> {
-        let policy = self.policy();
-        let now = now_millis();
-        let deadline = policy.lease_deadline(now);
-        let claimer: Arc<str> = Arc::from(claimer);
-        let mut st = self.lock();
-        st.maintain(&policy, now);
-        let mut out = Vec::with_capacity(limit.min(st.ready.len()));
-        while out.len() < limit {
-            let Some(seq) = st.next_claimable() else {
-                break;
-            };
-            let Some(slot) = st.slot_mut(seq) else {
-                continue;
-            };
-            slot.state = SlotState::InFlight;
-            slot.attempts = slot.attempts.saturating_add(1);
-            let claimed = Claimed {
-                seq,
-                message: slot.message.clone(),
-                attempt: u32::from(slot.attempts),
-                lease_until_ms: deadline,
-            };
-            st.in_flight.insert(
-                seq,
-                Lease {
-                    claimer: claimer.clone(),
-                    deadline_ms: deadline,
-                },
-            );
-            st.leases.push(Reverse((deadline, seq)));
-            out.push(claimed);
-        }
-        Ok(out)
-    }
-
-    async fn settle(&self, claimer: &str, ids: &[&str], how: Settle) -> Result<Settled> {
-        let policy = self.policy();
-        let now = now_millis();
-        let due = match &how {
-            Settle::Nack { delay } => ClaimPolicy::release_due(now, *delay),
-            _ => None,
-        };
-        let mut st = self.lock();
-        let mut out = Settled::default();
-        for &id in ids {
-            let Some(seq) = st.live_claim(claimer, id, now) else {
-                out.stale.push(id.to_owned());
-                continue;
-            };
-            match &how {
-                Settle::Ack => {
-                    if st.take(seq).is_some() {
-                        st.acknowledged += 1;
-                    }
-                }
-                Settle::Nack { .. } => st.release(&policy, seq, due, Release::Nack, now),
-                Settle::Reject { reason } => {
-                    st.dead_letter(seq, &DeadReason::Rejected(reason.clone()), now);
-                }
-                Settle::Extend => {
-                    let deadline = policy.lease_deadline(now);
-                    if let Some(lease) = st.in_flight.get_mut(&seq) {
-                        lease.deadline_ms = deadline;
-                        st.leases.push(Reverse((deadline, seq)));
-                    }
-                }
-            }
-            out.done.push(id.to_owned());
-        }
-        st.compact_leases();
-        Ok(out)
-    }
-
-    async fn reclaim_expired(&self) -> Result<usize> {
-        let policy = self.policy();
-        Ok(self.lock().maintain(&policy, now_millis()))
-    }
-
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
-        Ok(self.lock().dead.iter().take(limit).cloned().collect())
-    }
-
-    async fn redrive(&self, ids: &[&str]) -> Result<usize> {
-        let moved: Vec<ChannelMessage> = {
-            let mut st = self.lock();
-            let (back, keep): (Vec<_>, Vec<_>) = st
-                .dead
-                .drain(..)
-                .partition(|d| ids.contains(&d.message.id.as_str()));
-            st.dead = keep.into();
-            back.into_iter().map(|d| d.message).collect()
-        };
-        let n = moved.len();
-        self.append(moved).await?;
-        Ok(n)
-    }
-
-    async fn set_lease(&self, lease: Duration) -> Result<()> {
-        self.lease_ms.store(millis(lease), Ordering::Relaxed);
-        Ok(())
-    }
-
-    async fn stats(&self) -> Result<ClaimStats> {
-        let policy = self.policy();
-        let mut st = self.lock();
-        st.maintain(&policy, now_millis());
-        Ok(ClaimStats {
-            backlog: (st.ready.len() + st.fresh + st.delayed_count) as u64,
-            delayed: st.delayed_count as u64,
-            in_flight: st.in_flight.len() as u64,
-            acknowledged: st.acknowledged,
-            dead_lettered: st.dead.len() as u64,
-        })
-    }
-}
-
 #[cfg(test)]
-#[path = "memory_tests.rs"]
 mod tests;

@@ -41,7 +41,7 @@ pub use memory::MemoryStore;
 
 use crate::error::Result;
 use crate::message::ChannelMessage;
-pub use crate::policy::ClaimPolicy;
+pub use crate::policy::{ClaimPolicy, ClaimScope};
 
 /// Sequence number of a message in its channel, starting at 1. `0` means "before the
 /// first message".
@@ -253,6 +253,10 @@ pub struct DeadLetter {
     pub reason: String,
     /// When, Unix epoch milliseconds.
     pub dead_at_ms: u64,
+    /// On a channel with claims per recipient ([`ClaimScope::PerRecipient`]): the recipient
+    /// whose inbox gave it up. A redrive puts it back in that inbox only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
 }
 
 /// A snapshot of a log's state.
@@ -290,6 +294,9 @@ pub struct ChannelSpec {
     pub id: String,
     /// Whether the channel has claims, and how they behave. `None`: a log only.
     pub claims: Option<ClaimPolicy>,
+    /// Whose claim state a claimer works in: one shared queue, or an inbox per recipient
+    /// (mailboxes). Meaningful only with `claims`.
+    pub claim_scope: ClaimScope,
     /// Capacity of the push feed (how far a subscriber may fall behind before it lags).
     pub feed_capacity: usize,
     /// The channel keeps one version per id of records that live for a time: they are
@@ -305,6 +312,7 @@ impl ChannelSpec {
         Self {
             id: id.into(),
             claims: None,
+            claim_scope: ClaimScope::Shared,
             feed_capacity: 1024,
             expiring: false,
         }
@@ -315,6 +323,16 @@ impl ChannelSpec {
         Self {
             claims: Some(policy),
             ..Self::log(id)
+        }
+    }
+
+    /// A channel with claims per recipient under `policy` (a mailbox): each claimer claims
+    /// from its own inbox the messages addressed to it or to everyone
+    /// ([`ClaimScope::PerRecipient`]).
+    pub fn with_claims_per_recipient(id: impl Into<String>, policy: ClaimPolicy) -> Self {
+        Self {
+            claim_scope: ClaimScope::PerRecipient,
+            ..Self::with_claims(id, policy)
         }
     }
 }
@@ -341,7 +359,10 @@ impl std::fmt::Debug for ChannelStorage {
 pub trait Store: Send + Sync + 'static {
     /// Opens (creating if needed) the storage of one channel. Opening the same id again
     /// returns storage with the same contents. Opening an existing channel with other
-    /// capabilities (claims or none) than it was created with fails.
+    /// capabilities (claims or none, shared or per recipient) than it was created with
+    /// fails — except that a durable store lets a log-only channel gain claims per
+    /// recipient: its inboxes start empty, so every stored message is claimable by its
+    /// recipients (how a mailbox stored before mailboxes had claims opens).
     async fn open_channel(&self, spec: &ChannelSpec) -> Result<ChannelStorage>;
 
     /// A short description for logs and stats (`memory`, `sqlite:/path`, `nats://…`).
@@ -486,7 +507,8 @@ fn history_unsupported() -> crate::Error {
 pub trait ClaimQueue: Send + Sync + 'static {
     /// Claims up to `limit` of the oldest claimable messages for `claimer`. Claimable:
     /// never claimed, nacked (and any delay is over), or whose lease ran out — unless the
-    /// policy makes the lapsed one a dead letter.
+    /// policy makes the lapsed one a dead letter. With claims per recipient, only messages
+    /// `claimer` may see ([`ClaimScope::may_claim`]), in `claimer`'s own inbox.
     async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>>;
 
     /// Settles claims by message id: only those `claimer` holds live claims on (the
@@ -520,7 +542,11 @@ pub trait ClaimQueue: Send + Sync + 'static {
     /// and forgets them; returns how many were moved.
     async fn redrive(&self, ids: &[&str]) -> Result<usize>;
 
-    /// A snapshot of the queue's state.
+    /// A snapshot of the queue's state. With claims per recipient, the sums over every
+    /// inbox (a recipient has one from its first claim on): `backlog` counts a message
+    /// once for each such recipient that still has it to take, `acknowledged` counts
+    /// acknowledgements (a message addressed to everyone once per recipient); a message
+    /// addressed to a recipient that never claimed is in no backlog yet.
     async fn stats(&self) -> Result<ClaimStats>;
 
     /// Changes the lease of the claims and extensions made from now on (v1's run-time

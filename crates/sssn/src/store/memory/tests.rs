@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::message::Content;
+use crate::store::Settle;
 
 #[test]
 fn a_slot_is_16_bytes() {
