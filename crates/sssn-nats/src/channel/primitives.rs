@@ -273,6 +273,28 @@ impl JetStreamChannel {
         self.purge_with(self.stream.purge().sequence(seq)).await
     }
 
+    /// Removes all but the newest `n` messages. Only where
+    /// [`purges_without_2_9_pitfalls`](crate::ServerVersion::purges_without_2_9_pitfalls):
+    /// 2.9 counts deleted messages among the kept.
+    pub(super) async fn purge_keeping(&self, n: u64) -> Result<u64> {
+        self.purge_with(self.stream.purge().keep(n)).await
+    }
+
+    /// Removes the messages on `subject`. Only where
+    /// [`purges_without_2_9_pitfalls`](crate::ServerVersion::purges_without_2_9_pitfalls):
+    /// on 2.9 it makes every consumer of the stream skip to its end.
+    pub(super) async fn purge_subject(&self, subject: String) -> Result<u64> {
+        self.purge_with(self.stream.purge().filter(subject)).await
+    }
+
+    /// Whether purges by subject and with `keep` are safe on every server this connection
+    /// has been on (see [`crate::ServerVersion::purges_without_2_9_pitfalls`]).
+    pub(super) fn purges_are_safe(&self) -> bool {
+        self.store
+            .server_version()
+            .is_some_and(|v| v.purges_without_2_9_pitfalls())
+    }
+
     /// Sends an acknowledgement of `kind` for a delivery and waits for the server to
     /// confirm it processed it (so a following fetch sees its effect).
     pub(super) async fn settle_delivery(&self, reply: &Subject, kind: AckKind) -> Result<()> {
