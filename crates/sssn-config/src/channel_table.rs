@@ -25,7 +25,7 @@ use crate::stores::Stores;
 use crate::values::{opt_positive, opt_positive_duration};
 
 /// `retention = { max_age = "1h", max_count = 1000 }`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Retention {
     #[serde(default, deserialize_with = "opt_positive_duration")]
@@ -37,7 +37,7 @@ struct Retention {
 /// One declared channel. Values are checked when the file is parsed (durations, counts,
 /// unknown keys); the kind, id, visibility, store and the options a kind does not use are
 /// checked by [`ChannelTable::build`].
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelTable {
     id: String,
