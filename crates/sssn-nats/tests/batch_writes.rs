@@ -104,6 +104,39 @@ async fn a_batch_that_fails_part_way(release: Release) {
     );
 }
 
+async fn atomic_batches_can_be_switched_off(release: Release) {
+    let Some(ts) = common::store_of(release, "atomic_batches_can_be_switched_off").await else {
+        return;
+    };
+    let off = JetStreamStore::connect(&format!(
+        "{}?prefix={}&atomic_batches=false",
+        ts.url,
+        ts.store.options().prefix
+    ))
+    .await
+    .unwrap();
+    let log = off
+        .open_channel(&ChannelSpec::log("plain"))
+        .await
+        .unwrap()
+        .log;
+    let name = off.stream_name("plain");
+    let mut config = raw_config(&off, &name).await;
+    assert_ne!(config["allow_atomic"], true, "the stream is left as it is");
+    config["max_msg_size"] = 2000.into();
+    let updated = api(&off, format!("$JS.API.STREAM.UPDATE.{name}"), config).await;
+    assert!(updated.get("error").is_none(), "{updated}");
+    let big = ChannelMessage::with_data("writer", &"x".repeat(5000)).unwrap();
+    log.append(vec![message(1), big, message(3)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stored(log.as_ref()).await,
+        2,
+        "message by message on every server"
+    );
+}
+
 async fn a_large_batch_with_duplicates(release: Release) {
     let Some(ts) = common::store_of(release, "a_large_batch_with_duplicates").await else {
         return;
@@ -167,8 +200,8 @@ async fn a_large_batch_with_duplicates(release: Release) {
     assert_eq!(stored(log.as_ref()).await, 2501);
 }
 
-/// The same 2000-message appends on one server, atomically and (pinned to 2.9.10)
-/// message by message: prints both times.
+/// The same appends on one server, atomically and (pinned to 2.9.10) message by message:
+/// 4 of 500 one after the other, then 100 of 20 at once; prints the times.
 async fn atomic_and_message_by_message_times(release: Release) {
     let Some(ts) = common::store_of(release, "atomic_and_message_by_message_times").await else {
         return;
@@ -200,11 +233,78 @@ async fn atomic_and_message_by_message_times(release: Release) {
         assert_eq!(stored(log.as_ref()).await, 2000);
         let total: Duration = took.iter().sum();
         times.push(total);
+        // Then 100 appends of 20 at once.
+        let started = Instant::now();
+        let appends = (0..100).map(|task| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let batch: Vec<ChannelMessage> =
+                    (0..20).map(|n| message(10_000 + task * 20 + n)).collect();
+                log.append(batch).await
+            })
+        });
+        for done in futures::future::join_all(appends).await {
+            assert_eq!(done.unwrap().unwrap().len(), 20);
+        }
+        let concurrent = started.elapsed();
+        assert_eq!(stored(log.as_ref()).await, 4000);
         eprintln!(
-            "nats-server {} ({label}): 4 appends of 500 in {total:?} ({took:?})",
+            "nats-server {} ({label}): 4 appends of 500 in {total:?} ({took:?}); 100 concurrent appends of 20 in {concurrent:?}",
             ts.store.server_version().unwrap()
         );
     }
+}
+
+/// More concurrent batches than the server keeps in flight per stream (50): every append
+/// gets its entries; with atomic batches each batch's messages are consecutive (message
+/// by message, concurrent batches interleave).
+async fn many_concurrent_batches(release: Release) {
+    let Some(ts) = common::store_of(release, "many_concurrent_batches").await else {
+        return;
+    };
+    let log = ts
+        .store
+        .open_channel(&ChannelSpec::log("busy"))
+        .await
+        .unwrap()
+        .log;
+    let atomic = ts
+        .store
+        .server_version()
+        .unwrap()
+        .supports_atomic_batch_appends();
+    let started = Instant::now();
+    let appends = (0..120).map(|task| {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let batch: Vec<ChannelMessage> = (0..20).map(|n| message(task * 20 + n)).collect();
+            log.append(batch).await
+        })
+    });
+    let mut seqs = Vec::new();
+    for done in futures::future::join_all(appends).await {
+        let entries = done.unwrap().unwrap();
+        assert_eq!(entries.len(), 20);
+        let first = entries[0].seq;
+        if atomic {
+            assert!(
+                entries
+                    .iter()
+                    .enumerate()
+                    .all(|(i, e)| e.seq == first + i as u64),
+                "a batch's messages are stored together, in order"
+            );
+        }
+        seqs.extend(entries.iter().map(|e| e.seq));
+    }
+    eprintln!(
+        "nats-server {}: 120 concurrent appends of 20 in {:?}",
+        ts.store.server_version().unwrap(),
+        started.elapsed()
+    );
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=2400).collect::<Vec<u64>>());
+    assert_eq!(stored(log.as_ref()).await, 2400);
 }
 
 async fn existing_streams_get_atomic_batches_on_open(release: Release) {
@@ -317,8 +417,10 @@ async fn removals_leave_consumers_alone(release: Release) {
 
 on_each_release!(
     a_batch_that_fails_part_way,
+    atomic_batches_can_be_switched_off,
     a_large_batch_with_duplicates,
     atomic_and_message_by_message_times,
+    many_concurrent_batches,
     existing_streams_get_atomic_batches_on_open,
     removals_leave_consumers_alone,
 );

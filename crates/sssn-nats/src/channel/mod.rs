@@ -152,7 +152,7 @@ impl JetStreamChannel {
         )
         .await?;
         let atomic_publish = match store.server_version() {
-            Some(v) if v.supports_atomic_batch_appends() => {
+            Some(v) if v.supports_atomic_batch_appends() && store.options.atomic_batches => {
                 atomic_batch::enable_atomic_publish(&store.client, &names.stream).await?
             }
             _ => false,
