@@ -1,19 +1,24 @@
 //! `sssn serve` configuration: a TOML file with `[server]`, `[security]` and `[[channel]]`
-//! tables (see `sssn.example.toml` next to this crate's manifest).
+//! tables (see `sssn.example.toml` next to this crate's manifest). The `[[channel]]` table,
+//! durations and counts are `sssn-config`'s, shared with clients wired from a file.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use sssn::Channel;
-use sssn::channel::ChannelBuilder;
+use sssn::Visibility;
 use sssn::security::{AclSecurity, JwtSecurity, OpenSecurity, Security};
-use sssn::store::{MemoryStore, Store};
-use sssn::{ChannelKind, Visibility};
+use sssn_config::values::{opt_duration_or_zero, opt_positive, opt_positive_duration};
+use sssn_config::{ChannelTable, Stores};
 use sssn_http::ServerBuilder;
+
+/// A duration given on the command line or in a config (see [`sssn_config::parse_duration`]).
+pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    sssn_config::parse_duration(text).map_err(anyhow::Error::msg)
+}
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -26,7 +31,7 @@ pub(crate) struct Config {
     #[serde(default)]
     pub(crate) security: Option<SecurityConfig>,
     #[serde(default, rename = "channel")]
-    pub(crate) channels: Vec<ChannelConfig>,
+    pub(crate) channels: Vec<ChannelTable>,
 }
 
 /// `[server]`.
@@ -125,181 +130,12 @@ pub(crate) enum SecurityKind {
     Jwt,
 }
 
-/// `retention = { max_age = "1h", max_count = 1000 }`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Retention {
-    #[serde(default, deserialize_with = "opt_positive_duration")]
-    max_age: Option<Duration>,
-    #[serde(default, deserialize_with = "opt_positive")]
-    max_count: Option<usize>,
-}
-
-/// One `[[channel]]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ChannelConfig {
-    pub(crate) id: String,
-    kind: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    visibility: Option<String>,
-    #[serde(default, deserialize_with = "opt_positive_duration")]
-    claim_timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "opt_positive")]
-    max_deliveries: Option<u32>,
-    #[serde(default)]
-    retention: Retention,
-    #[serde(default = "default_store")]
-    store: String,
-    #[serde(default, deserialize_with = "opt_positive_duration")]
-    period: Option<Duration>,
-    #[serde(default, deserialize_with = "opt_positive")]
-    max_raw_buffer_size: Option<usize>,
-    #[serde(default, deserialize_with = "opt_positive")]
-    subscriber_capacity: Option<usize>,
-    #[serde(default, deserialize_with = "opt_positive_duration")]
-    maintenance_interval: Option<Duration>,
-    #[serde(default, deserialize_with = "opt_positive_duration")]
-    registration_ttl: Option<Duration>,
-}
-
-/// `spec` with a relative SQLite path made relative to `dir`; other stores unchanged.
-fn resolve_store(spec: &str, dir: &Path) -> String {
-    let Some(path) = spec
-        .strip_prefix("sqlite://")
-        .or_else(|| spec.strip_prefix("sqlite:"))
-    else {
-        return spec.to_owned();
-    };
-    if path.is_empty() || Path::new(path).is_absolute() {
-        return spec.to_owned();
-    }
-    format!("sqlite:{}", dir.join(path).display())
-}
-
-fn default_store() -> String {
-    "memory".to_owned()
-}
-
-/// The longest duration a config or flag may give: a century (beyond it, deadlines computed
-/// from it could overflow the clock's arithmetic).
-const MAX_DURATION_SECS: f64 = 100.0 * 365.0 * 86_400.0;
-
-/// A duration: a number of seconds, or text with a unit (`250ms`, `30s`, `5m`, `2h`, `1d`),
-/// zero or more, at most a century.
-pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number.parse().map_err(|_| {
-        if t.starts_with('-') {
-            anyhow::anyhow!("'{text}' is negative: a duration is zero or more")
-        } else {
-            anyhow::anyhow!("'{text}' is not a duration (e.g. 250ms, 30s, 5m, 2h, 1d)")
-        }
-    })?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86_400.0,
-        other => bail!("unknown duration unit '{other}' in '{text}' (ms, s, m, h, d)"),
-    };
-    checked_secs(secs, text).map_err(anyhow::Error::msg)
-}
-
-/// `secs` as a duration, if it is finite, not negative and at most a century.
-fn checked_secs(secs: f64, shown: &str) -> Result<Duration, String> {
-    if !secs.is_finite() {
-        return Err(format!("'{shown}' is not a finite duration"));
-    }
-    if secs < 0.0 {
-        return Err(format!("'{shown}' is negative: a duration is zero or more"));
-    }
-    if secs > MAX_DURATION_SECS {
-        return Err(format!(
-            "'{shown}' is longer than the longest duration accepted (100 years)"
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// A duration in a config: seconds as a number, or text with a unit.
-fn duration_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(f64),
-        Text(String),
-    }
-    let custom = serde::de::Error::custom;
-    Ok(match Option::<Raw>::deserialize(d)? {
-        None => None,
-        Some(Raw::Secs(s)) => Some(checked_secs(s, &s.to_string()).map_err(custom)?),
-        Some(Raw::Text(t)) => Some(parse_duration(&t).map_err(|e| custom(e.to_string()))?),
-    })
-}
-
-/// A duration that may be zero (a leeway).
-fn opt_duration_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration_value(d)
-}
-
-/// A duration that must be longer than zero: a period, timeout, interval or lifetime of
-/// zero would spin or expire at once.
-fn opt_positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    match duration_value(d)? {
-        Some(t) if t.is_zero() => Err(serde::de::Error::custom(
-            "must be longer than zero (e.g. 250ms, 30s, 5m)",
-        )),
-        t => Ok(t),
-    }
-}
-
-/// A count (a size, a limit, a capacity): a whole number, at least 1.
-fn opt_positive<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: TryFrom<u64>,
-{
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Whole(i64),
-        Number(f64),
-        Text(String),
-    }
-    let custom = serde::de::Error::custom;
-    match Option::<Raw>::deserialize(d)? {
-        None => Ok(None),
-        Some(Raw::Whole(n)) if n >= 1 => u64::try_from(n)
-            .ok()
-            .and_then(|n| T::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| custom(format!("{n} is too large"))),
-        Some(Raw::Whole(n)) => Err(custom(format!("must be at least 1, not {n}"))),
-        Some(Raw::Number(f)) => Err(custom(format!(
-            "must be a whole number, at least 1, not {f}"
-        ))),
-        Some(Raw::Text(t)) => Err(custom(format!(
-            "must be a whole number, at least 1, not the text \"{t}\""
-        ))),
-    }
-}
-
 impl Config {
     /// Resolves relative `sqlite:` paths against `dir` (the config file's directory), so the
     /// server opens the same database wherever it is started from.
     pub(crate) fn resolve_paths(&mut self, dir: &Path) {
         for channel in &mut self.channels {
-            channel.store = resolve_store(&channel.store, dir);
+            channel.resolve_paths(dir);
         }
     }
 
@@ -308,8 +144,8 @@ impl Config {
         let config: Self = toml::from_str(text).context("invalid config")?;
         let mut seen = std::collections::HashSet::new();
         for c in &config.channels {
-            if !seen.insert(c.id.as_str()) {
-                bail!("channel '{}' is declared twice", c.id);
+            if !seen.insert(c.id()) {
+                bail!("channel '{}' is declared twice", c.id());
             }
         }
         Ok(config)
@@ -383,118 +219,6 @@ impl SecurityConfig {
     }
 }
 
-/// Opens each distinct store once.
-#[derive(Default)]
-pub(crate) struct Stores {
-    open: HashMap<String, Arc<dyn Store>>,
-}
-
-impl Stores {
-    async fn get(&mut self, spec: &str) -> anyhow::Result<Arc<dyn Store>> {
-        if let Some(s) = self.open.get(spec) {
-            return Ok(s.clone());
-        }
-        let store: Arc<dyn Store> = if spec == "memory" {
-            Arc::new(MemoryStore::new())
-        } else if spec.starts_with("sqlite:") {
-            open_sqlite(spec)?
-        } else if spec.starts_with("nats://") {
-            open_nats(spec).await?
-        } else {
-            bail!("unknown store '{spec}' (memory, sqlite:PATH or nats://HOST:PORT)")
-        };
-        self.open.insert(spec.to_owned(), store.clone());
-        Ok(store)
-    }
-}
-
-#[cfg(feature = "sqlite")]
-fn open_sqlite(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(Arc::new(
-        sssn_sqlite::SqliteStore::open_url(spec).with_context(|| format!("store '{spec}'"))?,
-    ))
-}
-
-/// A NATS store URL, `nats://HOST:PORT[,HOST:PORT…][?replicas=3&prefix=NAME&…]` (the
-/// options of `sssn_nats`'s store URL). The connection is made in the background, so the
-/// server starts while NATS is not reachable yet (its channels start once it is).
-#[cfg(feature = "nats")]
-async fn open_nats(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let options = sssn_nats::JetStreamOptions::default().retry_initial_connect(true);
-    Ok(Arc::new(
-        sssn_nats::JetStreamStore::connect_with(spec, options)
-            .await
-            .with_context(|| format!("store '{spec}'"))?,
-    ))
-}
-
-#[cfg(not(feature = "nats"))]
-async fn open_nats(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
-    bail!("store '{spec}': this build of sssn has no NATS support (feature `nats`)")
-}
-
-#[cfg(not(feature = "sqlite"))]
-fn open_sqlite(spec: &str) -> anyhow::Result<Arc<dyn Store>> {
-    bail!("store '{spec}': this build of sssn has no SQLite support (feature `sqlite`)")
-}
-
-impl ChannelConfig {
-    async fn build(
-        &self,
-        security: &Arc<dyn Security>,
-        stores: &mut Stores,
-    ) -> anyhow::Result<Channel> {
-        let kind: ChannelKind = self.kind.parse()?;
-        // A periodic channel from a config has no source of its own: it buffers writes and
-        // converts them every period. Options the kind does not use are refused by
-        // `try_build`, naming them.
-        let mut b = ChannelBuilder::new(kind, self.id.clone());
-        if let Some(n) = &self.name {
-            b = b.name(n);
-        }
-        if let Some(d) = &self.description {
-            b = b.description(d);
-        }
-        // Declaring a channel in a serve config is already the act of offering it: public
-        // unless the config says `visibility = "private"` (the library's default is
-        // private, as in v1, where `publish()` served only the public channels).
-        let visibility = match &self.visibility {
-            Some(v) => v.parse::<Visibility>()?,
-            None => Visibility::Public,
-        };
-        b = b.visibility(visibility);
-        if let Some(t) = self.claim_timeout {
-            b = b.claim_timeout(t);
-        }
-        if let Some(n) = self.max_deliveries {
-            b = b.max_deliveries(n);
-        }
-        if let Some(age) = self.retention.max_age {
-            b = b.retention_max_age(age);
-        }
-        if let Some(n) = self.retention.max_count {
-            b = b.retention_max_count(n);
-        }
-        if let Some(p) = self.period {
-            b = b.period(p);
-        }
-        if let Some(n) = self.max_raw_buffer_size {
-            b = b.max_raw_buffer_size(n);
-        }
-        if let Some(n) = self.subscriber_capacity {
-            b = b.subscriber_capacity(n);
-        }
-        if let Some(i) = self.maintenance_interval {
-            b = b.maintenance_interval(i);
-        }
-        if let Some(t) = self.registration_ttl {
-            b = b.registration_ttl(t);
-        }
-        let store = stores.get(&self.store).await?;
-        Ok(b.store(store).security(security.clone()).try_build()?)
-    }
-}
-
 /// Everything `sssn serve` runs.
 pub(crate) struct Built {
     pub(crate) channels: Vec<Channel>,
@@ -514,10 +238,13 @@ impl Config {
         let mut stores = Stores::default();
         let mut channels = Vec::with_capacity(self.channels.len());
         for c in &self.channels {
+            // Declaring a channel in a serve config is already the act of offering it:
+            // public unless the table says `visibility = "private"` (the library's default
+            // is private, as in v1, where `publish()` served only the public channels).
             channels.push(
-                c.build(&security, &mut stores)
+                c.build(Some(&security), Visibility::Public, &mut stores)
                     .await
-                    .with_context(|| format!("channel '{}'", c.id))?,
+                    .with_context(|| format!("channel '{}'", c.id()))?,
             );
         }
         let s = &self.server;
@@ -559,22 +286,12 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sssn::ChannelKind;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     fn env(var: &str) -> Option<String> {
         (var == "SSSN_JWT_SECRET").then(|| SECRET.to_owned())
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
-        assert!(parse_duration("5 weeks").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 
     #[tokio::test]
@@ -663,21 +380,6 @@ mod tests {
         );
         assert!(parse_duration("1e300").is_err());
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-    }
-
-    #[test]
-    fn relative_sqlite_paths_follow_the_config_file() {
-        let dir = Path::new("/etc/sssn");
-        for (spec, resolved) in [
-            ("sqlite:sssn.db", "sqlite:/etc/sssn/sssn.db"),
-            ("sqlite://data/q.db", "sqlite:/etc/sssn/data/q.db"),
-            ("sqlite:/var/lib/q.db", "sqlite:/var/lib/q.db"),
-            ("sqlite:///var/lib/q.db", "sqlite:///var/lib/q.db"),
-            ("memory", "memory"),
-            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
-        ] {
-            assert_eq!(resolve_store(spec, dir), resolved, "{spec}");
-        }
     }
 
     #[tokio::test]

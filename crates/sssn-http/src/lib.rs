@@ -12,6 +12,10 @@
 //!   [`sssn::ChannelClient`] uses a channel on another machine exactly like a local one
 //!   ([`ConnectRemote::connect_remote`]); its subscriptions follow the event stream and
 //!   resume after a dropped connection without gaps or duplicates.
+//! * [`ClientConfig`] wires a [`sssn::ChannelClient`] from a TOML file: remote channels
+//!   (tokens inline or from the environment), channels the program passes in, channels
+//!   declared like `sssn serve`'s (v1's `connect_from_config`,
+//!   [`ConnectFromConfig::connect_from_config`]).
 //! * [`Publish`] serves a network's public channels in one call (v1's `publish`), with
 //!   interactive API docs (Swagger UI, embedded) at `/docs`.
 //! * [`api`] is the one route table: the router, the OpenAPI document, the remote
@@ -19,6 +23,7 @@
 //! * [`error`] holds the single mapping between [`sssn::ErrorKind`] and HTTP statuses.
 
 pub mod api;
+pub mod client_config;
 mod console;
 pub mod error;
 pub mod openapi;
@@ -32,6 +37,7 @@ pub mod stream;
 mod trace_header;
 pub mod wire;
 
+pub use client_config::{ClientConfig, ConnectFromConfig, Wired};
 pub use error::ApiError;
 pub use publish::{Publish, PublishedNetwork};
 pub use remote::{ConnectRemote, RemoteChannel, connect_remote, shared_client};

@@ -89,6 +89,13 @@ pub struct JetStreamOptions {
     /// as it is written, without a poll loop of empty claims. Zero: return at once.
     /// Default 50 ms; at most `request_timeout`.
     pub claim_wait: Duration,
+    /// Write an append of several messages as one atomic batch where the server can
+    /// (nats-server 2.12.1+; see the crate README, "Server versions"): all or nothing, and
+    /// on file storage synced to disk at the commit, which costs a disk sync per batch
+    /// (measured 10-19 ms per batch here, against well under 1 ms for a batch written
+    /// message by message, which the server syncs on its own schedule). Default `true`;
+    /// `false` keeps the message-by-message path everywhere.
+    pub atomic_batches: bool,
 }
 
 impl Default for JetStreamOptions {
@@ -104,6 +111,7 @@ impl Default for JetStreamOptions {
             assume_server_version: None,
             ping_interval: Duration::from_secs(10),
             claim_wait: Duration::from_millis(50),
+            atomic_batches: true,
         }
     }
 }
@@ -172,6 +180,14 @@ impl JetStreamOptions {
     #[must_use]
     pub fn claim_wait(mut self, wait: Duration) -> Self {
         self.claim_wait = wait;
+        self
+    }
+
+    /// Sets whether appends of several messages are atomic batches where the server can
+    /// (see [`JetStreamOptions::atomic_batches`]).
+    #[must_use]
+    pub fn atomic_batches(mut self, atomic: bool) -> Self {
+        self.atomic_batches = atomic;
         self
     }
 

@@ -162,6 +162,7 @@ fn apply_query(url: &str, query: &str, mut options: JetStreamOptions) -> Result<
             "claim_wait" if value == "0" => options = options.claim_wait(Duration::ZERO),
             "claim_wait" => options = options.claim_wait(duration(url, name, value)?),
             "durable_acks" => options = options.durable_acks(flag(url, name, value)?),
+            "atomic_batches" => options = options.atomic_batches(flag(url, name, value)?),
             "name" if !value.is_empty() => options = options.connection_name(value),
             "retry_connect" => options = options.retry_initial_connect(flag(url, name, value)?),
             "server_version" => {
@@ -233,7 +234,8 @@ mod tests {
     fn every_option() {
         let (_, o) = parse(
             "nats://h:1?storage=memory&request_timeout=2s&durable_acks=true&name=svc\
-             &retry_connect=true&server_version=2.9.10&ping_interval=1s&claim_wait=250ms",
+             &retry_connect=true&server_version=2.9.10&ping_interval=1s&claim_wait=250ms\
+             &atomic_batches=false",
             JetStreamOptions::default(),
         )
         .unwrap();
@@ -244,6 +246,7 @@ mod tests {
         assert_eq!(o.assume_server_version, Some(ServerVersion::new(2, 9, 10)));
         assert_eq!(o.ping_interval, Duration::from_secs(1));
         assert_eq!(o.claim_wait, Duration::from_millis(250));
+        assert!(!o.atomic_batches && JetStreamOptions::default().atomic_batches);
         let (_, o) = parse(
             "nats://h:1?request_timeout=750",
             JetStreamOptions::default(),

@@ -36,6 +36,12 @@ impl ServerVersion {
         self.major > major || (self.major == major && self.minor >= minor)
     }
 
+    const fn at_least_patch(self, major: u32, minor: u32, patch: u32) -> bool {
+        self.major > major
+            || (self.major == major
+                && (self.minor > minor || (self.minor == minor && self.patch >= patch)))
+    }
+
     /// `create_key_value` works (2.10+). On 2.9 async-nats 0.51 cannot parse the
     /// server's account info, which `create_key_value` reads first.
     pub const fn supports_kv(self) -> bool {
@@ -67,6 +73,27 @@ impl ServerVersion {
     /// is stored whole or not at all (2.12+).
     pub const fn supports_atomic_batch(self) -> bool {
         self.at_least(2, 12)
+    }
+
+    /// Atomic batches whose messages each carry `Nats-Expected-Last-Subject-Sequence`,
+    /// which is what an append of several messages is (2.12.1+): 2.12.0 refuses every such
+    /// batch of more than one message with "wrong last sequence" (error code 10164), also
+    /// when no subject of it is stored (tested on 2.12.0 and 2.12.1). The store writes
+    /// batches atomically from here on.
+    pub const fn supports_atomic_batch_appends(self) -> bool {
+        self.at_least_patch(2, 12, 1)
+    }
+
+    /// Purges that filter by subject or keep the newest `n` behave (2.10.25+, the oldest
+    /// release tested without the 2.9 pitfalls): a purge by subject leaves the stream's
+    /// other consumers where they were (2.9.10 makes them skip to the end of the stream),
+    /// and a purge with `keep` counts only stored messages (2.9.10 counts deleted ones
+    /// too, keeping fewer than asked). The store then removes by subject and evicts by
+    /// count with `keep` instead of computing sequences itself. The fixes landed in
+    /// between (nats-server #3838, Feb 2023, for consumers after a filtered purge), but
+    /// 2.9.11-2.10.24 were not tested, so they keep the 2.9 paths.
+    pub const fn purges_without_2_9_pitfalls(self) -> bool {
+        self.at_least_patch(2, 10, 25)
     }
 }
 
@@ -144,6 +171,16 @@ mod tests {
         assert!(new.supports_kv() && new.supports_kv_ttl());
         assert!(new.supports_atomic_batch() && new.supports_consumer_update());
         assert!(v("3.0.0").supports_atomic_batch());
+        assert!(
+            v("2.12.0").supports_atomic_batch() && !v("2.12.0").supports_atomic_batch_appends()
+        );
+        assert!(v("2.12.1").supports_atomic_batch_appends() && new.supports_atomic_batch_appends());
+        assert!(!old.supports_atomic_batch_appends());
+        assert!(!old.purges_without_2_9_pitfalls() && !v("2.10.24").purges_without_2_9_pitfalls());
+        assert!(
+            v("2.10.25").purges_without_2_9_pitfalls() && v("2.11.0").purges_without_2_9_pitfalls()
+        );
+        assert!(new.purges_without_2_9_pitfalls() && v("3.0.0").purges_without_2_9_pitfalls());
         assert!(old < v("2.10.0") && v("2.10.0") < new);
     }
 }

@@ -13,7 +13,8 @@
 //!   async-nats 0.51;
 //! * the two purge pitfalls of 2.9 the store avoids (see the crate README): a purge
 //!   filtered by subject makes consumers skip to the end, and a purge with `keep` counts
-//!   deleted messages; both are gone in 2.15.
+//!   deleted messages; both are gone in 2.15 (`purges_without_2_9_pitfalls`, which the
+//!   store's `remove` and `evict(max_count)` follow).
 
 mod common;
 
@@ -46,6 +47,8 @@ async fn version_and_features(release: Release) {
     assert_eq!(v.supports_message_ttl(), new);
     assert_eq!(v.supports_kv_ttl(), new);
     assert_eq!(v.supports_atomic_batch(), new);
+    assert_eq!(v.supports_atomic_batch_appends(), new);
+    assert_eq!(v.purges_without_2_9_pitfalls(), new);
     // Pinned: a rolling upgrade's oldest node.
     let pinned = JetStreamStore::connect_with(
         &ts.url,
@@ -300,6 +303,8 @@ async fn purge_pitfalls_of_2_9(release: Release) {
     eprintln!(
         "nats-server {v}: after a subject purge a consumer at 2 got {got:?} (want [3, 5]); purge keep=3 after a delete kept {kept}"
     );
+    // The predicate the store's purge paths ask says what this server does.
+    assert_eq!(v.purges_without_2_9_pitfalls(), release == Release::V2_15);
     if release == Release::V2_15 {
         assert_eq!(got, [3, 5], "{v}: the subject purge leaves consumers alone");
         assert_eq!(kept, 3, "{v}: keep counts live messages");

@@ -4,8 +4,11 @@
 //! Data flow: an append publishes each message on the subject of its id with "nothing
 //! stored on this subject yet", so the server refuses a second copy of a stored id and the
 //! stored entry is returned instead; the sequence in the publish acknowledgement is the
-//! entry's. Removals are deletes by sequence or purges below a sequence, never purges by
-//! subject (see the README's server pitfalls). The feed task (`crate::feed`) is started by
+//! entry's; on 2.12.1+ a batch of several is one atomic batch ([`atomic_batch`](super::atomic_batch)).
+//! Removals: on servers with the 2.9 purge pitfalls (see the README), deletes by sequence
+//! or purges below a sequence, never purges by subject or with `keep`; on servers past
+//! them ([`ServerVersion::purges_without_2_9_pitfalls`](crate::ServerVersion)), a purge
+//! of the id's subject and a purge keeping the newest. The feed task (`crate::feed`) is started by
 //! the first [`Log::feed`] and forwards every committed append, from any process; `head`
 //! only reads the newest sequence this handle has seen.
 
@@ -142,11 +145,12 @@ impl JetStreamChannel {
     }
 }
 
-#[async_trait]
-impl Log for JetStreamChannel {
-    async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
-        // Publish everything first, then collect the acknowledgements: one round trip for
-        // the batch. The server stores them in publish order.
+impl JetStreamChannel {
+    /// Appends message by message (servers before 2.12, and single messages): everything
+    /// is published first, then the acknowledgements are collected, one round trip for
+    /// the batch. The server stores them in publish order, each on its own: when one
+    /// fails, the others may be stored.
+    async fn append_each(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
         let mut sent = Vec::with_capacity(messages.len());
         for message in messages {
             let subject = self.names.message(&message.id);
@@ -200,6 +204,17 @@ impl Log for JetStreamChannel {
         }
         Ok(out)
     }
+}
+
+#[async_trait]
+impl Log for JetStreamChannel {
+    async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
+        if messages.len() > 1 && self.appends_atomically() {
+            self.append_atomic(messages).await
+        } else {
+            self.append_each(messages).await
+        }
+    }
 
     async fn read(
         &self,
@@ -247,18 +262,25 @@ impl Log for JetStreamChannel {
         {
             removed += self.purge_below(first_kept).await?;
         }
-        if let Some(max) = max_count
-            && let Some(first_kept) = self.first_of_newest(max).await?
-        {
-            removed += self.purge_below(first_kept).await?;
+        if let Some(max) = max_count {
+            if self.purges_are_safe() {
+                removed += self.purge_keeping(max as u64).await?;
+            } else if let Some(first_kept) = self.first_of_newest(max).await? {
+                removed += self.purge_below(first_kept).await?;
+            }
         }
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 
     async fn remove(&self, ids: &[&str]) -> Result<usize> {
-        // Look up, then delete by sequence. Never a purge filtered by subject: on server
-        // 2.9.10 such a purge makes every consumer of the stream skip to its end.
+        // Where purges are safe, one purge of the id's subject. Otherwise (and for secure
+        // erases, which only a delete does) look up, then delete by sequence: on 2.9.10 a
+        // purge filtered by subject makes every consumer of the stream skip to its end.
+        let by_subject = self.purges_are_safe() && !self.store.options.durable_acks;
         let removed = join_all(ids.iter().map(|id| async move {
+            if by_subject {
+                return Ok(self.purge_subject(self.names.message(id)).await? > 0);
+            }
             match self.by_id(id).await? {
                 Some(entry) => self.delete_seq(&self.stream, entry.seq).await,
                 None => Ok(false),

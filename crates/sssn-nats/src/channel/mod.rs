@@ -13,6 +13,7 @@
 //!
 //! * [`log`]: appends publish to the message stream; range, retention, removal, stats,
 //!   feed and head;
+//! * [`atomic_batch`]: on 2.12.1+, an append of several messages is one atomic batch;
 //! * [`cursors`]: shared reads fetch from a per-reader ephemeral consumer and store the
 //!   cursor in the state stream;
 //! * [`claims`]: claims fetch from the `claims` consumer; ack, nack, reject and extend go
@@ -37,6 +38,7 @@
 //! module family only performs the mechanics.
 
 mod ack_counter;
+mod atomic_batch;
 mod claim_table;
 mod claims;
 mod cursors;
@@ -49,7 +51,7 @@ mod reconcile;
 mod replace;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -94,6 +96,11 @@ pub(crate) struct JetStreamChannel {
     reconciling: tokio::sync::Mutex<()>,
     /// The task that reconciles after every reconnect (channels with claims).
     reconcile_task: Mutex<Option<JoinHandle<()>>>,
+    /// The stream has `allow_atomic` (set on open on 2.12.1+): batches are all or nothing
+    /// (see [`atomic_batch`]).
+    atomic_publish: bool,
+    /// Most messages the server takes in one atomic batch (learnt from its refusals).
+    atomic_batch_max: AtomicUsize,
 }
 
 impl Drop for JetStreamChannel {
@@ -150,6 +157,12 @@ impl JetStreamChannel {
             spec.expiring,
         )
         .await?;
+        let atomic_publish = match store.server_version() {
+            Some(v) if v.supports_atomic_batch_appends() && store.options.atomic_batches => {
+                atomic_batch::enable_atomic_publish(&store.client, &names.stream).await?
+            }
+            _ => false,
+        };
         let state = store.state_stream().await?;
         let claims = match &spec.claims {
             Some(policy) if spec.claim_scope == ClaimScope::Shared => {
@@ -180,6 +193,8 @@ impl JetStreamChannel {
             feed_task: Mutex::new(None),
             reconciling: tokio::sync::Mutex::new(()),
             reconcile_task: Mutex::new(None),
+            atomic_publish,
+            atomic_batch_max: AtomicUsize::new(atomic_batch::DEFAULT_MAX_MESSAGES),
         };
         if ch.claims.is_some() {
             // Whatever an earlier crash of the server left (see `reconcile`), before the

@@ -28,6 +28,18 @@ use super::{JetStreamChannel, MAX_BATCH, decode, lookup};
 /// handle knows were confirmed (see [`JetStreamChannel::fetch_caught_up`]).
 const REPLICA_LAG: Duration = Duration::from_millis(500);
 
+/// First pause before a pull is sent again after "no responders" (503).
+const NOT_READY_PAUSE: Duration = Duration::from_millis(20);
+
+/// Whether a pull failed with 503 "no responders": on a replicated stream a consumer that
+/// was just created (or moved) may not listen yet on the server that answers the pull
+/// (seen on a three-node 2.15.1 cluster, about one run of the conformance suite in six).
+/// Nothing was delivered, so the pull is sent again (until the request timeout).
+fn is_no_responders(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.to_string()
+        .starts_with("error while processing messages from the stream: 503")
+}
+
 #[derive(Deserialize)]
 struct DeleteReply {
     #[serde(default)]
@@ -43,18 +55,35 @@ impl JetStreamChannel {
         n: usize,
     ) -> Result<Vec<jetstream::Message>> {
         let work = async {
-            let mut batch = consumer
-                .fetch()
-                .max_messages(n)
-                .messages()
-                .await
-                .map_err(|e| self.err("fetch", e))?;
-            let mut out = Vec::with_capacity(n.min(MAX_BATCH));
-            // Read until the server ends the request, so no message it sends is dropped.
-            while let Some(m) = batch.next().await {
-                out.push(m.map_err(|e| self.err("fetch", e))?);
+            let mut pause = NOT_READY_PAUSE;
+            loop {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(n)
+                    .messages()
+                    .await
+                    .map_err(|e| self.err("fetch", e))?;
+                let mut out = Vec::with_capacity(n.min(MAX_BATCH));
+                // Read until the server ends the request, so no message it sends is dropped.
+                let mut failed = None;
+                while let Some(m) = batch.next().await {
+                    match m {
+                        Ok(m) => out.push(m),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => return Ok(out),
+                    Some(e) if out.is_empty() && is_no_responders(&*e) => {
+                        tokio::time::sleep(pause).await;
+                        pause = pause.saturating_mul(2);
+                    }
+                    Some(e) => return Err(self.err("fetch", e)),
+                }
             }
-            Ok(out)
         };
         tokio::time::timeout(self.timeout, work)
             .await
@@ -70,18 +99,35 @@ impl JetStreamChannel {
         wait: Duration,
     ) -> Result<Vec<jetstream::Message>> {
         let work = async {
-            let mut batch = consumer
-                .batch()
-                .max_messages(n)
-                .expires(wait)
-                .messages()
-                .await
-                .map_err(|e| self.err("fetch", e))?;
-            let mut out = Vec::with_capacity(n.min(MAX_BATCH));
-            while let Some(m) = batch.next().await {
-                out.push(m.map_err(|e| self.err("fetch", e))?);
+            let mut pause = NOT_READY_PAUSE;
+            loop {
+                let mut batch = consumer
+                    .batch()
+                    .max_messages(n)
+                    .expires(wait)
+                    .messages()
+                    .await
+                    .map_err(|e| self.err("fetch", e))?;
+                let mut out = Vec::with_capacity(n.min(MAX_BATCH));
+                let mut failed = None;
+                while let Some(m) = batch.next().await {
+                    match m {
+                        Ok(m) => out.push(m),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => return Ok(out),
+                    Some(e) if out.is_empty() && is_no_responders(&*e) => {
+                        tokio::time::sleep(pause).await;
+                        pause = pause.saturating_mul(2);
+                    }
+                    Some(e) => return Err(self.err("fetch", e)),
+                }
             }
-            Ok(out)
         };
         tokio::time::timeout(self.timeout + wait, work)
             .await
@@ -274,6 +320,28 @@ impl JetStreamChannel {
     /// Removes every message with a sequence below `seq`.
     pub(super) async fn purge_below(&self, seq: Seq) -> Result<u64> {
         self.purge_with(self.stream.purge().sequence(seq)).await
+    }
+
+    /// Removes all but the newest `n` messages. Only where
+    /// [`purges_without_2_9_pitfalls`](crate::ServerVersion::purges_without_2_9_pitfalls):
+    /// 2.9 counts deleted messages among the kept.
+    pub(super) async fn purge_keeping(&self, n: u64) -> Result<u64> {
+        self.purge_with(self.stream.purge().keep(n)).await
+    }
+
+    /// Removes the messages on `subject`. Only where
+    /// [`purges_without_2_9_pitfalls`](crate::ServerVersion::purges_without_2_9_pitfalls):
+    /// on 2.9 it makes every consumer of the stream skip to its end.
+    pub(super) async fn purge_subject(&self, subject: String) -> Result<u64> {
+        self.purge_with(self.stream.purge().filter(subject)).await
+    }
+
+    /// Whether purges by subject and with `keep` are safe on every server this connection
+    /// has been on (see [`crate::ServerVersion::purges_without_2_9_pitfalls`]).
+    pub(super) fn purges_are_safe(&self) -> bool {
+        self.store
+            .server_version()
+            .is_some_and(|v| v.purges_without_2_9_pitfalls())
     }
 
     /// Sends an acknowledgement of `kind` for a delivery and waits for the server to
