@@ -113,7 +113,16 @@ async fn shutting_the_server_down_leaves_a_running_network_running() {
         ChannelState::Running,
         "the network owns its channels"
     );
-    assert!(running.system("refiner").unwrap().steps() > 0);
+    // The systems keep stepping (at 50 Hz: the first step may come after the shutdown).
+    let refiner = running.system("refiner").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while refiner.steps() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refiner never stepped"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let before = refined.stats().await.unwrap().stored;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
