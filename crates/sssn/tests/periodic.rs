@@ -93,3 +93,24 @@ async fn failing_and_panicking_pulls_do_not_stop_the_loop() {
     );
     ch.stop().await;
 }
+
+/// A periodic channel without a source (what `sssn serve` builds from a config) converts
+/// what is written once per period, not only at drain.
+#[tokio::test(start_paused = true)]
+async fn a_sourceless_channel_converts_writes_every_period() {
+    let ch = PeriodicChannel::buffered("written")
+        .period(Duration::from_millis(100))
+        .build();
+    ch.start().await.unwrap();
+    ch.write("outside", &7).await.unwrap();
+    assert_eq!(ch.stats().await.unwrap().raw_buffered, 1, "buffered first");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let stats = ch.stats().await.unwrap();
+    assert_eq!(
+        (stats.raw_buffered, stats.stored),
+        (0, 1),
+        "converted by the next cycle"
+    );
+    assert_eq!(ch.read("r", 10).await.unwrap()[0].data::<i32>().unwrap(), 7);
+    ch.stop().await;
+}

@@ -97,12 +97,6 @@ impl Hooks {
         self.object.is_none() && self.convert.is_none() && self.convert_async.is_none()
     }
 
-    /// Whether hooks beyond closures are set (a periodic channel then runs its loop for
-    /// `on_pull` / `on_process` even without a source).
-    pub(crate) fn has_object(&self) -> bool {
-        self.object.is_some()
-    }
-
     /// Runs an async hook with its panic caught and its time bounded.
     async fn guard<T>(
         &self,

@@ -285,13 +285,10 @@ impl<K: Kind> Channel<K> {
         self.state() == ChannelState::Running
     }
 
-    /// Whether the channel has a pull loop: periodic channels with a source, or with
-    /// [`ChannelHooks`] (whose `on_pull` and `on_process` the loop calls).
+    /// Whether the channel has a pull loop: every periodic channel (it pulls its source,
+    /// if any, and converts what was written, once per period).
     pub fn has_loop(&self) -> bool {
-        self.core
-            .raw
-            .as_ref()
-            .is_some_and(|raw| raw.has_source() || self.core.hooks.has_object())
+        self.core.raw.is_some()
     }
 
     /// Replaces the security policy; takes effect on the next operation.

@@ -8,8 +8,9 @@
 //! A failing pull or conversion is reported to `on_error` and the loop goes on (v1's loop
 //! died silently, defect D25). Up to `max_workers` conversions run at once; the messages
 //! are stored in buffer order. With [`ChannelHooks`](super::ChannelHooks), each cycle also
-//! calls `on_pull` (after the source's pull) and `on_process` (after the processing), and
-//! the loop runs even without a source.
+//! calls `on_pull` (after the source's pull) and `on_process` (after the processing). A
+//! channel without a source ([`PeriodicChannel::buffered`], or one from a serve config)
+//! runs the same loop: it converts what was written, once per period.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -114,7 +115,6 @@ pub(crate) struct RawBuffer {
     /// Conversions one pass runs at once.
     workers: usize,
     source: tokio::sync::Mutex<Option<Box<dyn Source>>>,
-    has_source: bool,
     queue: OnceLock<ChannelStorage>,
     /// Items buffered and not yet processed (read from the queue at start).
     pending: AtomicUsize,
@@ -127,16 +127,11 @@ impl RawBuffer {
         Self {
             max,
             workers,
-            has_source: source.is_some(),
             source: tokio::sync::Mutex::new(source),
             queue: OnceLock::new(),
             pending: AtomicUsize::new(0),
             processing: tokio::sync::Mutex::new(()),
         }
-    }
-
-    pub(crate) fn has_source(&self) -> bool {
-        self.has_source
     }
 
     pub(crate) fn len(&self) -> usize {
