@@ -54,38 +54,8 @@ impl JetStreamChannel {
         consumer: &PullConsumer,
         n: usize,
     ) -> Result<Vec<jetstream::Message>> {
-        let work = async {
-            let mut pause = NOT_READY_PAUSE;
-            loop {
-                let mut batch = consumer
-                    .fetch()
-                    .max_messages(n)
-                    .messages()
-                    .await
-                    .map_err(|e| self.err("fetch", e))?;
-                let mut out = Vec::with_capacity(n.min(MAX_BATCH));
-                // Read until the server ends the request, so no message it sends is dropped.
-                let mut failed = None;
-                while let Some(m) = batch.next().await {
-                    match m {
-                        Ok(m) => out.push(m),
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-                match failed {
-                    None => return Ok(out),
-                    Some(e) if out.is_empty() && is_no_responders(&*e) => {
-                        tokio::time::sleep(pause).await;
-                        pause = pause.saturating_mul(2);
-                    }
-                    Some(e) => return Err(self.err("fetch", e)),
-                }
-            }
-        };
-        tokio::time::timeout(self.timeout, work)
+        let pull = || consumer.fetch().max_messages(n).messages();
+        tokio::time::timeout(self.timeout, self.pull(pull, n))
             .await
             .map_err(|_| self.timed_out("fetch"))?
     }
@@ -98,40 +68,43 @@ impl JetStreamChannel {
         n: usize,
         wait: Duration,
     ) -> Result<Vec<jetstream::Message>> {
-        let work = async {
-            let mut pause = NOT_READY_PAUSE;
-            loop {
-                let mut batch = consumer
-                    .batch()
-                    .max_messages(n)
-                    .expires(wait)
-                    .messages()
-                    .await
-                    .map_err(|e| self.err("fetch", e))?;
-                let mut out = Vec::with_capacity(n.min(MAX_BATCH));
-                let mut failed = None;
-                while let Some(m) = batch.next().await {
-                    match m {
-                        Ok(m) => out.push(m),
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-                match failed {
-                    None => return Ok(out),
-                    Some(e) if out.is_empty() && is_no_responders(&*e) => {
-                        tokio::time::sleep(pause).await;
-                        pause = pause.saturating_mul(2);
-                    }
-                    Some(e) => return Err(self.err("fetch", e)),
-                }
-            }
-        };
-        tokio::time::timeout(self.timeout + wait, work)
+        let pull = || consumer.batch().max_messages(n).expires(wait).messages();
+        tokio::time::timeout(self.timeout + wait, self.pull(pull, n))
             .await
             .map_err(|_| self.timed_out("fetch"))?
+    }
+
+    /// Runs one pull request (`start` sends it) and reads until the server ends it, so no
+    /// message it sends is dropped. A pull answered "no responders" before anything
+    /// arrived (a consumer not yet listening on a replicated stream) is sent again.
+    async fn pull<F, Fut>(&self, start: F, n: usize) -> Result<Vec<jetstream::Message>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<pull::Batch, pull::BatchError>>,
+    {
+        let mut pause = NOT_READY_PAUSE;
+        loop {
+            let mut batch = start().await.map_err(|e| self.err("fetch", e))?;
+            let mut out = Vec::with_capacity(n.min(MAX_BATCH));
+            let mut failed = None;
+            while let Some(m) = batch.next().await {
+                match m {
+                    Ok(m) => out.push(m),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => return Ok(out),
+                Some(e) if out.is_empty() && is_no_responders(&*e) => {
+                    tokio::time::sleep(pause).await;
+                    pause = pause.saturating_mul(2);
+                }
+                Some(e) => return Err(self.err("fetch", e)),
+            }
+        }
     }
 
     /// Like [`Self::fetch`] on a consumer that delivers in sequence order from after
