@@ -96,6 +96,13 @@ pub struct JetStreamOptions {
     /// message by message, which the server syncs on its own schedule). Default `true`;
     /// `false` keeps the message-by-message path everywhere.
     pub atomic_batches: bool,
+    /// Create the message streams of new channels with claims (on one replica, without
+    /// `durable_acks`) with interest retention, so that the server removes a message when
+    /// the claims consumer acknowledges it: an ack is one `+ACK` instead of a delete
+    /// request and a `+ACK` (see the crate README, "Acks that remove"). Streams that exist
+    /// keep the retention they were created with, and the store follows it. Default
+    /// `true`; `false` creates limits-retention streams, acknowledged by deleting.
+    pub remove_on_ack: bool,
 }
 
 impl Default for JetStreamOptions {
@@ -112,6 +119,7 @@ impl Default for JetStreamOptions {
             ping_interval: Duration::from_secs(10),
             claim_wait: Duration::from_millis(50),
             atomic_batches: true,
+            remove_on_ack: true,
         }
     }
 }
@@ -188,6 +196,14 @@ impl JetStreamOptions {
     #[must_use]
     pub fn atomic_batches(mut self, atomic: bool) -> Self {
         self.atomic_batches = atomic;
+        self
+    }
+
+    /// Sets whether new channel streams with claims remove a message on its ack (see
+    /// [`JetStreamOptions::remove_on_ack`]).
+    #[must_use]
+    pub fn remove_on_ack(mut self, remove: bool) -> Self {
+        self.remove_on_ack = remove;
         self
     }
 

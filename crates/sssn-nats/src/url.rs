@@ -117,6 +117,8 @@ fn duration(url: &str, name: &str, value: &str) -> Result<Duration> {
 /// | `server_version` | `2.9.10` | [`JetStreamOptions::assume_server_version`] |
 /// | `ping_interval` | a duration, as `request_timeout` | [`JetStreamOptions::ping_interval`] |
 /// | `claim_wait` | a duration, as `request_timeout`, or `0` | [`JetStreamOptions::claim_wait`] |
+/// | `atomic_batches` | `true`, `false` | [`JetStreamOptions::atomic_batches`] |
+/// | `remove_on_ack` | `true`, `false` | [`JetStreamOptions::remove_on_ack`] |
 fn apply_query(url: &str, query: &str, mut options: JetStreamOptions) -> Result<JetStreamOptions> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let Some((name, value)) = pair.split_once('=') else {
@@ -163,6 +165,7 @@ fn apply_query(url: &str, query: &str, mut options: JetStreamOptions) -> Result<
             "claim_wait" => options = options.claim_wait(duration(url, name, value)?),
             "durable_acks" => options = options.durable_acks(flag(url, name, value)?),
             "atomic_batches" => options = options.atomic_batches(flag(url, name, value)?),
+            "remove_on_ack" => options = options.remove_on_ack(flag(url, name, value)?),
             "name" if !value.is_empty() => options = options.connection_name(value),
             "retry_connect" => options = options.retry_initial_connect(flag(url, name, value)?),
             "server_version" => {
@@ -176,8 +179,8 @@ fn apply_query(url: &str, query: &str, mut options: JetStreamOptions) -> Result<
                     url,
                     format!(
                         "unknown option '{name}' (prefix, replicas, storage, request_timeout, \
-                         ping_interval, claim_wait, durable_acks, name, retry_connect, \
-                         server_version)"
+                         ping_interval, claim_wait, durable_acks, atomic_batches, \
+                         remove_on_ack, name, retry_connect, server_version)"
                     ),
                 ));
             }
@@ -235,7 +238,7 @@ mod tests {
         let (_, o) = parse(
             "nats://h:1?storage=memory&request_timeout=2s&durable_acks=true&name=svc\
              &retry_connect=true&server_version=2.9.10&ping_interval=1s&claim_wait=250ms\
-             &atomic_batches=false",
+             &atomic_batches=false&remove_on_ack=false",
             JetStreamOptions::default(),
         )
         .unwrap();
@@ -247,6 +250,7 @@ mod tests {
         assert_eq!(o.ping_interval, Duration::from_secs(1));
         assert_eq!(o.claim_wait, Duration::from_millis(250));
         assert!(!o.atomic_batches && JetStreamOptions::default().atomic_batches);
+        assert!(!o.remove_on_ack && JetStreamOptions::default().remove_on_ack);
         let (_, o) = parse(
             "nats://h:1?request_timeout=750",
             JetStreamOptions::default(),

@@ -26,6 +26,9 @@ pub(super) struct Claim {
     pub(super) attempt: u32,
     pub(super) reply: Subject,
     pub(super) message: Arc<ChannelMessage>,
+    /// This handle's removal count when the claim was made (see
+    /// [`remove_on_ack`](super::remove_on_ack)).
+    pub(super) epoch: u64,
 }
 
 /// Claims known to this process.
@@ -146,6 +149,7 @@ mod tests {
             attempt: 1,
             reply: Subject::from("reply"),
             message: Arc::new(message),
+            epoch: 0,
         }
     }
 

@@ -30,6 +30,7 @@ use sssn::{Error, ErrorKind, Result};
 
 use super::ack_counter::AckCounter;
 use super::claim_table::{Claim, ClaimTable};
+use super::remove_on_ack::OthersSeen;
 use super::{BoxError, JetStreamChannel, MAX_BATCH, decode, lock};
 use crate::names::ChannelNames;
 use crate::store::{StoreInner, get_or_create_stream};
@@ -46,6 +47,10 @@ pub(super) struct ClaimSide {
     pub(super) dlq: stream::Stream,
     table: Mutex<ClaimTable>,
     acked: AckCounter,
+    /// The stream has interest retention: the server removes a message on its ack (see
+    /// [`remove_on_ack`](super::remove_on_ack)).
+    pub(super) removes_on_ack: bool,
+    pub(super) others_seen: OthersSeen,
 }
 
 impl ClaimSide {
@@ -57,6 +62,7 @@ impl ClaimSide {
         state: &stream::Stream,
         spec: &ChannelSpec,
         policy: ClaimPolicy,
+        removes_on_ack: bool,
     ) -> Result<Self> {
         let dlq = get_or_create_stream(
             &store.js,
@@ -78,6 +84,8 @@ impl ClaimSide {
             dlq,
             table: Mutex::default(),
             acked: AckCounter::new(store.js.clone(), state.clone(), names.acked()),
+            removes_on_ack,
+            others_seen: OthersSeen::default(),
         })
     }
 }
@@ -150,11 +158,17 @@ impl JetStreamChannel {
         // A renewed lease starts before the request leaves, so it never outlives the
         // server's, which restarts when the server gets the request.
         let sent_at = now_millis();
-        let outcomes = join_all(
-            live.iter()
-                .map(|(_, claim)| self.settle_on_server(side, claim, how)),
-        )
-        .await;
+        let removing = matches!(how, Settle::Ack) && self.acks_remove(side);
+        let (outcomes, confirmed) = if removing {
+            self.ack_removing(side, &live).await
+        } else {
+            let outcomes = join_all(
+                live.iter()
+                    .map(|(_, claim)| self.settle_on_server(side, claim, how)),
+            )
+            .await;
+            (outcomes, Ok(()))
+        };
         let now = now_millis();
         let mut done = Vec::with_capacity(live.len());
         let mut failed = Vec::new();
@@ -190,6 +204,11 @@ impl JetStreamChannel {
             }
             table.restore(failed);
         }
+        if let Err(e) = confirmed {
+            // Acknowledged on the consumer (so never delivered again) but not known to be
+            // removed: the outcome is unknown, as for a lost reply.
+            error.get_or_insert(e);
+        }
         if matches!(how, Settle::Ack)
             && let Err(e) = side.acked.add(done.len() as u64).await
         {
@@ -213,13 +232,7 @@ impl JetStreamChannel {
         how: &Settle,
     ) -> Result<bool> {
         match how {
-            Settle::Ack => {
-                // Delete first: once the delete is confirmed the work is consumed for every
-                // process; the acknowledgement after it only tidies the consumer.
-                let deleted = self.delete_seq(&self.stream, claim.seq).await?;
-                self.settle_quietly(&claim.reply, AckKind::Ack).await;
-                Ok(deleted)
-            }
+            Settle::Ack => self.ack_deleting(claim).await,
             Settle::Nack { delay } => {
                 match side.policy.on_release(claim.attempt, Release::Nack) {
                     Fate::DeadLetter(reason) => self.dead_letter_claim(claim, &reason).await?,
@@ -241,6 +254,15 @@ impl JetStreamChannel {
                 Ok(true)
             }
         }
+    }
+
+    /// Acknowledges a claim the deleting way; `Ok(false)` when the message was no longer
+    /// stored. Delete first: once the delete is confirmed the work is consumed for every
+    /// process; the acknowledgement after it only tidies the consumer.
+    pub(super) async fn ack_deleting(&self, claim: &Claim) -> Result<bool> {
+        let deleted = self.delete_seq(&self.stream, claim.seq).await?;
+        self.settle_quietly(&claim.reply, AckKind::Ack).await;
+        Ok(deleted)
     }
 
     /// Moves the message of a claim held here to the dead letters.
@@ -299,6 +321,9 @@ impl ClaimQueue for JetStreamChannel {
             // The lease starts before the request leaves, so it never outlives the server's
             // ack_wait, which starts at delivery.
             let sent_at = now_millis();
+            // A removal by this handle from now on makes the claims' acks delete (see
+            // `remove_on_ack`).
+            let epoch = self.removals.load(std::sync::atomic::Ordering::Acquire);
             let mut msgs = self.fetch(&side.consumer, want).await?;
             if msgs.is_empty() && out.is_empty() && !waited {
                 // Nothing now: wait on the server for the next message (and on a replica
@@ -344,6 +369,7 @@ impl ClaimQueue for JetStreamChannel {
                     attempt,
                     reply,
                     message: message.clone(),
+                    epoch,
                 });
                 out.push(Claimed {
                     seq,

@@ -206,6 +206,49 @@ impl JetStreamChannel {
     }
 }
 
+impl JetStreamChannel {
+    /// Removes by age and count (see [`Log::evict`]).
+    async fn evict_now(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize> {
+        let mut removed = 0u64;
+        if let Some(before) = before
+            && let Some(first_kept) = self.first_at_or_after(before).await?
+        {
+            removed += self.purge_below(first_kept).await?;
+        }
+        if let Some(max) = max_count {
+            if self.purges_are_safe() {
+                removed += self.purge_keeping(max as u64).await?;
+            } else if let Some(first_kept) = self.first_of_newest(max).await? {
+                removed += self.purge_below(first_kept).await?;
+            }
+        }
+        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    }
+
+    /// Removes messages by id (see [`Log::remove`]).
+    async fn remove_now(&self, ids: &[&str]) -> Result<usize> {
+        // Where purges are safe, one purge of the id's subject. Otherwise (and for secure
+        // erases, which only a delete does) look up, then delete by sequence: on 2.9.10 a
+        // purge filtered by subject makes every consumer of the stream skip to its end.
+        let by_subject = self.purges_are_safe() && !self.store.options.durable_acks;
+        let removed = join_all(ids.iter().map(|id| async move {
+            if by_subject {
+                return Ok(self.purge_subject(self.names.message(id)).await? > 0);
+            }
+            match self.by_id(id).await? {
+                Some(entry) => self.delete_seq(&self.stream, entry.seq).await,
+                None => Ok(false),
+            }
+        }))
+        .await;
+        let mut n = 0;
+        for r in removed {
+            n += usize::from(r?);
+        }
+        Ok(n)
+    }
+}
+
 #[async_trait]
 impl Log for JetStreamChannel {
     async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
@@ -256,42 +299,11 @@ impl Log for JetStreamChannel {
     }
 
     async fn evict(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize> {
-        let mut removed = 0u64;
-        if let Some(before) = before
-            && let Some(first_kept) = self.first_at_or_after(before).await?
-        {
-            removed += self.purge_below(first_kept).await?;
-        }
-        if let Some(max) = max_count {
-            if self.purges_are_safe() {
-                removed += self.purge_keeping(max as u64).await?;
-            } else if let Some(first_kept) = self.first_of_newest(max).await? {
-                removed += self.purge_below(first_kept).await?;
-            }
-        }
-        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+        self.removing(self.evict_now(before, max_count)).await
     }
 
     async fn remove(&self, ids: &[&str]) -> Result<usize> {
-        // Where purges are safe, one purge of the id's subject. Otherwise (and for secure
-        // erases, which only a delete does) look up, then delete by sequence: on 2.9.10 a
-        // purge filtered by subject makes every consumer of the stream skip to its end.
-        let by_subject = self.purges_are_safe() && !self.store.options.durable_acks;
-        let removed = join_all(ids.iter().map(|id| async move {
-            if by_subject {
-                return Ok(self.purge_subject(self.names.message(id)).await? > 0);
-            }
-            match self.by_id(id).await? {
-                Some(entry) => self.delete_seq(&self.stream, entry.seq).await,
-                None => Ok(false),
-            }
-        }))
-        .await;
-        let mut n = 0;
-        for r in removed {
-            n += usize::from(r?);
-        }
-        Ok(n)
+        self.removing(self.remove_now(ids)).await
     }
 
     async fn replace(
@@ -303,11 +315,11 @@ impl Log for JetStreamChannel {
     }
 
     async fn remove_seqs(&self, seqs: &[Seq]) -> Result<usize> {
-        self.remove_by_seq(seqs).await
+        self.removing(self.remove_by_seq(seqs)).await
     }
 
     async fn clear(&self) -> Result<usize> {
-        let purged = self.purge_all().await?;
+        let purged = self.removing(self.purge_all()).await?;
         Ok(usize::try_from(purged).unwrap_or(usize::MAX))
     }
 

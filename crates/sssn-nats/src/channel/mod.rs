@@ -23,6 +23,8 @@
 //! * [`dead_letters`]: messages that used their last delivery or were rejected move to
 //!   the dead-letter stream; redrive moves them back;
 //! * [`ack_counter`]: acks add to the acknowledged counter in the state stream;
+//! * [`remove_on_ack`]: on interest-retention streams an ack is a `+ACK` that the server
+//!   answers once it removed the message (no delete request);
 //! * [`reconcile`]: after a server crash, messages left below the claims consumer's ack
 //!   floor are deleted again or made claimable (on open, reconnect, `stats`);
 //! * [`primitives`]: the server requests all of these are made of (fetch, ephemeral
@@ -48,10 +50,11 @@ mod log;
 mod lookup;
 mod primitives;
 mod reconcile;
+mod remove_on_ack;
 mod replace;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -101,6 +104,10 @@ pub(crate) struct JetStreamChannel {
     atomic_publish: bool,
     /// Most messages the server takes in one atomic batch (learnt from its refusals).
     atomic_batch_max: AtomicUsize,
+    /// Removals (`evict`, `remove`, `clear`, `remove_seqs`) begun or ended by this handle:
+    /// acks of claims made before one delete, to tell whether there was anything to
+    /// consume (see [`remove_on_ack`]).
+    removals: AtomicU64,
 }
 
 impl Drop for JetStreamChannel {
@@ -146,7 +153,7 @@ impl JetStreamChannel {
             stream::Config {
                 name: names.stream.clone(),
                 subjects: vec![names.stream_subjects()],
-                retention: stream::RetentionPolicy::Limits,
+                retention: remove_on_ack::retention_for_new(&store, spec),
                 discard: stream::DiscardPolicy::Old,
                 allow_direct: true,
                 storage: store.storage(),
@@ -164,12 +171,27 @@ impl JetStreamChannel {
             _ => false,
         };
         let state = store.state_stream().await?;
+        // What the stream was created with, by this version or an earlier one.
+        let retention = stream.cached_info().config.retention;
         let claims = match &spec.claims {
             Some(policy) if spec.claim_scope == ClaimScope::Shared => {
-                Some(ClaimSide::open(&store, &names, &stream, &state, spec, *policy).await?)
+                let removes_on_ack = retention == stream::RetentionPolicy::Interest;
+                Some(
+                    ClaimSide::open(
+                        &store,
+                        &names,
+                        &stream,
+                        &state,
+                        spec,
+                        *policy,
+                        removes_on_ack,
+                    )
+                    .await?,
+                )
             }
             // Claims per recipient have no server side yet (`inboxes`): a log.
             _ => {
+                remove_on_ack::refuse_without_claims(retention, &spec.id)?;
                 refuse_claims_consumer(&stream, &spec.id).await?;
                 None
             }
@@ -195,6 +217,7 @@ impl JetStreamChannel {
             reconcile_task: Mutex::new(None),
             atomic_publish,
             atomic_batch_max: AtomicUsize::new(atomic_batch::DEFAULT_MAX_MESSAGES),
+            removals: AtomicU64::new(0),
         };
         if ch.claims.is_some() {
             // Whatever an earlier crash of the server left (see `reconcile`), before the
@@ -246,6 +269,14 @@ impl JetStreamChannel {
             log: self.clone() as Arc<dyn Log>,
             claims: has_claims.then(|| self.clone() as Arc<dyn ClaimQueue>),
         })
+    }
+
+    /// Runs a removal, counted in [`Self::removals`] before and after it.
+    async fn removing<T>(&self, removal: impl std::future::Future<Output = T>) -> T {
+        self.removals.fetch_add(1, Ordering::AcqRel);
+        let out = removal.await;
+        self.removals.fetch_add(1, Ordering::AcqRel);
+        out
     }
 
     fn err(&self, what: &str, e: impl Into<BoxError>) -> Error {

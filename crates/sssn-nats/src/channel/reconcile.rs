@@ -135,18 +135,21 @@ impl JetStreamChannel {
     /// Replaces the claims consumer by one that delivers from `start` on.
     async fn recreate_claims_consumer(&self, start: Seq) -> Result<()> {
         let side = self.claim_side()?;
-        let _ = self.stream.delete_consumer(CLAIMS_CONSUMER).await;
         let config = claims_config(
             &side.policy,
             DeliverPolicy::ByStartSequence {
                 start_sequence: start,
             },
         );
-        self.stream
-            .create_consumer(config)
-            .await
-            .map_err(|e| self.err("claims consumer re-creation", e))?;
-        Ok(())
+        self.with_holding_consumer(start, || async {
+            let _ = self.stream.delete_consumer(CLAIMS_CONSUMER).await;
+            self.stream
+                .create_consumer(config)
+                .await
+                .map_err(|e| self.err("claims consumer re-creation", e))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Reconciles again each time the client reconnects (a server restart may have undone

@@ -1,0 +1,191 @@
+//! Acks that remove: a channel with claims whose message stream has **interest retention**,
+//! so that the server removes a message when the claims consumer acknowledges it. An ack
+//! is then one `+ACK` (sent as a request: the server answers after it removed the
+//! message) instead of a `$JS.API.STREAM.MSG.DELETE` request and its reply, then a `+ACK`.
+//!
+//! The server removes an acknowledged message only when no other consumer of the stream
+//! still needs it: a consumer without acks (a shared reader, the feed, a scan) holds the
+//! messages it has not delivered yet. So after the `+ACK`s of one settle, one stream info
+//! tells whether the claims consumer is the stream's only consumer: then every message
+//! acknowledged is gone (a consumer that held one and was deleted in between removed it
+//! on its way out: the server cleans up an interest stream when one of its consumers
+//! goes). Otherwise the acknowledged messages are deleted as on a limits stream (a message
+//! the server removed already counts as deleted), and the next acks of this handle go
+//! the deleting way (delete, then `+ACK`) until [`RECHECK`] has passed.
+//!
+//! Where the removing way is not taken, and why (each falls back to the deleting way):
+//!
+//! * `durable_acks`: the server's removal on ack is a plain delete, never a secure erase;
+//! * replicated streams: a clustered consumer answers the `+ACK` before the removal is
+//!   replicated and applied, so `ack` could return with the message still stored; new
+//!   replicated streams get limits retention;
+//! * claims made before a removal by this handle (`evict`, `remove`, `clear`,
+//!   `remove_seqs`): the delete tells whether the message was still there to consume (a
+//!   stale ack), a `+ACK` does not.
+//!
+//! What an interest stream asks of the rest of the store: it drops an append when the
+//! stream has no consumer at all, so it is created only with its claims consumer (a
+//! log-only open of it is refused), and the claims consumer is recreated behind a holding
+//! consumer ([`JetStreamChannel::with_holding_consumer`]). Streams created by earlier
+//! versions have limits retention (2.9 cannot change a stream's retention) and keep the
+//! deleting way.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::{self, DeliverPolicy, pull};
+use async_nats::jetstream::stream::RetentionPolicy;
+use futures::future::join_all;
+use sssn::clock::now_millis;
+use sssn::store::{ChannelSpec, ClaimScope, Seq};
+use sssn::{Error, ErrorKind, Result};
+
+use super::JetStreamChannel;
+use super::claim_table::Claim;
+use super::claims::ClaimSide;
+use crate::store::StoreInner;
+
+/// How long acks go the deleting way after another consumer was seen on the stream.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Name of the consumer that holds the messages while the claims consumer is recreated.
+const HOLDING_CONSUMER: &str = "claims-hold";
+
+/// The retention of a channel stream this store creates: interest for a channel with
+/// (shared) claims where acks may remove (see the module docs), limits otherwise.
+pub(super) fn retention_for_new(store: &StoreInner, spec: &ChannelSpec) -> RetentionPolicy {
+    let o = &store.options;
+    let shared_claims = spec.claims.is_some() && spec.claim_scope == ClaimScope::Shared;
+    if shared_claims && o.remove_on_ack && !o.durable_acks && o.replicas == 1 {
+        RetentionPolicy::Interest
+    } else {
+        RetentionPolicy::Limits
+    }
+}
+
+/// When another consumer of the stream was last seen (epoch ms; 0: never).
+#[derive(Default)]
+pub(super) struct OthersSeen(AtomicU64);
+
+impl JetStreamChannel {
+    /// Whether the acks of this settle go the removing way.
+    pub(super) fn acks_remove(&self, side: &ClaimSide) -> bool {
+        side.removes_on_ack
+            && !self.store.options.durable_acks
+            && self.stream.cached_info().config.num_replicas <= 1
+            && now_millis().saturating_sub(side.others_seen.0.load(Ordering::Acquire))
+                >= RECHECK.as_millis() as u64
+    }
+
+    /// Acknowledges `live` claims the removing way. Returns each claim's outcome (as
+    /// [`Self::ack_deleting`] does) and whether the removal of all of them is confirmed.
+    pub(super) async fn ack_removing(
+        &self,
+        side: &ClaimSide,
+        live: &[(String, Claim)],
+    ) -> (Vec<Result<bool>>, Result<()>) {
+        let epoch = self.removals.load(Ordering::Acquire);
+        let outcomes = join_all(live.iter().map(|(_, claim)| async move {
+            if claim.epoch != epoch {
+                // Removed by this handle since it was claimed? The delete tells.
+                return self
+                    .ack_deleting(claim)
+                    .await
+                    .map(|deleted| (deleted, false));
+            }
+            self.settle_delivery(&claim.reply, AckKind::Ack)
+                .await
+                .map(|()| (true, true))
+        }))
+        .await;
+        let acked: Vec<Seq> = live
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Ok((true, true))))
+            .map(|((_, claim), _)| claim.seq)
+            .collect();
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| o.map(|(done, _)| done))
+            .collect();
+        let confirmed = if acked.is_empty() {
+            Ok(())
+        } else {
+            self.confirm_removed(side, &acked).await
+        };
+        (outcomes, confirmed)
+    }
+
+    /// Makes sure the messages at `seqs`, acknowledged on the claims consumer, are no
+    /// longer stored: nothing to do when the claims consumer is the stream's only one,
+    /// else deletes them.
+    async fn confirm_removed(&self, side: &ClaimSide, seqs: &[Seq]) -> Result<()> {
+        let info = self.stream_info().await?;
+        if info.state.consumer_count <= 1 {
+            return Ok(());
+        }
+        side.others_seen.0.store(now_millis(), Ordering::Release);
+        for deleted in join_all(seqs.iter().map(|&seq| self.delete_seq(&self.stream, seq))).await {
+            // Removed already (by the server, or a concurrent delete): as good.
+            deleted?;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` (which deletes and recreates the claims consumer) while a holding
+    /// consumer keeps the messages from `start` on: an interest stream drops the messages
+    /// no consumer needs when a consumer is deleted, and every append while it has none.
+    /// On a limits stream, just `work`.
+    pub(super) async fn with_holding_consumer<F, Fut>(&self, start: Seq, work: F) -> Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        if self.stream.cached_info().config.retention != RetentionPolicy::Interest {
+            return work().await;
+        }
+        // One left by a recreation that failed holds from an older start: kept as it is.
+        self.stream
+            .get_or_create_consumer::<pull::Config>(
+                HOLDING_CONSUMER,
+                pull::Config {
+                    durable_name: Some(HOLDING_CONSUMER.to_owned()),
+                    description: Some(
+                        "sssn: holds the messages while the claims consumer is recreated".into(),
+                    ),
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: start,
+                    },
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.err("holding consumer creation", e))?;
+        let outcome = work().await;
+        // Deleted only once the claims consumer holds the messages again; left in place
+        // (for the next recreation) when that failed.
+        if outcome.is_ok() {
+            self.stream
+                .delete_consumer(HOLDING_CONSUMER)
+                .await
+                .map_err(|e| self.err("holding consumer deletion", e))?;
+        }
+        outcome
+    }
+}
+
+/// Refuses a log-only open of an interest stream: it was created for claims, and without
+/// its claims consumer it would drop appends.
+pub(super) fn refuse_without_claims(retention: RetentionPolicy, id: &str) -> Result<()> {
+    if retention == RetentionPolicy::Interest {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "channel '{id}' was created with claims (its JetStream stream removes messages on ack) and cannot be opened without claims"
+            ),
+        ));
+    }
+    Ok(())
+}
