@@ -46,7 +46,7 @@ pub(super) struct ClaimSide {
     /// The dead-letter stream.
     pub(super) dlq: stream::Stream,
     table: Mutex<ClaimTable>,
-    acked: AckCounter,
+    pub(super) acked: AckCounter,
     /// The stream has interest retention: the server removes a message on its ack (see
     /// [`remove_on_ack`](super::remove_on_ack)).
     pub(super) removes_on_ack: bool,
@@ -159,15 +159,16 @@ impl JetStreamChannel {
         // server's, which restarts when the server gets the request.
         let sent_at = now_millis();
         let removing = matches!(how, Settle::Ack) && self.acks_remove(side);
-        let (outcomes, confirmed) = if removing {
-            self.ack_removing(side, &live).await
+        let (outcomes, confirmed, counted) = if removing {
+            let (outcomes, confirmed, counted) = self.ack_removing(side, &live).await;
+            (outcomes, confirmed, Some(counted))
         } else {
             let outcomes = join_all(
                 live.iter()
                     .map(|(_, claim)| self.settle_on_server(side, claim, how)),
             )
             .await;
-            (outcomes, Ok(()))
+            (outcomes, Ok(()), None)
         };
         let now = now_millis();
         let mut done = Vec::with_capacity(live.len());
@@ -209,9 +210,12 @@ impl JetStreamChannel {
             // removed: the outcome is unknown, as for a lost reply.
             error.get_or_insert(e);
         }
-        if matches!(how, Settle::Ack)
-            && let Err(e) = side.acked.add(done.len() as u64).await
-        {
+        let counted = match counted {
+            Some(counted) => counted,
+            None if matches!(how, Settle::Ack) => side.acked.add(done.len() as u64).await,
+            None => Ok(()),
+        };
+        if let Err(e) = counted {
             // The messages are consumed, but an ack that returned must be counted: report
             // the outcome as unknown (the count stays pending, stored by the next ack or
             // `stats`).

@@ -79,12 +79,14 @@ impl JetStreamChannel {
     }
 
     /// Acknowledges `live` claims the removing way. Returns each claim's outcome (as
-    /// [`Self::ack_deleting`] does) and whether the removal of all of them is confirmed.
+    /// [`Self::ack_deleting`] does), whether the removal of all of them is confirmed, and
+    /// whether the acknowledged counter stored them (written while the removal is
+    /// confirmed: both only follow the `+ACK`s).
     pub(super) async fn ack_removing(
         &self,
         side: &ClaimSide,
         live: &[(String, Claim)],
-    ) -> (Vec<Result<bool>>, Result<()>) {
+    ) -> (Vec<Result<bool>>, Result<()>, Result<()>) {
         let epoch = self.removals.load(Ordering::Acquire);
         let outcomes = join_all(live.iter().map(|(_, claim)| async move {
             if claim.epoch != epoch {
@@ -105,16 +107,20 @@ impl JetStreamChannel {
             .filter(|(_, o)| matches!(o, Ok((true, true))))
             .map(|((_, claim), _)| claim.seq)
             .collect();
-        let outcomes = outcomes
+        let outcomes: Vec<Result<bool>> = outcomes
             .into_iter()
             .map(|o| o.map(|(done, _)| done))
             .collect();
-        let confirmed = if acked.is_empty() {
-            Ok(())
-        } else {
-            self.confirm_removed(side, &acked).await
+        let done = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
+        let confirm = async {
+            if acked.is_empty() {
+                Ok(())
+            } else {
+                self.confirm_removed(side, &acked).await
+            }
         };
-        (outcomes, confirmed)
+        let (confirmed, counted) = tokio::join!(confirm, side.acked.add(done as u64));
+        (outcomes, confirmed, counted)
     }
 
     /// Makes sure the messages at `seqs`, acknowledged on the claims consumer, are no
