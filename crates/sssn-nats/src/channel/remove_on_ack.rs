@@ -34,9 +34,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
+use async_nats::jetstream::response::Response;
 use async_nats::jetstream::consumer::{self, DeliverPolicy, pull};
 use async_nats::jetstream::stream::RetentionPolicy;
 use futures::future::join_all;
+use serde::Deserialize;
 use sssn::clock::now_millis;
 use sssn::store::{ChannelSpec, ClaimScope, Seq};
 use sssn::{Error, ErrorKind, Result};
@@ -64,6 +66,11 @@ pub(super) fn retention_for_new(store: &StoreInner, spec: &ChannelSpec) -> Reten
     }
 }
 
+#[derive(Deserialize)]
+struct ConsumerNames {
+    total: usize,
+}
+
 /// When another consumer of the stream was last seen (epoch ms; 0: never).
 #[derive(Default)]
 pub(super) struct OthersSeen(AtomicU64);
@@ -88,19 +95,49 @@ impl JetStreamChannel {
         live: &[(String, Claim)],
     ) -> (Vec<Result<bool>>, Result<()>, Result<()>) {
         let epoch = self.removals.load(Ordering::Acquire);
-        let outcomes = join_all(live.iter().map(|(_, claim)| async move {
-            if claim.epoch != epoch {
-                // Removed by this handle since it was claimed? The delete tells.
-                return self
-                    .ack_deleting(claim)
-                    .await
-                    .map(|deleted| (deleted, false));
+        // The server handles a consumer's acks one after the other in the order they
+        // arrive, and these all leave on one connection: the answer to the last `+ACK`
+        // confirms every one before it, so only the last is a request.
+        let last = live.iter().rposition(|(_, claim)| claim.epoch == epoch);
+        let acks = async {
+            let mut sent = Vec::with_capacity(live.len());
+            for (i, (_, claim)) in live.iter().enumerate() {
+                if claim.epoch == epoch && Some(i) != last {
+                    sent.push(self.send_ack(claim).await);
+                } else {
+                    sent.push(Ok(()));
+                }
             }
-            self.settle_delivery(&claim.reply, AckKind::Ack)
-                .await
-                .map(|()| (true, true))
-        }))
-        .await;
+            let confirmed = match last {
+                Some(i) => self.settle_delivery(&live[i].1.reply, AckKind::Ack).await,
+                None => Ok(()),
+            };
+            (sent, confirmed)
+        };
+        // Claims made before a removal by this handle: the delete tells whether the
+        // message was still there to consume.
+        let deleting = join_all(
+            live.iter()
+                .filter(|(_, claim)| claim.epoch != epoch)
+                .map(|(_, claim)| self.ack_deleting(claim)),
+        );
+        let ((sent, confirmed), deleted) = tokio::join!(acks, deleting);
+        let mut deleted = deleted.into_iter();
+        let outcomes: Vec<Result<(bool, bool)>> = live
+            .iter()
+            .zip(sent)
+            .map(|((_, claim), sent)| {
+                if claim.epoch != epoch {
+                    let deleted = deleted.next().unwrap_or(Ok(false));
+                    return deleted.map(|d| (d, false));
+                }
+                match (sent, &confirmed) {
+                    (Ok(()), Ok(())) => Ok((true, true)),
+                    (Err(e), _) => Err(e),
+                    (Ok(()), Err(e)) => Err(Error::new(ErrorKind::Store, e.to_string())),
+                }
+            })
+            .collect();
         let acked: Vec<Seq> = live
             .iter()
             .zip(&outcomes)
@@ -127,8 +164,7 @@ impl JetStreamChannel {
     /// longer stored: nothing to do when the claims consumer is the stream's only one,
     /// else deletes them.
     async fn confirm_removed(&self, side: &ClaimSide, seqs: &[Seq]) -> Result<()> {
-        let info = self.stream_info().await?;
-        if info.state.consumer_count <= 1 {
+        if self.consumer_count().await? <= 1 {
             return Ok(());
         }
         side.others_seen.0.store(now_millis(), Ordering::Release);
@@ -137,6 +173,31 @@ impl JetStreamChannel {
             deleted?;
         }
         Ok(())
+    }
+
+    /// Sends the `+ACK` of a claim without waiting for an answer.
+    async fn send_ack(&self, claim: &Claim) -> Result<()> {
+        self.store
+            .client
+            .publish(claim.reply.clone(), AckKind::Ack.into())
+            .await
+            .map_err(|e| self.err("acknowledgement", e))
+    }
+
+    /// How many consumers the message stream has (the names listing: a smaller answer
+    /// than the stream info).
+    async fn consumer_count(&self) -> Result<usize> {
+        let subject = format!("CONSUMER.NAMES.{}", self.names.stream);
+        let reply: Response<ConsumerNames> = self
+            .store
+            .js
+            .request(subject, &serde_json::json!({ "offset": 0 }))
+            .await
+            .map_err(|e| self.err("consumer listing", e))?;
+        match reply {
+            Response::Ok(names) => Ok(names.total),
+            Response::Err { error } => Err(self.err("consumer listing", error)),
+        }
     }
 
     /// Runs `work` (which deletes and recreates the claims consumer) while a holding
