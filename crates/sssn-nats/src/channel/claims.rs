@@ -30,7 +30,7 @@ use sssn::{Error, ErrorKind, Result};
 
 use super::ack_counter::AckCounter;
 use super::claim_table::{Claim, ClaimTable};
-use super::remove_on_ack::OthersSeen;
+use super::remove_on_ack::ConsumerWatch;
 use super::{BoxError, JetStreamChannel, MAX_BATCH, decode, lock};
 use crate::names::ChannelNames;
 use crate::store::{StoreInner, get_or_create_stream};
@@ -50,7 +50,7 @@ pub(super) struct ClaimSide {
     /// The stream has interest retention: the server removes a message on its ack (see
     /// [`remove_on_ack`](super::remove_on_ack)).
     pub(super) removes_on_ack: bool,
-    pub(super) others_seen: OthersSeen,
+    pub(super) consumers: ConsumerWatch,
 }
 
 impl ClaimSide {
@@ -85,7 +85,7 @@ impl ClaimSide {
             table: Mutex::default(),
             acked: AckCounter::new(store.js.clone(), state.clone(), names.acked()),
             removes_on_ack,
-            others_seen: OthersSeen::default(),
+            consumers: ConsumerWatch::default(),
         })
     }
 }

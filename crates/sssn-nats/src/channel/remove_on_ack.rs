@@ -30,12 +30,13 @@
 //! versions have limits retention (2.9 cannot change a stream's retention) and keep the
 //! deleting way.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
-use async_nats::jetstream::response::Response;
 use async_nats::jetstream::consumer::{self, DeliverPolicy, pull};
+use async_nats::jetstream::response::Response;
 use async_nats::jetstream::stream::RetentionPolicy;
 use futures::future::join_all;
 use serde::Deserialize;
@@ -43,9 +44,9 @@ use sssn::clock::now_millis;
 use sssn::store::{ChannelSpec, ClaimScope, Seq};
 use sssn::{Error, ErrorKind, Result};
 
-use super::JetStreamChannel;
 use super::claim_table::Claim;
 use super::claims::ClaimSide;
+use super::{JetStreamChannel, lock};
 use crate::store::StoreInner;
 
 /// How long acks go the deleting way after another consumer was seen on the stream.
@@ -71,9 +72,19 @@ struct ConsumerNames {
     total: usize,
 }
 
-/// When another consumer of the stream was last seen (epoch ms; 0: never).
+/// What this handle knows of the stream's consumers.
 #[derive(Default)]
-pub(super) struct OthersSeen(AtomicU64);
+pub(super) struct ConsumerWatch {
+    /// When another consumer than the claims consumer was last seen (epoch ms; 0: never).
+    others_seen_ms: AtomicU64,
+    /// Tickets of the settles waiting for a count: a settle takes one once its `+ACK`s
+    /// were answered, so a count asked for after the ticket was taken serves it.
+    tickets: AtomicU64,
+    /// The newest ticket the last count served, and that count.
+    last: Mutex<(u64, usize)>,
+    /// One count at a time: the settles waiting meanwhile share the next one.
+    counting: tokio::sync::Mutex<()>,
+}
 
 impl JetStreamChannel {
     /// Whether the acks of this settle go the removing way.
@@ -81,7 +92,7 @@ impl JetStreamChannel {
         side.removes_on_ack
             && !self.store.options.durable_acks
             && self.stream.cached_info().config.num_replicas <= 1
-            && now_millis().saturating_sub(side.others_seen.0.load(Ordering::Acquire))
+            && now_millis().saturating_sub(side.consumers.others_seen_ms.load(Ordering::Acquire))
                 >= RECHECK.as_millis() as u64
     }
 
@@ -164,15 +175,33 @@ impl JetStreamChannel {
     /// longer stored: nothing to do when the claims consumer is the stream's only one,
     /// else deletes them.
     async fn confirm_removed(&self, side: &ClaimSide, seqs: &[Seq]) -> Result<()> {
-        if self.consumer_count().await? <= 1 {
+        if self.consumer_count_after_acks(&side.consumers).await? <= 1 {
             return Ok(());
         }
-        side.others_seen.0.store(now_millis(), Ordering::Release);
+        side.consumers
+            .others_seen_ms
+            .store(now_millis(), Ordering::Release);
         for deleted in join_all(seqs.iter().map(|&seq| self.delete_seq(&self.stream, seq))).await {
             // Removed already (by the server, or a concurrent delete): as good.
             deleted?;
         }
         Ok(())
+    }
+
+    /// The stream's consumer count, asked for after the caller's `+ACK`s were answered;
+    /// settles of this handle waiting at the same time share one request.
+    async fn consumer_count_after_acks(&self, watch: &ConsumerWatch) -> Result<usize> {
+        let ticket = watch.tickets.fetch_add(1, Ordering::AcqRel) + 1;
+        let _one = watch.counting.lock().await;
+        let (served, count) = *lock(&watch.last);
+        if served >= ticket {
+            return Ok(count);
+        }
+        // Every ticket taken so far was taken before this request leaves.
+        let serves = watch.tickets.load(Ordering::Acquire);
+        let count = self.consumer_count().await?;
+        *lock(&watch.last) = (serves, count);
+        Ok(count)
     }
 
     /// Sends the `+ACK` of a claim without waiting for an answer.
