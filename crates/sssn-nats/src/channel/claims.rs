@@ -7,7 +7,8 @@
 //! subject). Settling goes through one
 //! helper, [`JetStreamChannel::settle_claims`]: it splits the ids into the caller's live
 //! claims and stale ones with [`ClaimPolicy::may_settle`], performs the server action of
-//! each live claim (ack: delete, then `+ACK`; nack: `-NAK`, or a dead letter when the
+//! each live claim (ack: delete, then `+ACK`, or on an interest stream the `+ACK` alone,
+//! see [`remove_on_ack`](super::remove_on_ack); nack: `-NAK`, or a dead letter when the
 //! policy says so; reject: a dead letter; extend: `+WPI`), restores the claims whose
 //! server action failed, and builds the [`Settled`]. Lapsed leases of this process's
 //! claims are dropped from the table (and dead-lettered when the policy says so) by

@@ -11,7 +11,7 @@
 //! The evidence that tells an acknowledged message from one that was never settled:
 //!
 //! * **The ack floor itself.** The store sends `+ACK` only after the server confirmed the
-//!   delete, and `+TERM` only after the dead letter was stored and the message deleted. A
+//!   delete (on an interest stream the `+ACK` is the removal itself), and `+TERM` only after the dead letter was stored and the message deleted. A
 //!   sequence at or below the floor was therefore acknowledged, dead-lettered, or not
 //!   stored when the consumer passed it (removed, evicted): its delete is redone, as a
 //!   secure erase so that it survives the next crash.
