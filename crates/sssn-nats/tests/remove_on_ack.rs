@@ -193,7 +193,68 @@ async fn a_log_only_open_of_an_interest_stream_is_refused(release: Release) {
     assert!(err.message().contains("created with claims"), "{err}");
 }
 
+/// Why the claims consumer is recreated behind a holding consumer (`reconcile`): deleting
+/// the only consumer of an interest stream drops every message no consumer needs; with a
+/// holding consumer from the restart point, delete and recreate keep them.
+async fn deleting_the_only_consumer_drops_messages(release: Release) {
+    let Some(ts) = common::store_of(release, "deleting_the_only_consumer_drops_messages").await
+    else {
+        return;
+    };
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    let js = async_nats::jetstream::new(ts.store.client().clone());
+    let prefix = ts.store.options().prefix.clone();
+    let name = format!("{prefix}_raw");
+    let mut stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{prefix}.raw.>")],
+            retention: RetentionPolicy::Interest,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let durable = |name: &str, start: u64| pull::Config {
+        durable_name: Some(name.to_owned()),
+        deliver_policy: DeliverPolicy::ByStartSequence {
+            start_sequence: start,
+        },
+        ack_policy: AckPolicy::Explicit,
+        ..Default::default()
+    };
+    let publish = |n: u64| {
+        let js = js.clone();
+        let subject = format!("{prefix}.raw.{n}");
+        async move {
+            js.publish(subject, "x".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+        }
+    };
+    stream.create_consumer(durable("claims", 1)).await.unwrap();
+    for n in 1..=3 {
+        publish(n).await;
+    }
+    stream.delete_consumer("claims").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 0, "dropped");
+    stream.create_consumer(durable("claims", 4)).await.unwrap();
+    for n in 4..=6 {
+        publish(n).await;
+    }
+    stream
+        .create_consumer(durable("claims-hold", 4))
+        .await
+        .unwrap();
+    stream.delete_consumer("claims").await.unwrap();
+    stream.create_consumer(durable("claims", 4)).await.unwrap();
+    stream.delete_consumer("claims-hold").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 3, "kept");
+}
+
 on_each_release!(
+    deleting_the_only_consumer_drops_messages,
     acks_remove_on_interest_streams,
     acks_remove_messages_other_consumers_hold,
     limits_streams_keep_working,

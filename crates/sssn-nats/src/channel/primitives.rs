@@ -291,8 +291,47 @@ impl JetStreamChannel {
     }
 
     /// Removes every message with a sequence below `seq`.
+    ///
+    /// On an interest stream, where purges are not safe (2.9), by deleting each: a 2.9
+    /// purge clears every consumer's pending deliveries, also those above the purge, and
+    /// an interest stream then removes the messages of claims still in flight at the next
+    /// interest check (`batch_writes.rs` `removals_leave_consumers_alone` lost them).
     pub(super) async fn purge_below(&self, seq: Seq) -> Result<u64> {
-        self.purge_with(self.stream.purge().sequence(seq)).await
+        let interest =
+            self.stream.cached_info().config.retention == stream::RetentionPolicy::Interest;
+        if !interest || self.purges_are_safe() {
+            return self.purge_with(self.stream.purge().sequence(seq)).await;
+        }
+        let first = self.stream_info().await?.state.first_sequence;
+        if first >= seq {
+            return Ok(0);
+        }
+        let below = self
+            .scan(
+                &self.stream,
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: first,
+                },
+                String::new(),
+                true,
+                usize::try_from(seq - first).unwrap_or(usize::MAX),
+            )
+            .await?;
+        let seqs: Vec<Seq> = below
+            .iter()
+            .filter_map(|m| m.info().ok().map(|i| i.stream_sequence))
+            .filter(|s| *s < seq)
+            .collect();
+        let mut removed = 0;
+        for chunk in seqs.chunks(MAX_BATCH) {
+            let deleted =
+                futures::future::join_all(chunk.iter().map(|&s| self.delete_seq(&self.stream, s)))
+                    .await;
+            for d in deleted {
+                removed += u64::from(d?);
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes all but the newest `n` messages. Only where
