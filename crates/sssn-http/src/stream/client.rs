@@ -412,6 +412,7 @@ pub(crate) async fn open(
     request.headers_mut().insert(AUTHORIZATION, auth.clone());
     // The server bounds what it sends (its response byte budget); the client takes it.
     let config = WebSocketConfig::default()
+        .read_buffer_size(super::READ_BUFFER)
         .max_message_size(None)
         .max_frame_size(None);
     let handshake = tokio_tungstenite::client_async_with_config(request, tcp, Some(config));
