@@ -116,33 +116,29 @@ impl Connection {
         let mut in_flight = FuturesUnordered::new();
         let mut idle_since = Instant::now();
         let mut closing = false;
+        // One shutdown waiter and one idle timer for the connection, not one per frame:
+        // the timer is set for the first idle deadline and, when it fires early (frames
+        // came meanwhile), moved to the current one.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let idle_timer = tokio::time::sleep(self.idle.unwrap_or(Duration::MAX));
+        tokio::pin!(idle_timer);
         loop {
             if closing && in_flight.is_empty() {
                 self.close(close_code::AWAY, "server shutting down").await;
                 return;
             }
-            let idle_deadline = self
-                .idle
-                .filter(|_| in_flight.is_empty())
-                .map(|d| idle_since + d);
-            let idle_sleep = async {
-                match idle_deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let idle = self.idle.filter(|_| in_flight.is_empty());
             tokio::select! {
                 biased;
                 Some(answer) = in_flight.next(), if !in_flight.is_empty() => {
                     // Every answer ready now goes out in one flush.
-                    let mut answers: Vec<Vec<u8>> = vec![answer];
-                    while let Some(Some(more)) = in_flight.next().now_or_never() {
-                        answers.push(more);
-                    }
-                    for a in answers {
+                    let mut next: Option<Vec<u8>> = Some(answer);
+                    while let Some(a) = next {
                         if self.socket.feed(Message::Binary(a.into())).await.is_err() {
                             return;
                         }
+                        next = in_flight.next().now_or_never().flatten();
                     }
                     if self.socket.flush().await.is_err() {
                         return;
@@ -151,7 +147,7 @@ impl Connection {
                         idle_since = Instant::now();
                     }
                 }
-                () = shutdown.cancelled(), if !closing => closing = true,
+                () = &mut cancelled, if !closing => closing = true,
                 message = self.socket.next(), if !closing && in_flight.len() < MAX_IN_FLIGHT => {
                     let frame = match message {
                         Some(Ok(Message::Binary(b))) => b,
@@ -171,7 +167,12 @@ impl Connection {
                     };
                     in_flight.push(dispatch(self.frame_context(), frame));
                 }
-                () = idle_sleep => {
+                () = &mut idle_timer, if idle.is_some() => {
+                    let deadline = idle_since + idle.unwrap_or_default();
+                    if Instant::now() < deadline {
+                        idle_timer.as_mut().reset(deadline);
+                        continue;
+                    }
                     tracing::trace!("idle stream; closing");
                     self.close(close_code::NORMAL, "idle").await;
                     return;
