@@ -672,3 +672,42 @@ async fn frames_served_without_the_router_answer_as_their_routes() {
         }
     }
 }
+
+/// A caller whose frame cannot be written yet (the server is busy sending answers
+/// nobody waits for, and reads nothing until they are read) reads meanwhile, so the
+/// connection moves on instead of both ends waiting for each other.
+#[tokio::test]
+async fn a_caller_reads_while_its_write_waits_for_the_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        // 32 MiB of answers to no one, more than both sockets' buffers hold.
+        let junk = Bytes::from(format!(
+            "{{\"id\":999999,\"status\":200}}\n\"{}\"",
+            "j".repeat(1 << 20)
+        ));
+        for _ in 0..32 {
+            ws.send(Message::Binary(junk.clone())).await.unwrap();
+        }
+        while let Some(Ok(m)) = ws.next().await {
+            let Message::Binary(b) = m else { continue };
+            let at = b.iter().position(|&c| c == b'\n').unwrap();
+            let head: Value = serde_json::from_slice(&b[..at]).unwrap();
+            let frame = format!(
+                "{{\"id\":{},\"status\":200}}\n{{\"status\":\"accepted\",\"item_id\":\"m\"}}",
+                head["id"]
+            );
+            ws.send(Message::Binary(Bytes::from(frame))).await.unwrap();
+        }
+    });
+    let remote = RemoteChannel::connect(&format!("http://{addr}/channels/c"), Some("t"))
+        .unwrap()
+        .transport(Transport::Stream)
+        .timeout(Duration::from_secs(30));
+    // 12 MiB: more than the sockets buffer while the server is not reading.
+    let big = Payload::Data(json!("b".repeat(12 << 20)));
+    let ids = remote.write_batch(&me("p"), vec![big]).await.unwrap();
+    assert_eq!(ids, ["m"]);
+}

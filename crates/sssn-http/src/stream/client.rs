@@ -319,19 +319,47 @@ impl Link {
         }
     }
 
-    /// Writes the caller's frame (with any others queued), then waits for its answer,
-    /// reading the connection while no other caller does.
+    /// Writes the caller's frame (with any others queued) and waits for its answer,
+    /// reading the connection while no other caller does. Reading starts while the write
+    /// is still waiting: a connection whose send side is full because the server is busy
+    /// sending answers nobody reads would otherwise never move again.
     async fn exchange(
+        &self,
+        id: u64,
+        rx: oneshot::Receiver<Result<Answer, Error>>,
+    ) -> Result<Answer, CallError> {
+        let shared = &*self.shared;
+        let write = shared.write(id);
+        let read = self.answer(id, rx);
+        tokio::pin!(write, read);
+        let mut written = false;
+        loop {
+            tokio::select! {
+                biased;
+                w = &mut write, if !written => match w {
+                    Ok(true) => written = true,
+                    Ok(false) => return Err(CallError::Gone),
+                    Err(e) => return Err(CallError::Failed(e)),
+                },
+                r = &mut read => {
+                    // Ended before this caller's frame left: it was never sent.
+                    if r.is_err() && !written && shared.outbox().iter().any(|(i, _)| *i == id) {
+                        return Err(CallError::Gone);
+                    }
+                    return r;
+                }
+            }
+        }
+    }
+
+    /// Waits for the answer to `id`: handed over by the caller reading, or read by this
+    /// caller once it holds the connection's read side.
+    async fn answer(
         &self,
         id: u64,
         mut rx: oneshot::Receiver<Result<Answer, Error>>,
     ) -> Result<Answer, CallError> {
         let shared = &*self.shared;
-        match shared.write(id).await {
-            Ok(true) => {}
-            Ok(false) => return Err(CallError::Gone),
-            Err(e) => return Err(CallError::Failed(e)),
-        }
         let handed = |r: Result<Result<Answer, Error>, oneshot::error::RecvError>| {
             r.unwrap_or_else(|_| Err(ended("the answer was lost")))
                 .map_err(CallError::Failed)
