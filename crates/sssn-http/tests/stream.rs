@@ -512,3 +512,202 @@ async fn shutdown_closes_open_streams_with_1001() {
         .unwrap()
         .unwrap();
 }
+
+/// The operations a frame serves without the router (reads, writes, claims, settles)
+/// answer exactly as their HTTP routes do: the same status, the same body, refusals
+/// included, in the same order of checks (channel, token, query, body limit, body).
+#[tokio::test]
+async fn frames_served_without_the_router_answer_as_their_routes() {
+    let jwt = Arc::new(JwtSecurity::new("a-test-secret-that-is-32-bytes-long!").unwrap());
+    let q = started(
+        WorkQueueChannel::new("q")
+            .public()
+            .security(jwt.clone())
+            .max_deliveries(2),
+    )
+    .await;
+    let h = serve_with(Server::builder().channel(q).max_body_bytes(256)).await;
+    let url = h.server.url();
+    let token = |role| {
+        jwt.generate_token("w", role, None, Duration::from_secs(60))
+            .unwrap()
+    };
+    let (writer, reader) = (token(Role::Write), token(Role::Read));
+    let big = format!("\"{}\"", "x".repeat(300));
+    // (token, op, channel, query, body): each is also the HTTP request of its route.
+    let cases: Vec<(&str, &str, &str, &str, String)> = vec![
+        (&writer, "write", "q", "kind=nope", "1".into()),
+        (&writer, "write", "q", "kind=content", "1".into()),
+        (&writer, "write", "q", "", big.clone()),
+        (&writer, "write", "q", "", "{not json".into()),
+        (&writer, "write", "q", "", String::new()),
+        (&writer, "write", "nope", "", "1".into()),
+        (&reader, "write", "q", "", "1".into()),
+        (&reader, "writeBatch", "q", "", "[1,2]".into()),
+        (&writer, "writeBatch", "q", "", "{}".into()),
+        (&writer, "writeBatch", "q", "kind=x", "[1]".into()),
+        (&writer, "claim", "q", "limit=x", String::new()),
+        (&reader, "claim", "q", "limit=1", String::new()),
+        (&writer, "read", "q", "exclusive=maybe", String::new()),
+        (&writer, "read", "nope", "", String::new()),
+        (
+            &writer,
+            "acknowledge",
+            "q",
+            "",
+            r#"{"message_ids":["gone"]}"#.into(),
+        ),
+        (
+            &writer,
+            "acknowledge",
+            "q",
+            "",
+            r#"{"message_ids":7}"#.into(),
+        ),
+        (&writer, "acknowledge", "q", "", big.clone()),
+        (
+            &writer,
+            "nack",
+            "q",
+            "",
+            r#"{"message_ids":["gone"],"delay_ms":-1}"#.into(),
+        ),
+        (
+            &writer,
+            "extend",
+            "q",
+            "",
+            r#"{"message_ids":["gone"]}"#.into(),
+        ),
+        (
+            &writer,
+            "reject",
+            "q",
+            "",
+            r#"{"message_ids":["gone"],"reason":"r"}"#.into(),
+        ),
+        (
+            &writer,
+            "redrive",
+            "q",
+            "",
+            r#"{"message_ids":["gone"]}"#.into(),
+        ),
+        (
+            &writer,
+            "remove",
+            "q",
+            "",
+            r#"{"message_ids":["gone"]}"#.into(),
+        ),
+        (
+            &writer,
+            "ackAndClaim",
+            "q",
+            "limit=0",
+            r#"{"message_ids":["gone"]}"#.into(),
+        ),
+        (
+            &writer,
+            "ackAndClaim",
+            "q",
+            "limit=x",
+            r#"{"message_ids":["gone"]}"#.into(),
+        ),
+        (
+            &reader,
+            "ackAndClaim",
+            "q",
+            "",
+            r#"{"message_ids":[]}"#.into(),
+        ),
+    ];
+    let mut sockets = std::collections::HashMap::new();
+    for (i, (tok, op, channel, query, body)) in cases.into_iter().enumerate() {
+        let route = sssn_http::stream::stream_route(op).unwrap();
+        let path = route.path.replacen("{id}", channel, 1);
+        let mut request = h
+            .http
+            .request(
+                route.method.parse().unwrap(),
+                format!("{url}{path}?{query}"),
+            )
+            .bearer_auth(tok)
+            .body(body.clone());
+        if !body.is_empty() {
+            request = request.header("content-type", "application/json");
+        }
+        let over_http = request.send().await.unwrap();
+        let http_status = over_http.status().as_u16();
+        let http_body: Value = serde_json::from_slice(&over_http.bytes().await.unwrap()).unwrap();
+
+        if !sockets.contains_key(tok) {
+            sockets.insert(tok, raw(&url, Some(tok)).await.unwrap());
+        }
+        let ws = sockets.get_mut(tok).unwrap();
+        let id = 100 + i as u64;
+        let mut head = json!({"id": id, "op": op, "channel": channel});
+        if !query.is_empty() {
+            head["query"] = json!(query);
+        }
+        send(ws, head, &body).await;
+        let (answer_head, frame_body) = answer(ws).await;
+        assert_eq!(answer_head["id"], id);
+        let case = format!("{op} {channel}?{query} {body:.40}");
+        assert_eq!(answer_head["status"], http_status, "{case}: {frame_body}");
+        if http_status == 200 {
+            // Writes name new ids; the rest is the same.
+            for key in ["item_id", "item_ids"] {
+                if let Some(v) = http_body.get(key) {
+                    assert_eq!(v.is_array(), frame_body[key].is_array(), "{case}");
+                }
+            }
+            let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+            assert_eq!(keys(&http_body), keys(&frame_body), "{case}");
+            if http_body.get("item_id").is_none() && http_body.get("item_ids").is_none() {
+                assert_eq!(http_body, frame_body, "{case}");
+            }
+        } else {
+            assert_eq!(http_body, frame_body, "{case}");
+        }
+    }
+}
+
+/// A caller whose frame cannot be written yet (the server is busy sending answers
+/// nobody waits for, and reads nothing until they are read) reads meanwhile, so the
+/// connection moves on instead of both ends waiting for each other.
+#[tokio::test]
+async fn a_caller_reads_while_its_write_waits_for_the_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        // 32 MiB of answers to no one, more than both sockets' buffers hold.
+        let junk = Bytes::from(format!(
+            "{{\"id\":999999,\"status\":200}}\n\"{}\"",
+            "j".repeat(1 << 20)
+        ));
+        for _ in 0..32 {
+            ws.send(Message::Binary(junk.clone())).await.unwrap();
+        }
+        while let Some(Ok(m)) = ws.next().await {
+            let Message::Binary(b) = m else { continue };
+            let at = b.iter().position(|&c| c == b'\n').unwrap();
+            let head: Value = serde_json::from_slice(&b[..at]).unwrap();
+            let frame = format!(
+                "{{\"id\":{},\"status\":200}}\n{{\"status\":\"accepted\",\"item_id\":\"m\"}}",
+                head["id"]
+            );
+            ws.send(Message::Binary(Bytes::from(frame))).await.unwrap();
+        }
+    });
+    let remote = RemoteChannel::connect(&format!("http://{addr}/channels/c"), Some("t"))
+        .unwrap()
+        .transport(Transport::Stream)
+        .timeout(Duration::from_secs(30));
+    // 12 MiB: more than the sockets buffer while the server is not reading.
+    let big = Payload::Data(json!("b".repeat(12 << 20)));
+    let ids = remote.write_batch(&me("p"), vec![big]).await.unwrap();
+    assert_eq!(ids, ["m"]);
+}

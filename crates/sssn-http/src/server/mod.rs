@@ -485,8 +485,16 @@ impl FromRequestParts<Arc<AppState>> for Authed {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad_request(format!("Invalid channel id in path: {e}")))?;
-        let channel = state.channel(&id)?;
-        let caller = authenticate(&*channel.security(), &token)?;
+        Self::of(state, &token, &id)
+    }
+}
+
+impl Authed {
+    /// The caller `token` stands for on channel `id`: 404 for a channel not served, then
+    /// 401 for a token its policy refuses (after the token's presence was checked).
+    pub(crate) fn of(state: &AppState, token: &str, id: &str) -> Result<Self, ApiError> {
+        let channel = state.channel(id)?;
+        let caller = authenticate(&*channel.security(), token)?;
         Ok(Self {
             channel: channel.clone(),
             caller,
@@ -496,7 +504,7 @@ impl FromRequestParts<Arc<AppState>> for Authed {
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme name is
 /// case-insensitive (RFC 7235 §2.1: `bearer`, `BEARER` work too; v1 wanted `Bearer`).
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -1,6 +1,11 @@
 //! Request handlers. Each channel handler takes [`Authed`] first, so the caller is
 //! authenticated before its query or body is looked at; then it parses (through the
 //! parameter constants of [`crate::api`]), calls the channel, and answers JSON.
+//!
+//! The hot channel operations (reads, writes, claims, settles) are written once as
+//! `serve_*` functions of the authenticated caller, the request's URI and its body
+//! ([`BodySource`]); the HTTP handler and the stream transport (`stream.rs`, which serves
+//! a frame without building an HTTP request) both call them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +64,56 @@ fn bounded((body, truncated): (Vec<u8>, bool)) -> Response {
         h.insert(TRUNCATED_HEADER, HeaderValue::from_static("true"));
     }
     r
+}
+
+/// A channel operation's success: a JSON body, and whether the byte budget cut it short
+/// (answered `200 OK`, with `X-Sssn-Truncated: true` then).
+pub(crate) struct Reply {
+    pub(crate) body: Vec<u8>,
+    pub(crate) truncated: bool,
+}
+
+impl Reply {
+    /// A whole JSON reply.
+    fn json<T: Serialize>(value: &T) -> Result<Self, ApiError> {
+        serde_json::to_vec(value)
+            .map(|body| Self {
+                body,
+                truncated: false,
+            })
+            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("encoding the response: {e}")))
+    }
+
+    fn bounded((body, truncated): (Vec<u8>, bool)) -> Self {
+        Self { body, truncated }
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        bounded((self.body, self.truncated))
+    }
+}
+
+/// Where a request's body comes from.
+pub(crate) enum BodySource<'a> {
+    /// An HTTP request's, read under the body limit.
+    Http(&'a HeaderMap, Body),
+    /// A stream frame's, already in memory (the frame limit bounds it).
+    Frame(Bytes),
+}
+
+impl BodySource<'_> {
+    /// The body, or `413` past the server's limit (the same error on both transports).
+    async fn bytes(self, state: &AppState) -> Result<Bytes, ApiError> {
+        match self {
+            Self::Http(headers, body) => body_bytes(state, headers, body).await,
+            Self::Frame(b) if b.len() > state.max_body_bytes => {
+                Err(ApiError::payload_too_large(state.max_body_bytes))
+            }
+            Self::Frame(b) => Ok(b),
+        }
+    }
 }
 
 /// The header a reply cut short by the byte budget carries (`true`).
@@ -182,12 +237,16 @@ impl AppState {
     }
 }
 
-pub(crate) async fn read(
+pub(crate) async fn read(authed: Authed, State(state): S, uri: Uri) -> Result<Reply, ApiError> {
+    serve_read(&state, authed, &uri).await
+}
+
+pub(crate) async fn serve_read(
+    state: &AppState,
     Authed { channel, caller }: Authed,
-    State(state): S,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let q = query(&uri)?;
+    uri: &Uri,
+) -> Result<Reply, ApiError> {
+    let q = query(uri)?;
     let limit = api::READ_LIMIT.get(&q, state.max_limit)?;
     let exclusive = api::READ_EXCLUSIVE.get(&q)?;
     let mut after = api::READ_AFTER.get(&q);
@@ -220,7 +279,7 @@ pub(crate) async fn read(
         )
         .await?;
     }
-    Ok(bounded(reply.finish()))
+    Ok(Reply::bounded(reply.finish()))
 }
 
 fn payload_kind(q: &QueryMap, kinds: &api::ChoiceParam) -> Result<PayloadKind, ApiError> {
@@ -231,47 +290,86 @@ fn payload_kind(q: &QueryMap, kinds: &api::ChoiceParam) -> Result<PayloadKind, A
 }
 
 pub(crate) async fn write(
-    Authed { channel, caller }: Authed,
+    authed: Authed,
     State(state): S,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let kind = payload_kind(&query(&uri)?, &api::WRITE_KIND)?;
-    let body = body_bytes(&state, &headers, body).await?;
+) -> Result<Reply, ApiError> {
+    serve_write(
+        &state,
+        authed,
+        &uri,
+        &headers,
+        BodySource::Http(&headers, body),
+    )
+    .await
+}
+
+/// `headers`: where a `traceparent` may be (none on the stream).
+pub(crate) async fn serve_write(
+    state: &AppState,
+    Authed { channel, caller }: Authed,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: BodySource<'_>,
+) -> Result<Reply, ApiError> {
+    let kind = payload_kind(&query(uri)?, &api::WRITE_KIND)?;
+    let body = body.bytes(state).await?;
     let payload = wire::parse_write(&body, kind)?;
     let write = channel.write_payload(&caller, payload);
-    let item_id = crate::trace_header::within(&headers, write).await?;
-    Ok(json(&wire::WriteResponse {
+    let item_id = crate::trace_header::within(headers, write).await?;
+    Reply::json(&wire::WriteResponse {
         status: "accepted".into(),
         item_id,
-    }))
+    })
 }
 
 pub(crate) async fn write_batch(
-    Authed { channel, caller }: Authed,
+    authed: Authed,
     State(state): S,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let kind = payload_kind(&query(&uri)?, &api::BATCH_KIND)?;
-    let body = body_bytes(&state, &headers, body).await?;
-    let payloads = wire::parse_batch(&body, kind)?;
-    let write = channel.write_batch(&caller, payloads);
-    let item_ids = crate::trace_header::within(&headers, write).await?;
-    Ok(json(&wire::BatchResponse {
-        status: "accepted".into(),
-        item_ids,
-    }))
+) -> Result<Reply, ApiError> {
+    serve_write_batch(
+        &state,
+        authed,
+        &uri,
+        &headers,
+        BodySource::Http(&headers, body),
+    )
+    .await
 }
 
-pub(crate) async fn claim(
+pub(crate) async fn serve_write_batch(
+    state: &AppState,
     Authed { channel, caller }: Authed,
-    State(state): S,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let q = query(&uri)?;
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: BodySource<'_>,
+) -> Result<Reply, ApiError> {
+    let kind = payload_kind(&query(uri)?, &api::BATCH_KIND)?;
+    let body = body.bytes(state).await?;
+    let payloads = wire::parse_batch(&body, kind)?;
+    let write = channel.write_batch(&caller, payloads);
+    let item_ids = crate::trace_header::within(headers, write).await?;
+    Reply::json(&wire::BatchResponse {
+        status: "accepted".into(),
+        item_ids,
+    })
+}
+
+pub(crate) async fn claim(authed: Authed, State(state): S, uri: Uri) -> Result<Reply, ApiError> {
+    serve_claim(&state, authed, &uri).await
+}
+
+pub(crate) async fn serve_claim(
+    state: &AppState,
+    Authed { channel, caller }: Authed,
+    uri: &Uri,
+) -> Result<Reply, ApiError> {
+    let q = query(uri)?;
     let limit = api::CLAIM_LIMIT.get(&q, state.max_limit)?;
     let mut reply = ArrayReply::new("claims");
     paging::advancing(
@@ -289,21 +387,30 @@ pub(crate) async fn claim(
         },
     )
     .await?;
-    Ok(bounded(reply.finish()))
+    Ok(Reply::bounded(reply.finish()))
 }
 
 /// `POST /channels/{id}/ack-and-claim`: one store call for the ack and the first page
 /// of claims; further pages (when the byte budget allows) are plain claims.
 pub(crate) async fn ack_and_claim(
-    Authed { channel, caller }: Authed,
+    authed: Authed,
     State(state): S,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let q = query(&uri)?;
+) -> Result<Reply, ApiError> {
+    serve_ack_and_claim(&state, authed, &uri, BodySource::Http(&headers, body)).await
+}
+
+pub(crate) async fn serve_ack_and_claim(
+    state: &AppState,
+    Authed { channel, caller }: Authed,
+    uri: &Uri,
+    body: BodySource<'_>,
+) -> Result<Reply, ApiError> {
+    let q = query(uri)?;
     let limit = api::CLAIM_LIMIT.get(&q, state.max_limit)?;
-    let body = body_bytes(&state, &headers, body).await?;
+    let body = body.bytes(state).await?;
     let request = wire::parse_ids(&body)?;
     let ids: Vec<&str> = request.message_ids.iter().map(String::as_str).collect();
     let mut reply = ArrayReply::new("claims");
@@ -343,12 +450,12 @@ pub(crate) async fn ack_and_claim(
             .unwrap_or_default()
     };
     let head = wire::SettledResponse::of("acknowledged", settled);
-    Ok(bounded(reply.finish_with(&head)?))
+    Ok(Reply::bounded(reply.finish_with(&head)?))
 }
 
 /// The operations that take `{"message_ids": [...]}`.
 #[derive(Clone, Copy)]
-enum Settling {
+pub(crate) enum Settling {
     Ack,
     Nack,
     Extend,
@@ -357,14 +464,13 @@ enum Settling {
     Remove,
 }
 
-async fn settle(
-    Authed { channel, caller }: Authed,
+pub(crate) async fn serve_settle(
     state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
+    Authed { channel, caller }: Authed,
+    body: BodySource<'_>,
     what: Settling,
-) -> Result<Response, ApiError> {
-    let body = body_bytes(state, headers, body).await?;
+) -> Result<Reply, ApiError> {
+    let body = body.bytes(state).await?;
     let request = wire::parse_ids(&body)?;
     let ids: Vec<&str> = request.message_ids.iter().map(String::as_str).collect();
     let (verb, how) = match what {
@@ -384,15 +490,15 @@ async fn settle(
         ),
         Settling::Redrive => {
             let n = channel.redrive(&caller, &ids).await?;
-            return Ok(json(&wire::SettledResponse::count_of("redriven", n)));
+            return Reply::json(&wire::SettledResponse::count_of("redriven", n));
         }
         Settling::Remove => {
             let n = ChannelEndpoint::remove(&channel, &caller, &ids).await?;
-            return Ok(json(&wire::SettledResponse::count_of("removed", n)));
+            return Reply::json(&wire::SettledResponse::count_of("removed", n));
         }
     };
     let settled = ChannelEndpoint::settle(&channel, &caller, &ids, how).await?;
-    Ok(json(&wire::SettledResponse::of(verb, settled)))
+    Reply::json(&wire::SettledResponse::of(verb, settled))
 }
 
 pub(crate) async fn acknowledge(
@@ -400,8 +506,9 @@ pub(crate) async fn acknowledge(
     State(state): S,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    settle(authed, &state, &headers, body, Settling::Ack).await
+) -> Result<Reply, ApiError> {
+    let body = BodySource::Http(&headers, body);
+    serve_settle(&state, authed, body, Settling::Ack).await
 }
 
 pub(crate) async fn nack(
@@ -409,8 +516,9 @@ pub(crate) async fn nack(
     State(state): S,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    settle(authed, &state, &headers, body, Settling::Nack).await
+) -> Result<Reply, ApiError> {
+    let body = BodySource::Http(&headers, body);
+    serve_settle(&state, authed, body, Settling::Nack).await
 }
 
 pub(crate) async fn extend(
@@ -418,8 +526,9 @@ pub(crate) async fn extend(
     State(state): S,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    settle(authed, &state, &headers, body, Settling::Extend).await
+) -> Result<Reply, ApiError> {
+    let body = BodySource::Http(&headers, body);
+    serve_settle(&state, authed, body, Settling::Extend).await
 }
 
 pub(crate) async fn reject(
@@ -427,8 +536,9 @@ pub(crate) async fn reject(
     State(state): S,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    settle(authed, &state, &headers, body, Settling::Reject).await
+) -> Result<Reply, ApiError> {
+    let body = BodySource::Http(&headers, body);
+    serve_settle(&state, authed, body, Settling::Reject).await
 }
 
 pub(crate) async fn redrive(
@@ -436,8 +546,9 @@ pub(crate) async fn redrive(
     State(state): S,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    settle(authed, &state, &headers, body, Settling::Redrive).await
+) -> Result<Reply, ApiError> {
+    let body = BodySource::Http(&headers, body);
+    serve_settle(&state, authed, body, Settling::Redrive).await
 }
 
 pub(crate) async fn remove(
@@ -445,8 +556,9 @@ pub(crate) async fn remove(
     State(state): S,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    settle(authed, &state, &headers, body, Settling::Remove).await
+) -> Result<Reply, ApiError> {
+    let body = BodySource::Http(&headers, body);
+    serve_settle(&state, authed, body, Settling::Remove).await
 }
 
 pub(crate) async fn clear(Authed { channel, caller }: Authed) -> Result<Response, ApiError> {

@@ -1,10 +1,14 @@
 //! The server side of the stream transport (`GET /stream`, see [`crate::stream`]).
 //!
 //! The upgrade authenticates the token first (401 when no served channel's policy
-//! accepts it, as `GET /channels` does). Each frame is then turned into the HTTP request
-//! it stands for, with the upgrade's `Authorization` header, and served by the API router
-//! itself: every route's checks, limits and error bodies apply unchanged, and a token
-//! that expires or is revoked stops working on an open stream as it does on HTTP.
+//! accepts it, as `GET /channels` does). The hot channel operations of a frame (reads,
+//! writes, claims, settles) are then served by the same functions as their HTTP routes
+//! (`routes.rs`, `serve_*`), given the caller authenticated with the upgrade's token, the
+//! URI the frame stands for and its body, without building an HTTP request or running
+//! the router; every other frame is turned into the HTTP request it stands for and served
+//! by the API router itself. Either way every route's checks, limits and error bodies
+//! apply unchanged, and a token that expires or is revoked stops working on an open
+//! stream as it does on HTTP.
 //!
 //! Limits of a connection: frames up to the body limit's discard cap (bigger bodies within
 //! it get the route's `413`; a frame past it closes the connection with 1009), at most
@@ -20,19 +24,22 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderMap, HeaderValue, Request, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
+use std::panic::AssertUnwindSafe;
+
 use futures::{FutureExt as _, SinkExt as _, StreamExt as _};
 use sssn::ErrorKind;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
-use super::AppState;
 use super::listener::ConnectionHold;
-use super::routes::{TRUNCATED_HEADER, discard_cap};
+use super::routes::{self, BodySource, Reply, Settling, TRUNCATED_HEADER, discard_cap};
+use super::{AppState, Authed};
+use crate::api::{ChannelOp, Route};
 use crate::error::ApiError;
 use crate::stream::{
     AnswerHead, HEAD_ALLOWANCE, MAX_IN_FLIGHT, RequestHead, join_frame, split_frame, stream_route,
@@ -51,6 +58,10 @@ async fn upgrade(state: Arc<AppState>, api: Router, req: Request<Body>) -> Respo
     }
     let Some(auth) = parts.headers.get(header::AUTHORIZATION).cloned() else {
         return ApiError::missing_token().into_response();
+    };
+    let token: Arc<str> = match super::bearer(&parts.headers) {
+        Ok(t) => t.into(),
+        Err(e) => return e.into_response(),
     };
     let hold = parts.extensions.remove::<ConnectionHold>();
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
@@ -71,13 +82,16 @@ async fn upgrade(state: Arc<AppState>, api: Router, req: Request<Body>) -> Respo
     let max_frame = discard_cap(state.max_body_bytes).saturating_add(HEAD_ALLOWANCE);
     let idle = hold.as_ref().and_then(ConnectionHold::idle_timeout);
     let shutdown = state.shutdown.clone();
-    ws.max_message_size(max_frame)
+    ws.read_buffer_size(crate::stream::READ_BUFFER)
+        .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| async move {
             Connection {
                 socket,
+                state,
                 api,
                 auth,
+                token,
                 idle,
             }
             .serve(shutdown)
@@ -88,8 +102,12 @@ async fn upgrade(state: Arc<AppState>, api: Router, req: Request<Body>) -> Respo
 
 struct Connection {
     socket: WebSocket,
+    state: Arc<AppState>,
     api: Router,
+    /// The upgrade's `Authorization` header (for frames served by the router) and its
+    /// token (for the others): every frame is authenticated with it.
     auth: HeaderValue,
+    token: Arc<str>,
     idle: Option<Duration>,
 }
 
@@ -98,33 +116,29 @@ impl Connection {
         let mut in_flight = FuturesUnordered::new();
         let mut idle_since = Instant::now();
         let mut closing = false;
+        // One shutdown waiter and one idle timer for the connection, not one per frame:
+        // the timer is set for the first idle deadline and, when it fires early (frames
+        // came meanwhile), moved to the current one.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let idle_timer = tokio::time::sleep(self.idle.unwrap_or(Duration::MAX));
+        tokio::pin!(idle_timer);
         loop {
             if closing && in_flight.is_empty() {
                 self.close(close_code::AWAY, "server shutting down").await;
                 return;
             }
-            let idle_deadline = self
-                .idle
-                .filter(|_| in_flight.is_empty())
-                .map(|d| idle_since + d);
-            let idle_sleep = async {
-                match idle_deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let idle = self.idle.filter(|_| in_flight.is_empty());
             tokio::select! {
                 biased;
                 Some(answer) = in_flight.next(), if !in_flight.is_empty() => {
                     // Every answer ready now goes out in one flush.
-                    let mut answers: Vec<Vec<u8>> = vec![answer];
-                    while let Some(Some(more)) = in_flight.next().now_or_never() {
-                        answers.push(more);
-                    }
-                    for a in answers {
+                    let mut next: Option<Vec<u8>> = Some(answer);
+                    while let Some(a) = next {
                         if self.socket.feed(Message::Binary(a.into())).await.is_err() {
                             return;
                         }
+                        next = in_flight.next().now_or_never().flatten();
                     }
                     if self.socket.flush().await.is_err() {
                         return;
@@ -133,7 +147,7 @@ impl Connection {
                         idle_since = Instant::now();
                     }
                 }
-                () = shutdown.cancelled(), if !closing => closing = true,
+                () = &mut cancelled, if !closing => closing = true,
                 message = self.socket.next(), if !closing && in_flight.len() < MAX_IN_FLIGHT => {
                     let frame = match message {
                         Some(Ok(Message::Binary(b))) => b,
@@ -151,14 +165,28 @@ impl Connection {
                             return;
                         }
                     };
-                    in_flight.push(dispatch(self.api.clone(), self.auth.clone(), frame));
+                    in_flight.push(dispatch(self.frame_context(), frame));
                 }
-                () = idle_sleep => {
+                () = &mut idle_timer, if idle.is_some() => {
+                    let deadline = idle_since + idle.unwrap_or_default();
+                    if Instant::now() < deadline {
+                        idle_timer.as_mut().reset(deadline);
+                        continue;
+                    }
                     tracing::trace!("idle stream; closing");
                     self.close(close_code::NORMAL, "idle").await;
                     return;
                 }
             }
+        }
+    }
+
+    fn frame_context(&self) -> FrameContext {
+        FrameContext {
+            state: self.state.clone(),
+            api: self.api.clone(),
+            auth: self.auth.clone(),
+            token: self.token.clone(),
         }
     }
 
@@ -183,8 +211,16 @@ fn is_too_big(e: &axum::Error) -> bool {
     false
 }
 
-/// Serves one request frame through the router; returns the answer frame.
-async fn dispatch(api: Router, auth: HeaderValue, frame: Bytes) -> Vec<u8> {
+/// What serving one frame needs of its connection.
+struct FrameContext {
+    state: Arc<AppState>,
+    api: Router,
+    auth: HeaderValue,
+    token: Arc<str>,
+}
+
+/// Serves one request frame; returns the answer frame.
+async fn dispatch(cx: FrameContext, frame: Bytes) -> Vec<u8> {
     let (head, body) = split_frame(&frame);
     let head: RequestHead = match serde_json::from_slice(head) {
         Ok(h) => h,
@@ -198,11 +234,35 @@ async fn dispatch(api: Router, auth: HeaderValue, frame: Bytes) -> Vec<u8> {
             );
         }
     };
-    let request = match to_request(&head, auth, body) {
+    let (route, uri) = match route_and_uri(&head) {
         Ok(r) => r,
         Err(e) => return refusal(Some(head.id), &e),
     };
-    let response = match api.oneshot(request).await {
+    // An empty channel id names no route (`/channels//claim`): the router answers that.
+    let direct = route
+        .op
+        .and_then(Direct::of)
+        .zip(head.channel.as_deref().filter(|c| !c.is_empty()));
+    if let Some((direct, channel)) = direct {
+        // As the router's panic layer does: a panic is a 500, not a lost connection.
+        let served = AssertUnwindSafe(direct.serve(&cx, channel, &uri, body))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(ApiError::new(ErrorKind::Internal, "Internal error.")));
+        return match served {
+            Ok(reply) => join_frame(
+                &AnswerHead {
+                    id: Some(head.id),
+                    status: 200,
+                    truncated: reply.truncated,
+                },
+                &reply.body,
+            ),
+            Err(e) => refusal(Some(head.id), &e),
+        };
+    }
+    let request = to_request(route, uri, cx.auth, body);
+    let response = match cx.api.oneshot(request).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
@@ -225,12 +285,63 @@ async fn dispatch(api: Router, auth: HeaderValue, frame: Bytes) -> Vec<u8> {
     )
 }
 
-/// The HTTP request a frame stands for.
-fn to_request(
-    head: &RequestHead,
-    auth: HeaderValue,
-    body: Bytes,
-) -> Result<Request<Body>, ApiError> {
+/// The operations a frame serves by calling their route's function itself (the others
+/// go through the router).
+enum Direct {
+    Read,
+    Claim,
+    Write,
+    WriteBatch,
+    AckAndClaim,
+    Settle(Settling),
+}
+
+impl Direct {
+    fn of(op: ChannelOp) -> Option<Self> {
+        Some(match op {
+            ChannelOp::Read => Self::Read,
+            ChannelOp::Claim => Self::Claim,
+            ChannelOp::Write => Self::Write,
+            ChannelOp::WriteBatch => Self::WriteBatch,
+            ChannelOp::AckAndClaim => Self::AckAndClaim,
+            ChannelOp::Ack => Self::Settle(Settling::Ack),
+            ChannelOp::Nack => Self::Settle(Settling::Nack),
+            ChannelOp::Extend => Self::Settle(Settling::Extend),
+            ChannelOp::Reject => Self::Settle(Settling::Reject),
+            ChannelOp::Redrive => Self::Settle(Settling::Redrive),
+            ChannelOp::Remove => Self::Settle(Settling::Remove),
+            _ => return None,
+        })
+    }
+
+    /// Serves it as its HTTP handler does: the caller first (404 for the channel, 401 for
+    /// the token), then the route's own steps.
+    async fn serve(
+        self,
+        cx: &FrameContext,
+        channel: &str,
+        uri: &Uri,
+        body: Bytes,
+    ) -> Result<Reply, ApiError> {
+        let state = &*cx.state;
+        let authed = Authed::of(state, &cx.token, channel)?;
+        // A frame has no headers, so no `traceparent`: its writes start no trace.
+        let headers = HeaderMap::new();
+        let body = BodySource::Frame(body);
+        match self {
+            Self::Read => routes::serve_read(state, authed, uri).await,
+            Self::Claim => routes::serve_claim(state, authed, uri).await,
+            Self::Write => routes::serve_write(state, authed, uri, &headers, body).await,
+            Self::WriteBatch => routes::serve_write_batch(state, authed, uri, &headers, body).await,
+            Self::AckAndClaim => routes::serve_ack_and_claim(state, authed, uri, body).await,
+            Self::Settle(what) => routes::serve_settle(state, authed, body, what).await,
+        }
+    }
+}
+
+/// The route a frame names and the URI it stands for (`400` for an operation the stream
+/// does not carry, a channel route without a channel, a query that is not a URI's).
+fn route_and_uri(head: &RequestHead) -> Result<(&'static Route, Uri), ApiError> {
     let Some(route) = stream_route(&head.op) else {
         let detail = if crate::api::ROUTES.iter().any(|r| r.operation == head.op) {
             format!(
@@ -259,9 +370,14 @@ fn to_request(
         uri.push('?');
         uri.push_str(q);
     }
-    let uri: axum::http::Uri = uri
+    let uri: Uri = uri
         .parse()
         .map_err(|e| ApiError::bad_request(format!("Bad query in request frame: {e}")))?;
+    Ok((route, uri))
+}
+
+/// The HTTP request a frame stands for, for the router.
+fn to_request(route: &Route, uri: Uri, auth: HeaderValue, body: Bytes) -> Request<Body> {
     let length = body.len();
     let empty = body.is_empty();
     let mut request = Request::new(Body::from(body));
@@ -276,7 +392,7 @@ fn to_request(
             HeaderValue::from_static("application/json"),
         );
     }
-    Ok(request)
+    request
 }
 
 fn refusal(id: Option<u64>, e: &ApiError) -> Vec<u8> {

@@ -1,30 +1,32 @@
 //! The client side of the stream transport: one WebSocket per token, many requests in
 //! flight on it, matched to their answers by id.
 //!
-//! A [`Link`] is one open connection: a writer task sends every frame queued since its
-//! last write in one flush (so concurrent callers share system calls), a reader task hands
-//! each answer to the caller waiting for its id. When the connection ends, every caller
-//! still waiting gets an error at once (the outcome of its operation is unknown, as when
-//! an HTTP connection drops mid-request); a request that never left is retried on a new
-//! connection by [`Links`].
+//! A [`Link`] is one open connection, driven by its callers' own tasks (no task of its
+//! own, so a call costs no hand-over between tasks): a caller queues its frame and writes
+//! every frame queued so far in one flush (concurrent callers share system calls); then
+//! the first caller waiting reads the connection for everyone, handing each answer to the
+//! caller waiting for its id, until its own comes, and the next waiting caller takes
+//! over. When the connection ends, every caller still waiting gets an error at once (the
+//! outcome of its operation is unknown, as when an HTTP connection drops mid-request); a
+//! request that never left is retried on a new connection by [`Links`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{SinkExt as _, StreamExt as _};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{FutureExt as _, SinkExt as _, StreamExt as _};
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Serialize;
 use sssn::{Error, ErrorKind};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_util::sync::CancellationToken;
 
 use super::{AnswerHead, STREAM_PATH, join_frame, split_frame};
 
@@ -48,12 +50,36 @@ pub(crate) enum CallError {
 }
 
 type Waiter = oneshot::Sender<Result<Answer, Error>>;
+type Socket = tokio_tungstenite::WebSocketStream<TcpStream>;
 
-/// What the reader task and the callers share.
+/// The error of a caller whose request left but whose answer did not come.
+fn ended(why: &str) -> Error {
+    Error::new(
+        ErrorKind::Remote,
+        format!("the stream connection ended before the answer ({why}); the outcome is unknown"),
+    )
+}
+
+/// What the callers of one connection share.
 struct Shared {
     /// Callers waiting, by request id; `None` once the connection has ended.
     pending: Mutex<Option<HashMap<u64, Waiter>>>,
-    closed: CancellationToken,
+    closed: AtomicBool,
+    /// Frames not written yet, with their request ids: whoever holds `sink` writes them all.
+    outbox: Mutex<Vec<(u64, Message)>>,
+    sink: tokio::sync::Mutex<SplitSink<Socket, Message>>,
+    /// Held by the caller reading for everyone.
+    stream: tokio::sync::Mutex<SplitStream<Socket>>,
+}
+
+/// What one incoming message meant.
+enum Incoming {
+    /// The answer to the caller reading.
+    Mine(Answer),
+    /// Someone else's answer (handed over), or nothing to act on.
+    Other,
+    /// The connection ended, for this reason.
+    End(String),
 }
 
 impl Shared {
@@ -61,59 +87,166 @@ impl Shared {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Message)>> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Ends the connection for every caller still waiting.
     fn fail_all(&self, why: &str) {
-        self.closed.cancel();
+        self.closed.store(true, Ordering::Release);
         let waiting = self.lock().take();
         for (_, waiter) in waiting.into_iter().flatten() {
-            let _ = waiter.send(Err(Error::new(
-                ErrorKind::Remote,
-                format!(
-                    "the stream connection ended before the answer ({why}); the outcome is unknown"
-                ),
-            )));
+            let _ = waiter.send(Err(ended(why)));
+        }
+        // Best effort: answer the server's close (or start ours) without waiting.
+        if let Ok(mut sink) = self.sink.try_lock() {
+            let _ = sink.close().now_or_never();
         }
     }
 
-    fn answer(&self, frame: &Bytes) {
-        let (head, body) = split_frame(frame);
+    /// Acts on one message read from the connection; `mine` is the reader's request id.
+    fn incoming(
+        &self,
+        message: Option<Result<Message, tungstenite::Error>>,
+        mine: u64,
+    ) -> Incoming {
+        let frame = match message {
+            Some(Ok(Message::Binary(frame))) => frame,
+            Some(Ok(Message::Text(text))) => Bytes::from(text.as_str().to_owned()),
+            Some(Ok(Message::Close(frame))) => {
+                return Incoming::End(match frame {
+                    Some(f) => format!(
+                        "the server closed it: {} {}",
+                        u16::from(f.code),
+                        f.reason.as_str()
+                    ),
+                    None => "the server closed it".to_owned(),
+                });
+            }
+            Some(Ok(_)) => return Incoming::Other,
+            Some(Err(e)) => return Incoming::End(e.to_string()),
+            None => return Incoming::End("the connection closed".to_owned()),
+        };
+        let (head, body) = split_frame(&frame);
         let head: AnswerHead = match serde_json::from_slice(head) {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "undecodable answer frame skipped");
-                return;
+                return Incoming::Other;
             }
         };
         let Some(id) = head.id else {
             // The server could not read one of our frames: a client bug, logged.
             tracing::warn!(status = head.status, body = %String::from_utf8_lossy(&body), "the server refused a request frame");
-            return;
+            return Incoming::Other;
+        };
+        let answer = Answer {
+            status: head.status,
+            body,
         };
         let waiter = self.lock().as_mut().and_then(|p| p.remove(&id));
+        if id == mine {
+            return Incoming::Mine(answer);
+        }
         if let Some(waiter) = waiter {
-            let _ = waiter.send(Ok(Answer {
-                status: head.status,
-                body,
-            }));
+            let _ = waiter.send(Ok(answer));
+        }
+        Incoming::Other
+    }
+
+    /// Reads what has arrived while nobody was reading (answers to callers that gave up,
+    /// the server closing an idle stream), without waiting.
+    fn look(&self) {
+        let Ok(mut stream) = self.stream.try_lock() else {
+            return; // a caller is reading
+        };
+        while !self.is_closed() {
+            let Some(message) = stream.next().now_or_never() else {
+                return;
+            };
+            if let Incoming::End(why) = self.incoming(message, 0) {
+                tracing::debug!(reason = %why, "stream connection ended");
+                self.fail_all(&why);
+            }
+        }
+    }
+
+    /// Writes every queued frame in one flush. `Ok(false)`: the connection had ended
+    /// before `id`'s frame was taken (it was not sent).
+    async fn write(&self, id: u64) -> Result<bool, Error> {
+        let mut sink = self.sink.lock().await;
+        if self.is_closed() {
+            // Still queued: never sent. Otherwise a writer before took it.
+            if self.outbox().iter().any(|(i, _)| *i == id) {
+                return Ok(false);
+            }
+            return Err(ended("the connection closed"));
+        }
+        let batch = std::mem::take(&mut *self.outbox());
+        // Frames taken but not fed go back if this caller is cancelled meanwhile.
+        let mut unsent = Unsent {
+            shared: self,
+            frames: batch.into_iter(),
+        };
+        let mut failed = None;
+        for (_, message) in unsent.frames.by_ref() {
+            if let Err(e) = sink.feed(message).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        // Always flush: a flush cut short by a cancelled caller is finished here.
+        if failed.is_none()
+            && let Err(e) = sink.flush().await
+        {
+            failed = Some(e);
+        }
+        drop(unsent);
+        drop(sink);
+        match failed {
+            None => Ok(true),
+            Some(e) => {
+                let why = format!("the connection could not be written: {e}");
+                self.fail_all(&why);
+                Err(ended(&why))
+            }
+        }
+    }
+}
+
+/// Frames taken from the outbox and not written yet: put back on drop.
+struct Unsent<'a> {
+    shared: &'a Shared,
+    frames: std::vec::IntoIter<(u64, Message)>,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        let rest: Vec<_> = self.frames.by_ref().collect();
+        if !rest.is_empty() && !self.shared.is_closed() {
+            let mut outbox = self.shared.outbox();
+            outbox.splice(0..0, rest);
         }
     }
 }
 
 /// One open stream connection.
 pub(crate) struct Link {
-    out: mpsc::UnboundedSender<Message>,
     shared: Arc<Shared>,
     next_id: AtomicU64,
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // The writer task closes the connection when `out` goes; tell the reader too.
-        self.shared.closed.cancel();
+        self.shared.fail_all("closed by the client");
     }
 }
 
-/// Removes a caller's entry when it stops waiting (answered, timed out or dropped).
+/// Removes a caller's entries when it stops waiting (answered, timed out or dropped).
 struct PendingGuard<'a> {
     shared: &'a Shared,
     id: u64,
@@ -124,6 +257,8 @@ impl Drop for PendingGuard<'_> {
         if let Some(p) = self.shared.lock().as_mut() {
             p.remove(&self.id);
         }
+        // A frame still queued is not sent for a caller that stopped waiting.
+        self.shared.outbox().retain(|(i, _)| *i != self.id);
     }
 }
 
@@ -139,7 +274,8 @@ struct Head<'a> {
 
 impl Link {
     fn is_open(&self) -> bool {
-        !self.shared.closed.is_cancelled()
+        self.shared.look();
+        !self.shared.is_closed()
     }
 
     /// Sends one request and waits (at most `timeout`) for its answer.
@@ -170,21 +306,87 @@ impl Link {
             },
             body,
         );
-        if self.out.send(Message::Binary(frame.into())).is_err() {
-            return Err(CallError::Gone);
-        }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(answer)) => answer.map_err(CallError::Failed),
-            Ok(Err(_)) => Err(CallError::Failed(Error::new(
-                ErrorKind::Remote,
-                format!(
-                    "the stream connection ended before the answer to '{op}'; the outcome is unknown"
-                ),
-            ))),
+        self.shared
+            .outbox()
+            .push((id, Message::Binary(frame.into())));
+        match tokio::time::timeout(timeout, self.exchange(id, rx)).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(CallError::Failed(Error::new(
                 ErrorKind::Timeout,
                 format!("no answer to '{op}' within {timeout:?} on the stream"),
             ))),
+        }
+    }
+
+    /// Writes the caller's frame (with any others queued) and waits for its answer,
+    /// reading the connection while no other caller does. Reading starts while the write
+    /// is still waiting: a connection whose send side is full because the server is busy
+    /// sending answers nobody reads would otherwise never move again.
+    async fn exchange(
+        &self,
+        id: u64,
+        rx: oneshot::Receiver<Result<Answer, Error>>,
+    ) -> Result<Answer, CallError> {
+        let shared = &*self.shared;
+        let write = shared.write(id);
+        let read = self.answer(id, rx);
+        tokio::pin!(write, read);
+        let mut written = false;
+        loop {
+            tokio::select! {
+                biased;
+                w = &mut write, if !written => match w {
+                    Ok(true) => written = true,
+                    Ok(false) => return Err(CallError::Gone),
+                    Err(e) => return Err(CallError::Failed(e)),
+                },
+                r = &mut read => {
+                    // Ended before this caller's frame left: it was never sent.
+                    if r.is_err() && !written && shared.outbox().iter().any(|(i, _)| *i == id) {
+                        return Err(CallError::Gone);
+                    }
+                    return r;
+                }
+            }
+        }
+    }
+
+    /// Waits for the answer to `id`: handed over by the caller reading, or read by this
+    /// caller once it holds the connection's read side.
+    async fn answer(
+        &self,
+        id: u64,
+        mut rx: oneshot::Receiver<Result<Answer, Error>>,
+    ) -> Result<Answer, CallError> {
+        let shared = &*self.shared;
+        let handed = |r: Result<Result<Answer, Error>, oneshot::error::RecvError>| {
+            r.unwrap_or_else(|_| Err(ended("the answer was lost")))
+                .map_err(CallError::Failed)
+        };
+        tokio::select! {
+            biased;
+            r = &mut rx => handed(r),
+            mut stream = shared.stream.lock() => {
+                // The reader before may have handed this caller its answer already.
+                if let Ok(r) = rx.try_recv() {
+                    return r.map_err(CallError::Failed);
+                }
+                loop {
+                    if shared.is_closed() {
+                        return Err(CallError::Failed(ended("the connection closed")));
+                    }
+                    match shared.incoming(stream.next().await, id) {
+                        Incoming::Mine(answer) => return Ok(answer),
+                        Incoming::Other => {}
+                        Incoming::End(why) => {
+                            tracing::debug!(reason = %why, "stream connection ended");
+                            shared.fail_all(&why);
+                            return Err(CallError::Failed(ended(&why)));
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -238,6 +440,7 @@ pub(crate) async fn open(
     request.headers_mut().insert(AUTHORIZATION, auth.clone());
     // The server bounds what it sends (its response byte budget); the client takes it.
     let config = WebSocketConfig::default()
+        .read_buffer_size(super::READ_BUFFER)
         .max_message_size(None)
         .max_frame_size(None);
     let handshake = tokio_tungstenite::client_async_with_config(request, tcp, Some(config));
@@ -264,76 +467,16 @@ pub(crate) async fn open(
         Ok(Err(e)) => return Err(failed(format!("stream upgrade: {e}"))),
     };
     let (sink, stream) = ws.split();
-    let (out, rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
-        pending: Mutex::new(Some(HashMap::new())),
-        closed: CancellationToken::new(),
-    });
-    tokio::spawn(write(sink, rx, shared.clone()));
-    tokio::spawn(read(stream, shared.clone()));
     Ok(Link {
-        out,
-        shared,
+        shared: Arc::new(Shared {
+            pending: Mutex::new(Some(HashMap::new())),
+            closed: AtomicBool::new(false),
+            outbox: Mutex::new(Vec::new()),
+            sink: tokio::sync::Mutex::new(sink),
+            stream: tokio::sync::Mutex::new(stream),
+        }),
         next_id: AtomicU64::new(1),
     })
-}
-
-type Socket = tokio_tungstenite::WebSocketStream<TcpStream>;
-
-async fn write(
-    mut sink: futures::stream::SplitSink<Socket, Message>,
-    mut rx: mpsc::UnboundedReceiver<Message>,
-    shared: Arc<Shared>,
-) {
-    'connection: loop {
-        let first = tokio::select! {
-            m = rx.recv() => m,
-            () = shared.closed.cancelled() => None,
-        };
-        let Some(first) = first else { break };
-        if sink.feed(first).await.is_err() {
-            break;
-        }
-        // Everything queued meanwhile goes in the same flush.
-        while let Ok(more) = rx.try_recv() {
-            if sink.feed(more).await.is_err() {
-                break 'connection;
-            }
-        }
-        if sink.flush().await.is_err() {
-            break;
-        }
-    }
-    shared.fail_all("the connection could not be written");
-    let _ = sink.close().await;
-}
-
-async fn read(mut stream: futures::stream::SplitStream<Socket>, shared: Arc<Shared>) {
-    let why = loop {
-        let message = tokio::select! {
-            m = stream.next() => m,
-            () = shared.closed.cancelled() => break "closed by the client".to_owned(),
-        };
-        match message {
-            Some(Ok(Message::Binary(frame))) => shared.answer(&frame),
-            Some(Ok(Message::Text(text))) => shared.answer(&Bytes::from(text.as_str().to_owned())),
-            Some(Ok(Message::Close(frame))) => {
-                break match frame {
-                    Some(f) => format!(
-                        "the server closed it: {} {}",
-                        u16::from(f.code),
-                        f.reason.as_str()
-                    ),
-                    None => "the server closed it".to_owned(),
-                };
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => break e.to_string(),
-            None => break "the connection closed".to_owned(),
-        }
-    };
-    tracing::debug!(reason = %why, "stream connection ended");
-    shared.fail_all(&why);
 }
 
 /// A remote channel's stream connections, one per token, opened on first use and again

@@ -40,6 +40,11 @@ pub const MAX_IN_FLIGHT: usize = 256;
 /// instead of a closed connection.
 pub const LARGE_BODY: usize = 16 << 20;
 
+/// The WebSocket read buffer of both ends. tungstenite zero-fills the free part of its
+/// read buffer before every read, so its default (128 KiB) costs a 128 KiB `memset` per
+/// small frame; a larger frame is still read whole, in reads of this size.
+pub(crate) const READ_BUFFER: usize = 16 << 10;
+
 /// Room for a request's head line on top of its body in the server's frame limit.
 pub(crate) const HEAD_ALLOWANCE: usize = 64 << 10;
 

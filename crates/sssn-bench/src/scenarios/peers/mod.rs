@@ -572,6 +572,15 @@ const ROWS: &[Row] = &[
         versus: Some(("postgres", 1.2, "SQLite (FULL) over HTTP ≥ 1.2× PostgreSQL")),
     },
     Row {
+        key: "sssn-stream-sqlite",
+        label: "sssn over the stream transport (WebSocket), SQLite store",
+        versus: Some((
+            "postgres",
+            1.2,
+            "SQLite (FULL) over the stream ≥ 1.2× PostgreSQL",
+        )),
+    },
+    Row {
         key: "sssn-sqlite",
         label: "sssn SQLite, in process (FULL)",
         versus: Some((
@@ -604,6 +613,7 @@ async fn connect(key: &str) -> anyhow::Result<Box<dyn System>> {
         "sssn-http-memory" => Box::new(sssn::Sssn::http_memory()),
         "sssn-stream-memory" => Box::new(sssn::Sssn::stream_memory()),
         "sssn-http-sqlite" => Box::new(sssn::Sssn::http_sqlite()?),
+        "sssn-stream-sqlite" => Box::new(sssn::Sssn::stream_sqlite()?),
         "sssn-jetstream" => Box::new(sssn::Sssn::jetstream(&super::nats::nats_addr()).await?),
         "redis" => Box::new(redis::Redis::connect().await?),
         "postgres" => Box::new(postgres::Postgres::connect().await?),

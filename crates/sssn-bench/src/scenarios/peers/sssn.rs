@@ -1,6 +1,6 @@
 //! The sssn rows of the peer table: a work queue on the memory store and on SQLite in this
 //! process, the same two behind an `sssn-http` server in a child process (reached with
-//! `RemoteChannel`, one HTTP request per call), the memory one again over the stream
+//! `RemoteChannel`, one HTTP request per call), the same two again over the stream
 //! transport (WebSocket frames on one connection), and a work queue on `JetStreamStore`.
 //!
 //! Every call into the sssn API made by the peer scenario is in this file, so that a
@@ -40,6 +40,7 @@ enum Kind {
     HttpMemory,
     HttpSqlite(tempfile::TempDir),
     StreamMemory,
+    StreamSqlite(tempfile::TempDir),
     JetStream {
         store: Arc<JetStreamStore>,
         server: Server,
@@ -87,6 +88,14 @@ impl Sssn {
         }
     }
 
+    /// A SQLite-store work queue served by `sssn-http` in a child process, reached over
+    /// the stream transport.
+    pub(super) fn stream_sqlite() -> anyhow::Result<Self> {
+        Ok(Self {
+            kind: Kind::StreamSqlite(temp_dir()?),
+        })
+    }
+
     /// A SQLite-store work queue served by `sssn-http` in a child process.
     pub(super) fn http_sqlite() -> anyhow::Result<Self> {
         Ok(Self {
@@ -129,7 +138,7 @@ impl System for Sssn {
     fn durability(&self) -> String {
         match &self.kind {
             Kind::Memory | Kind::HttpMemory | Kind::StreamMemory => "none".to_owned(),
-            Kind::Sqlite(_) | Kind::HttpSqlite(_) => {
+            Kind::Sqlite(_) | Kind::HttpSqlite(_) | Kind::StreamSqlite(_) => {
                 "fsync per group commit (synchronous = FULL)".to_owned()
             }
             Kind::JetStream { .. } => "written, not fsynced (file storage)".to_owned(),
@@ -165,9 +174,9 @@ impl System for Sssn {
                 channel.start().await?;
                 local(channel, server.clone(), None)
             }
-            Kind::HttpMemory | Kind::HttpSqlite(_) | Kind::StreamMemory => {
+            Kind::HttpMemory | Kind::HttpSqlite(_) | Kind::StreamMemory | Kind::StreamSqlite(_) => {
                 let (args, file) = match &self.kind {
-                    Kind::HttpSqlite(dir) => {
+                    Kind::HttpSqlite(dir) | Kind::StreamSqlite(dir) => {
                         let path = dir.path().join(format!("{name}.db"));
                         (
                             vec!["sqlite".to_owned(), path.display().to_string()],
@@ -179,7 +188,7 @@ impl System for Sssn {
                 let (child, url) = ServerChild::spawn(args).await?;
                 let pid = child.child.id();
                 let transport = match &self.kind {
-                    Kind::StreamMemory => Transport::Stream,
+                    Kind::StreamMemory | Kind::StreamSqlite(_) => Transport::Stream,
                     _ => Transport::Http,
                 };
                 SssnQueue {
