@@ -58,6 +58,7 @@ mod channel;
 mod error;
 mod history;
 mod inbox;
+mod log_file;
 mod ops;
 mod options;
 mod schema;

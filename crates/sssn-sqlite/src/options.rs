@@ -25,15 +25,6 @@ pub enum Synchronous {
     Normal,
 }
 
-impl Synchronous {
-    pub(crate) fn pragma(self) -> &'static str {
-        match self {
-            Self::Full => "FULL",
-            Self::Normal => "NORMAL",
-        }
-    }
-}
-
 /// Options of a [`SqliteStore`]. Chain the setters, then [`open`](Self::open):
 ///
 /// ```no_run

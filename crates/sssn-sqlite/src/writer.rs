@@ -13,6 +13,13 @@
 //! every job of the batch fails at once (each would only wait out the busy timeout
 //! again). Nothing is published for a rolled-back transaction.
 //!
+//! A commit is answered only once it is durable: with `Synchronous::Full` the thread
+//! flushes the log itself after `COMMIT` (see [`crate::log_file`]). If that flush fails,
+//! nothing of the batch is published, its callers get the error, and the writer refuses
+//! every later operation: after a failed flush the system may have dropped the unwritten
+//! pages, so a later successful flush would not prove the earlier commits are on the disk.
+//! Reopening the store recovers from what the disk holds.
+//!
 //! When idle (or every 1,024 batches) the thread checks the free pages left by deleted
 //! rows and, if they are a large share of the file, hands them back to the file system
 //! (`PRAGMA incremental_vacuum`).
@@ -31,6 +38,7 @@ use tokio::sync::oneshot;
 
 use crate::channel::{ChanShared, Counts};
 use crate::error::{db_error, writer_stopped};
+use crate::log_file::{FlushGate, LogFile};
 
 /// One operation for the writer thread.
 pub(crate) trait Job: Send {
@@ -236,6 +244,7 @@ impl Writer {
     pub(crate) fn start(
         path: &Path,
         conn: Connection,
+        mut log: LogFile,
         lock: File,
         max_batch: usize,
     ) -> Result<Self> {
@@ -244,7 +253,8 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("sssn-sqlite-writer".to_owned())
             .spawn(move || {
-                run(&thread_path, &conn, &rx, max_batch);
+                run(&thread_path, &conn, &mut log, &rx, max_batch);
+                drop(log);
                 drop(conn);
                 drop(lock);
             })
@@ -295,15 +305,23 @@ impl Drop for Writer {
 /// Batches between checks of the free-page count.
 const VACUUM_CHECK_EVERY: u32 = 1024;
 
-fn run(path: &Path, conn: &Connection, rx: &mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
+fn run(
+    path: &Path,
+    conn: &Connection,
+    log: &mut LogFile,
+    rx: &mpsc::Receiver<Box<dyn Job>>,
+    max_batch: usize,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     let mut since_vacuum_check = 0u32;
+    // Set once a flush failed: every later operation is refused with it.
+    let mut failed: Option<String> = None;
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // Idle: a good moment to give space back.
-                if since_vacuum_check > 0 {
+                if since_vacuum_check > 0 && failed.is_none() {
                     since_vacuum_check = 0;
                     vacuum_if_sparse(path, conn);
                 }
@@ -318,34 +336,58 @@ fn run(path: &Path, conn: &Connection, rx: &mpsc::Receiver<Box<dyn Job>>, max_ba
                 Err(_) => break,
             }
         }
-        match execute(conn, &mut batch) {
+        if let Some(cause) = &failed {
+            for job in batch.drain(..) {
+                let action = job.action();
+                job.finish(Some(refused(path, action, cause)));
+            }
+            continue;
+        }
+        match commit(conn, log, &mut batch) {
             Ok(txn) => {
                 txn.publish();
                 for job in batch.drain(..) {
                     job.finish(None);
                 }
             }
-            Err(e) if batch.len() == 1 => {
+            Err(Failure::Flush(e)) => {
+                let cause = flush_failed(path, &e, &mut failed);
+                for job in batch.drain(..) {
+                    let action = job.action();
+                    job.finish(Some(refused(path, action, &cause)));
+                }
+            }
+            Err(Failure::Db(e)) if batch.len() == 1 => {
                 let job = batch.pop().expect("one job");
                 let action = job.action();
                 job.finish(Some(db_error(path, action, e)));
             }
-            Err(e) if waits_for_others(&e) => {
+            Err(Failure::Db(e)) if waits_for_others(&e) => {
                 // Another connection holds the file: every job would wait and fail again.
                 for job in batch.drain(..) {
                     let action = job.action();
                     job.finish(Some(db_error(path, action, clone_error(&e))));
                 }
             }
-            Err(_) => {
+            Err(Failure::Db(_)) => {
                 // Find out which jobs fail on their own; the others still commit.
                 for mut job in batch.drain(..) {
-                    match execute(conn, std::slice::from_mut(&mut job)) {
+                    if let Some(cause) = &failed {
+                        let action = job.action();
+                        job.finish(Some(refused(path, action, cause)));
+                        continue;
+                    }
+                    match commit(conn, log, std::slice::from_mut(&mut job)) {
                         Ok(txn) => {
                             txn.publish();
                             job.finish(None);
                         }
-                        Err(e) => {
+                        Err(Failure::Flush(e)) => {
+                            let cause = flush_failed(path, &e, &mut failed);
+                            let action = job.action();
+                            job.finish(Some(refused(path, action, &cause)));
+                        }
+                        Err(Failure::Db(e)) => {
                             let action = job.action();
                             job.finish(Some(db_error(path, action, e)));
                         }
@@ -353,12 +395,55 @@ fn run(path: &Path, conn: &Connection, rx: &mpsc::Receiver<Box<dyn Job>>, max_ba
                 }
             }
         }
+        if failed.is_some() {
+            continue;
+        }
+        log.maintain(conn);
         since_vacuum_check += 1;
         if since_vacuum_check >= VACUUM_CHECK_EVERY {
             since_vacuum_check = 0;
             vacuum_if_sparse(path, conn);
         }
     }
+}
+
+/// Why a batch did not commit durably.
+enum Failure {
+    /// The database refused it; it was rolled back.
+    Db(rusqlite::Error),
+    /// It committed, but flushing the log failed: it may not be on the disk.
+    Flush(std::io::Error),
+}
+
+/// Runs `jobs` in one transaction and flushes it; on success returns it ready to publish.
+/// Readers take no snapshot in between (they would see a commit not yet on the disk).
+fn commit<'c>(
+    conn: &'c Connection,
+    log: &mut LogFile,
+    jobs: &mut [Box<dyn Job>],
+) -> std::result::Result<Txn<'c>, Failure> {
+    let gate = log.gate();
+    let _readers_wait = gate.as_ref().map(FlushGate::flush_pending);
+    let txn = execute(conn, jobs).map_err(Failure::Db)?;
+    log.flush().map_err(Failure::Flush)?;
+    Ok(txn)
+}
+
+/// Records the first flush failure (logged once) and returns its description.
+fn flush_failed(path: &Path, e: &std::io::Error, failed: &mut Option<String>) -> String {
+    let cause = format!(
+        "flushing the write-ahead log to the disk failed ({e}); the last commit may not be \
+         durable, so the store refuses every write until it is reopened"
+    );
+    tracing::error!(store = %path.display(), error = %e, "flushing the write-ahead log failed");
+    failed.get_or_insert(cause).clone()
+}
+
+fn refused(path: &Path, action: &str, cause: &str) -> Error {
+    Error::new(
+        ErrorKind::Store,
+        format!("{action} on SQLite store {}: {cause}", path.display()),
+    )
 }
 
 /// Whether `e` is a lock held by another connection (retrying job by job would only
