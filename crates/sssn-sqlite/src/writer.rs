@@ -1,11 +1,12 @@
 //! The writer thread: every write goes through it, grouped into shared transactions.
 //!
 //! Callers hand the thread a [`Job`] (a closure over a [`Txn`]) and wait on a oneshot
-//! reply. The thread takes one job, drains whatever else is queued (up to `max_batch`),
-//! runs them all inside one `BEGIN IMMEDIATE … COMMIT`, and only then publishes the
-//! effects: new head sequences and counters, the feed of appended entries (in sequence
-//! order), and finally the replies. Many concurrent writers therefore share one fsync,
-//! and nobody (caller or subscriber) sees a write that a crash could take back.
+//! reply. The thread takes one job, drains whatever else is queued (up to `max_batch`;
+//! [`crate::batching`] has the short wait for more), runs them all inside one
+//! `BEGIN IMMEDIATE … COMMIT`, and only then publishes the effects: new head sequences
+//! and counters, the feed of appended entries (in sequence order), and finally the
+//! replies. Many concurrent writers therefore share one flush, and nobody (caller or
+//! subscriber) sees a write that a crash could take back.
 //!
 //! If the shared transaction fails, it is rolled back and each job is run again alone,
 //! so one failing operation (a full disk may hit everyone, a bad row only its owner)
@@ -29,13 +30,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use sssn::store::Entry;
 use sssn::{Error, ErrorKind, Result};
 use tokio::sync::oneshot;
 
+use crate::batching::Batching;
 use crate::channel::{ChanShared, Counts};
 use crate::error::{db_error, writer_stopped};
 use crate::log_file::{FlushGate, LogFile};
@@ -313,6 +315,7 @@ fn run(
     max_batch: usize,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    let mut batching = Batching::default();
     let mut since_vacuum_check = 0u32;
     // Set once a flush failed: every later operation is refused with it.
     let mut failed: Option<String> = None;
@@ -330,12 +333,7 @@ fn run(
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
         batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        batching.gather(rx, &mut batch, max_batch);
         if let Some(cause) = &failed {
             for job in batch.drain(..) {
                 let action = job.action();
@@ -344,7 +342,8 @@ fn run(
             continue;
         }
         match commit(conn, log, &mut batch) {
-            Ok(txn) => {
+            Ok((txn, flush)) => {
+                batching.committed(batch.len(), flush);
                 txn.publish();
                 for job in batch.drain(..) {
                     job.finish(None);
@@ -378,7 +377,7 @@ fn run(
                         continue;
                     }
                     match commit(conn, log, std::slice::from_mut(&mut job)) {
-                        Ok(txn) => {
+                        Ok((txn, _)) => {
                             txn.publish();
                             job.finish(None);
                         }
@@ -415,18 +414,20 @@ enum Failure {
     Flush(std::io::Error),
 }
 
-/// Runs `jobs` in one transaction and flushes it; on success returns it ready to publish.
-/// Readers take no snapshot in between (they would see a commit not yet on the disk).
+/// Runs `jobs` in one transaction and flushes it; on success returns it ready to publish,
+/// with the time the flush took. Readers take no snapshot in between (they would see a
+/// commit not yet on the disk).
 fn commit<'c>(
     conn: &'c Connection,
     log: &mut LogFile,
     jobs: &mut [Box<dyn Job>],
-) -> std::result::Result<Txn<'c>, Failure> {
+) -> std::result::Result<(Txn<'c>, Duration), Failure> {
     let gate = log.gate();
     let _readers_wait = gate.as_ref().map(FlushGate::flush_pending);
     let txn = execute(conn, jobs).map_err(Failure::Db)?;
+    let started = Instant::now();
     log.flush().map_err(Failure::Flush)?;
-    Ok(txn)
+    Ok((txn, started.elapsed()))
 }
 
 /// Records the first flush failure (logged once) and returns its description.
