@@ -21,7 +21,7 @@
 //!   extensions, removal, stats, which first applies due delays and expired leases) are
 //!   jobs sent to one **writer thread** that owns the read-write connection. It takes a
 //!   job, drains whatever else is queued (up to [`SqliteOptions::max_batch`]), runs them
-//!   all in one `BEGIN IMMEDIATE … COMMIT` (**group commit**: one fsync for the batch),
+//!   all in one `BEGIN IMMEDIATE … COMMIT` (**group commit**: one flush for the batch),
 //!   then updates each channel's head and counters, sends the appended entries to the
 //!   channel's feed (push subscribers), and only then replies to the callers. A caller or
 //!   subscriber therefore never sees a write a crash could take back.
@@ -49,15 +49,19 @@
 //! # Durability
 //!
 //! [`Synchronous::Full`] (the default) acknowledges a write once the write-ahead log is
-//! flushed to the disk: it survives a power loss. [`Synchronous::Normal`] survives a
+//! flushed to the disk (the writer thread flushes it after each group commit, with
+//! `fdatasync`, into a log grown ahead of use: see the crate README): it survives a power
+//! loss. [`Synchronous::Normal`] survives a
 //! process crash but may lose the last commits on a power loss. The layout of the file is
 //! described in the `schema` module; its version is kept in `PRAGMA user_version` and
 //! older layouts are migrated on open.
 
+mod batching;
 mod channel;
 mod error;
 mod history;
 mod inbox;
+mod log_file;
 mod ops;
 mod options;
 mod schema;

@@ -7,31 +7,26 @@ use sssn::Result;
 
 use crate::SqliteStore;
 
-/// How hard SQLite works to make a commit survive a power loss (`PRAGMA synchronous`).
+/// How hard the store works to make a commit survive a power loss (SQLite's
+/// `PRAGMA synchronous` levels; SQLite itself always runs at `NORMAL`, and with `Full` the
+/// writer thread adds the flush of each commit).
 ///
 /// Both levels survive a crash of the process: a write acknowledged to its caller is in
 /// the write-ahead log before the call returns. They differ on a power loss or an
 /// operating-system crash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Synchronous {
-    /// `FULL` (the default): the write-ahead log is flushed to the disk (fsync) on every
-    /// commit, so an acknowledged write also survives a power loss, provided the disk
-    /// honours flushes. Group commit shares one flush among every write of a batch.
+    /// `FULL` (the default): the write-ahead log is flushed to the disk (`fdatasync`;
+    /// `F_FULLFSYNC` on macOS) after every commit and before any of it is answered or
+    /// visible to readers, so an acknowledged write also survives a power loss, provided
+    /// the disk honours flushes. Group commit shares one flush among every operation of a
+    /// batch.
     #[default]
     Full,
     /// `NORMAL`: the log is flushed only at checkpoints. Acknowledged writes survive a
     /// process crash, but the last commits before a power loss or an OS crash may roll
     /// back (the database stays consistent). Much cheaper per commit.
     Normal,
-}
-
-impl Synchronous {
-    pub(crate) fn pragma(self) -> &'static str {
-        match self {
-            Self::Full => "FULL",
-            Self::Normal => "NORMAL",
-        }
-    }
 }
 
 /// Options of a [`SqliteStore`]. Chain the setters, then [`open`](Self::open):

@@ -14,7 +14,8 @@ use sssn::{Error, ErrorKind, Result};
 
 use crate::channel::{ChanShared, SqliteChannel};
 use crate::error::db_error;
-use crate::options::SqliteOptions;
+use crate::log_file::{FlushGate, LogFile};
+use crate::options::{SqliteOptions, Synchronous};
 use crate::writer::Writer;
 use crate::{ops, schema};
 
@@ -54,6 +55,11 @@ pub(crate) struct StoreInner {
     readers: Mutex<Vec<Connection>>,
     max_idle_readers: usize,
     busy_timeout: std::time::Duration,
+    /// Readers take their snapshot only while no commit waits for its flush.
+    gate: FlushGate,
+    /// Log syncs made by the writer (commits and growth), for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    log_syncs: Arc<std::sync::atomic::AtomicU64>,
     channels: tokio::sync::Mutex<HashMap<String, Arc<ChanShared>>>,
     pub(crate) writer: Writer,
 }
@@ -85,7 +91,7 @@ impl SqliteStore {
         let path = path.as_ref().to_owned();
         check_directory(&path)?;
         let lock = lock(&path)?;
-        let conn = Connection::open_with_flags(
+        let mut conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
@@ -93,13 +99,26 @@ impl SqliteStore {
         )
         .map_err(|e| db_error(&path, "open", e))?;
         configure_writer(&conn, &path, &options)?;
-        let writer = Writer::start(&path, conn, lock, options.max_batch)?;
+        let gate = FlushGate::default();
+        let log = LogFile::attach(
+            &mut conn,
+            &path,
+            options.synchronous == Synchronous::Full,
+            options.checkpoint_pages,
+            LOG_SIZE_LIMIT,
+            gate.clone(),
+        )
+        .map_err(|e| db_error(&path, "open", e))?;
+        let log_syncs = log.sync_counter();
+        let writer = Writer::start(&path, conn, log, lock, options.max_batch)?;
         Ok(Self {
             inner: Arc::new(StoreInner {
                 path,
                 readers: Mutex::new(Vec::new()),
                 max_idle_readers: options.read_connections,
                 busy_timeout: options.busy_timeout,
+                gate,
+                log_syncs,
                 channels: tokio::sync::Mutex::new(HashMap::new()),
                 writer,
             }),
@@ -200,17 +219,18 @@ fn configure_writer(conn: &Connection, path: &Path, options: &SqliteOptions) -> 
         ));
     }
     schema::prepare(conn, path)?;
-    conn.pragma_update(None, "synchronous", options.synchronous.pragma())
+    // NORMAL in WAL mode leaves out only the log's sync at each commit, which the writer
+    // makes itself with `Synchronous::Full` (see `log_file`); checkpoints sync as before.
+    conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(fail)?;
     // 32 MiB of page cache for the writer; a WAL file over 64 MiB is truncated after a
-    // checkpoint so a burst does not leave a huge log behind.
+    // checkpoint so a burst does not leave a huge log behind. Checkpoints are the writer's
+    // (`LogFile::maintain`, every `checkpoint_pages`).
     conn.pragma_update(None, "cache_size", -32_768)
         .map_err(fail)?;
-    conn.pragma_update(None, "journal_size_limit", 64 << 20)
+    conn.pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)
         .map_err(fail)?;
     conn.pragma_update(None, "temp_store", "MEMORY")
-        .map_err(fail)?;
-    conn.pragma_update(None, "wal_autocheckpoint", options.checkpoint_pages)
         .map_err(fail)?;
     if let Some(bytes) = options.max_size {
         let page: i64 = conn
@@ -224,6 +244,10 @@ fn configure_writer(conn: &Connection, path: &Path, options: &SqliteOptions) -> 
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
+
+/// `journal_size_limit`: the largest log SQLite keeps after a checkpoint, and the most the
+/// writer grows it to ahead of SQLite.
+const LOG_SIZE_LIMIT: u64 = 64 << 20;
 
 /// Turns on the query planner stability guarantee. Without it SQLite re-prepares a cached
 /// statement whenever a newly bound value might give it a better plan — with the partial
@@ -244,7 +268,8 @@ impl StoreInner {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let conn = this.reader()?;
-            let out = f(&conn).map_err(|e| db_error(&this.path, action, e));
+            let out =
+                read_transaction(&conn, &this.gate, f).map_err(|e| db_error(&this.path, action, e));
             this.give_back(conn);
             out
         })
@@ -257,6 +282,7 @@ impl StoreInner {
         })?
     }
 
+    /// A pooled read connection (a new one when none is idle).
     fn reader(&self) -> Result<Connection> {
         if let Some(conn) = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(conn);
@@ -279,6 +305,29 @@ impl StoreInner {
             idle.push(conn);
         }
     }
+}
+
+/// Runs `f` in one read transaction whose snapshot was taken while no commit waited for
+/// its flush: it sees only commits that are on the disk.
+fn read_transaction<T>(
+    conn: &Connection,
+    gate: &FlushGate,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.execute_batch("BEGIN")?;
+    let out = (|| {
+        {
+            let _no_flush_pending = gate.no_flush_pending();
+            // The first read of a transaction fixes its snapshot of the log.
+            conn.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+        }
+        f(conn)
+    })();
+    // A read transaction has nothing to keep; ending it releases the snapshot.
+    let end = conn.execute_batch("ROLLBACK");
+    let out = out?;
+    end?;
+    Ok(out)
 }
 
 #[async_trait]
@@ -459,5 +508,87 @@ mod tests {
         let message = ChannelMessage::new("w", Content::data(&2).unwrap());
         storage.log.append(vec![message]).await.unwrap();
         assert_eq!(queue.claim("c2", 10).await.unwrap().len(), 1);
+    }
+
+    // Holding the gate across the wait is the point: the read must wait for it.
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_wait_for_a_pending_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("q.db")).unwrap();
+        let spec = ChannelSpec::log("log");
+        let storage = store.open_channel(&spec).await.unwrap();
+        let message = ChannelMessage::new("w", Content::data(&1).unwrap());
+        storage.log.append(vec![message]).await.unwrap();
+        // As the writer holds it between `BEGIN` and the end of the commit's flush.
+        let pending = store.inner.gate.flush_pending();
+        let log = storage.log.clone();
+        let read = tokio::spawn(async move { log.range(0, 10).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !read.is_finished(),
+            "a read took its snapshot during a flush"
+        );
+        drop(pending);
+        assert_eq!(read.await.unwrap().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_first_read_fixes_the_snapshot() {
+        // What `read_transaction` relies on: after `BEGIN` and one read, later commits of
+        // another connection stay invisible to the transaction.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);",
+            )
+            .unwrap();
+        let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let gate = FlushGate::default();
+        let count = read_transaction(&reader, &gate, |conn| {
+            writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+            conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+        })
+        .unwrap();
+        assert_eq!(count, 1);
+        let after: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(after, 2, "the transaction ended");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_flushes_each_commit_and_normal_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        for (sync, name) in [
+            (Synchronous::Full, "full.db"),
+            (Synchronous::Normal, "normal.db"),
+        ] {
+            let store = SqliteOptions::new()
+                .synchronous(sync)
+                .open(dir.path().join(name))
+                .unwrap();
+            let storage = store.open_channel(&ChannelSpec::log("log")).await.unwrap();
+            let before = store
+                .inner
+                .log_syncs
+                .load(std::sync::atomic::Ordering::Relaxed);
+            for i in 0..20 {
+                let message = ChannelMessage::new("w", Content::data(&i).unwrap());
+                storage.log.append(vec![message]).await.unwrap();
+            }
+            let syncs = store
+                .inner
+                .log_syncs
+                .load(std::sync::atomic::Ordering::Relaxed)
+                - before;
+            match sync {
+                // One flush per commit (one write at a time here), plus any growth.
+                Synchronous::Full => assert!((20..=22).contains(&syncs), "{syncs} syncs"),
+                Synchronous::Normal => assert_eq!(syncs, 0),
+            }
+        }
     }
 }

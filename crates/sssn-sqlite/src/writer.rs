@@ -1,17 +1,25 @@
 //! The writer thread: every write goes through it, grouped into shared transactions.
 //!
 //! Callers hand the thread a [`Job`] (a closure over a [`Txn`]) and wait on a oneshot
-//! reply. The thread takes one job, drains whatever else is queued (up to `max_batch`),
-//! runs them all inside one `BEGIN IMMEDIATE … COMMIT`, and only then publishes the
-//! effects: new head sequences and counters, the feed of appended entries (in sequence
-//! order), and finally the replies. Many concurrent writers therefore share one fsync,
-//! and nobody (caller or subscriber) sees a write that a crash could take back.
+//! reply. The thread takes one job, drains whatever else is queued (up to `max_batch`;
+//! [`crate::batching`] has the short wait for more), runs them all inside one
+//! `BEGIN IMMEDIATE … COMMIT`, and only then publishes the effects: new head sequences
+//! and counters, the feed of appended entries (in sequence order), and finally the
+//! replies. Many concurrent writers therefore share one flush, and nobody (caller or
+//! subscriber) sees a write that a crash could take back.
 //!
 //! If the shared transaction fails, it is rolled back and each job is run again alone,
 //! so one failing operation (a full disk may hit everyone, a bad row only its owner)
 //! fails only the callers it concerns; when another program holds the file's write lock,
 //! every job of the batch fails at once (each would only wait out the busy timeout
 //! again). Nothing is published for a rolled-back transaction.
+//!
+//! A commit is answered only once it is durable: with `Synchronous::Full` the thread
+//! flushes the log itself after `COMMIT` (see [`crate::log_file`]). If that flush fails,
+//! nothing of the batch is published, its callers get the error, and the writer refuses
+//! every later operation: after a failed flush the system may have dropped the unwritten
+//! pages, so a later successful flush would not prove the earlier commits are on the disk.
+//! Reopening the store recovers from what the disk holds.
 //!
 //! When idle (or every 1,024 batches) the thread checks the free pages left by deleted
 //! rows and, if they are a large share of the file, hands them back to the file system
@@ -22,15 +30,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use sssn::store::Entry;
 use sssn::{Error, ErrorKind, Result};
 use tokio::sync::oneshot;
 
+use crate::batching::Batching;
 use crate::channel::{ChanShared, Counts};
 use crate::error::{db_error, writer_stopped};
+use crate::log_file::{FlushGate, LogFile};
 
 /// One operation for the writer thread.
 pub(crate) trait Job: Send {
@@ -236,6 +246,7 @@ impl Writer {
     pub(crate) fn start(
         path: &Path,
         conn: Connection,
+        mut log: LogFile,
         lock: File,
         max_batch: usize,
     ) -> Result<Self> {
@@ -244,7 +255,8 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("sssn-sqlite-writer".to_owned())
             .spawn(move || {
-                run(&thread_path, &conn, &rx, max_batch);
+                run(&thread_path, &conn, &mut log, &rx, max_batch);
+                drop(log);
                 drop(conn);
                 drop(lock);
             })
@@ -295,15 +307,24 @@ impl Drop for Writer {
 /// Batches between checks of the free-page count.
 const VACUUM_CHECK_EVERY: u32 = 1024;
 
-fn run(path: &Path, conn: &Connection, rx: &mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
+fn run(
+    path: &Path,
+    conn: &Connection,
+    log: &mut LogFile,
+    rx: &mpsc::Receiver<Box<dyn Job>>,
+    max_batch: usize,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    let mut batching = Batching::default();
     let mut since_vacuum_check = 0u32;
+    // Set once a flush failed: every later operation is refused with it.
+    let mut failed: Option<String> = None;
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // Idle: a good moment to give space back.
-                if since_vacuum_check > 0 {
+                if since_vacuum_check > 0 && failed.is_none() {
                     since_vacuum_check = 0;
                     vacuum_if_sparse(path, conn);
                 }
@@ -312,40 +333,60 @@ fn run(path: &Path, conn: &Connection, rx: &mpsc::Receiver<Box<dyn Job>>, max_ba
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
         batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        batching.gather(rx, &mut batch, max_batch);
+        if let Some(cause) = &failed {
+            for job in batch.drain(..) {
+                let action = job.action();
+                job.finish(Some(refused(path, action, cause)));
             }
+            continue;
         }
-        match execute(conn, &mut batch) {
-            Ok(txn) => {
+        match commit(conn, log, &mut batch) {
+            Ok((txn, flush)) => {
+                batching.committed(batch.len(), flush);
                 txn.publish();
                 for job in batch.drain(..) {
                     job.finish(None);
                 }
             }
-            Err(e) if batch.len() == 1 => {
+            Err(Failure::Flush(e)) => {
+                let cause = flush_failed(path, &e, &mut failed);
+                for job in batch.drain(..) {
+                    let action = job.action();
+                    job.finish(Some(refused(path, action, &cause)));
+                }
+            }
+            Err(Failure::Db(e)) if batch.len() == 1 => {
                 let job = batch.pop().expect("one job");
                 let action = job.action();
                 job.finish(Some(db_error(path, action, e)));
             }
-            Err(e) if waits_for_others(&e) => {
+            Err(Failure::Db(e)) if waits_for_others(&e) => {
                 // Another connection holds the file: every job would wait and fail again.
                 for job in batch.drain(..) {
                     let action = job.action();
                     job.finish(Some(db_error(path, action, clone_error(&e))));
                 }
             }
-            Err(_) => {
+            Err(Failure::Db(_)) => {
                 // Find out which jobs fail on their own; the others still commit.
                 for mut job in batch.drain(..) {
-                    match execute(conn, std::slice::from_mut(&mut job)) {
-                        Ok(txn) => {
+                    if let Some(cause) = &failed {
+                        let action = job.action();
+                        job.finish(Some(refused(path, action, cause)));
+                        continue;
+                    }
+                    match commit(conn, log, std::slice::from_mut(&mut job)) {
+                        Ok((txn, _)) => {
                             txn.publish();
                             job.finish(None);
                         }
-                        Err(e) => {
+                        Err(Failure::Flush(e)) => {
+                            let cause = flush_failed(path, &e, &mut failed);
+                            let action = job.action();
+                            job.finish(Some(refused(path, action, &cause)));
+                        }
+                        Err(Failure::Db(e)) => {
                             let action = job.action();
                             job.finish(Some(db_error(path, action, e)));
                         }
@@ -353,12 +394,57 @@ fn run(path: &Path, conn: &Connection, rx: &mpsc::Receiver<Box<dyn Job>>, max_ba
                 }
             }
         }
+        if failed.is_some() {
+            continue;
+        }
+        log.maintain(conn);
         since_vacuum_check += 1;
         if since_vacuum_check >= VACUUM_CHECK_EVERY {
             since_vacuum_check = 0;
             vacuum_if_sparse(path, conn);
         }
     }
+}
+
+/// Why a batch did not commit durably.
+enum Failure {
+    /// The database refused it; it was rolled back.
+    Db(rusqlite::Error),
+    /// It committed, but flushing the log failed: it may not be on the disk.
+    Flush(std::io::Error),
+}
+
+/// Runs `jobs` in one transaction and flushes it; on success returns it ready to publish,
+/// with the time the flush took. Readers take no snapshot in between (they would see a
+/// commit not yet on the disk).
+fn commit<'c>(
+    conn: &'c Connection,
+    log: &mut LogFile,
+    jobs: &mut [Box<dyn Job>],
+) -> std::result::Result<(Txn<'c>, Duration), Failure> {
+    let gate = log.gate();
+    let _readers_wait = gate.as_ref().map(FlushGate::flush_pending);
+    let txn = execute(conn, jobs).map_err(Failure::Db)?;
+    let started = Instant::now();
+    log.flush().map_err(Failure::Flush)?;
+    Ok((txn, started.elapsed()))
+}
+
+/// Records the first flush failure (logged once) and returns its description.
+fn flush_failed(path: &Path, e: &std::io::Error, failed: &mut Option<String>) -> String {
+    let cause = format!(
+        "flushing the write-ahead log to the disk failed ({e}); the last commit may not be \
+         durable, so the store refuses every write until it is reopened"
+    );
+    tracing::error!(store = %path.display(), error = %e, "flushing the write-ahead log failed");
+    failed.get_or_insert(cause).clone()
+}
+
+fn refused(path: &Path, action: &str, cause: &str) -> Error {
+    Error::new(
+        ErrorKind::Store,
+        format!("{action} on SQLite store {}: {cause}", path.display()),
+    )
 }
 
 /// Whether `e` is a lock held by another connection (retrying job by job would only

@@ -129,3 +129,69 @@ async fn space_left_by_a_burst_is_given_back_when_idle() {
     // Still a working store.
     steady(&ch, 100_000, 2).await;
 }
+
+/// With `Synchronous::Full` the writer grows the log ahead of SQLite with zeros (so that a
+/// commit's flush overwrites blocks the file has), and once checkpoints restart the log
+/// from its start the same file is reused: it stops growing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_grown_ahead_then_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let store = SqliteOptions::new()
+        .checkpoint_pages(200)
+        .open(&path)
+        .unwrap();
+    let ch = work_queue(&store).await;
+    steady(&ch, 0, 2).await;
+    let grown = file_len(&wal_path(&path));
+    // A few hundred KiB of frames so far; the file is ahead by megabytes.
+    assert!(grown >= 4 << 20, "log of {grown} bytes");
+    // Megabytes of frames more, so many checkpoints of 200 pages (under 1 MiB of log):
+    // the log restarts from its start every time, so the file needs no more room.
+    steady(&ch, 200, 100).await;
+    assert_eq!(file_len(&wal_path(&path)), grown, "the log grew again");
+    assert_eq!(
+        ch.claims
+            .as_ref()
+            .unwrap()
+            .claim("w", 10)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    drop(ch);
+    drop(store);
+    // Zeros past the last frame are no frames: the file opens with everything in it.
+    let store = SqliteStore::open(&path).unwrap();
+    let ch = work_queue(&store).await;
+    ch.log
+        .append((0..3).map(|n| message(1_000_000 + n)).collect())
+        .await
+        .unwrap();
+    assert_eq!(
+        ch.claims
+            .as_ref()
+            .unwrap()
+            .claim("w", 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+/// `Synchronous::Normal` does not flush commits, so it has nothing to grow the log for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn normal_leaves_the_log_to_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("normal.db");
+    let store = SqliteOptions::new()
+        .synchronous(Synchronous::Normal)
+        .open(&path)
+        .unwrap();
+    let ch = work_queue(&store).await;
+    steady(&ch, 0, 2).await;
+    let len = file_len(&wal_path(&path));
+    assert!(len < 1 << 20, "log of {len} bytes");
+}

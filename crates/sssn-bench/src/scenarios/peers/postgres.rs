@@ -48,12 +48,14 @@ impl Postgres {
             let row = admin.query_one(&format!("SHOW {name}"), &[]).await?;
             Ok(row.get::<_, String>(0))
         };
-        let (fsync, commit) = (
+        let (fsync, commit, sync_method) = (
             setting("fsync").await?,
             setting("synchronous_commit").await?,
+            setting("wal_sync_method").await?,
         );
         let durability = if fsync == "on" && commit != "off" {
-            "fsync per commit".to_owned()
+            // How the WAL is flushed (`fdatasync` on Linux by default).
+            format!("{sync_method} per commit")
         } else {
             format!("fsync = {fsync}, synchronous_commit = {commit}")
         };

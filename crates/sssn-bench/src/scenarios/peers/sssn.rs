@@ -139,7 +139,7 @@ impl System for Sssn {
         match &self.kind {
             Kind::Memory | Kind::HttpMemory | Kind::StreamMemory => "none".to_owned(),
             Kind::Sqlite(_) | Kind::HttpSqlite(_) | Kind::StreamSqlite(_) => {
-                "fsync per group commit (synchronous = FULL)".to_owned()
+                "fdatasync per group commit (synchronous = FULL)".to_owned()
             }
             Kind::JetStream { .. } => "written, not fsynced (file storage)".to_owned(),
         }
