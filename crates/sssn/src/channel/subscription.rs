@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::core::lock;
 use super::kind::Subscriptions;
-use super::{Caller, Channel};
+use super::{Caller, Channel, Who};
 use crate::error::Result;
 use crate::security::Operation;
 use crate::store::{Entry, Log, ReadFilter, Seq};
@@ -349,24 +349,24 @@ impl<K: Subscriptions> Channel<K> {
         after: Option<Seq>,
     ) -> Result<Subscription> {
         let core = &self.core;
-        let caller = caller.principal();
+        let caller = Who::of(&caller);
         core.authorize(&caller, Operation::Subscribe)?;
         let log = core.log()?.clone();
         let parent = lock(&core.cancel).clone();
         let state = Arc::new(SubscriberState::new(
-            caller.id.clone(),
+            caller.id().to_owned(),
             parent.child_token(),
         ));
         {
             let mut subs = lock(&core.subscribers);
-            let list = subs.entry(caller.id.clone()).or_default();
+            let list = subs.entry(caller.id().to_owned()).or_default();
             list.retain(|s| !s.is_closed());
             list.push(state.clone());
         }
         Ok(Subscription::new(
             self.id().to_owned(),
             log,
-            core.read_filter(&caller.id),
+            core.read_filter(caller.id()),
             state,
             after,
         ))
@@ -374,8 +374,8 @@ impl<K: Subscriptions> Channel<K> {
 
     /// Ends every subscription of `caller` on this channel.
     pub fn unsubscribe(&self, caller: impl Caller) {
-        let caller = caller.principal();
-        if let Some(list) = lock(&self.core.subscribers).remove(&caller.id) {
+        let caller = Who::of(&caller);
+        if let Some(list) = lock(&self.core.subscribers).remove(caller.id()) {
             for s in list {
                 s.close();
             }
