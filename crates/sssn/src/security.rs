@@ -141,6 +141,13 @@ pub trait Security: Send + Sync + 'static {
     /// Whether `principal` may perform `op` on channel `channel_id`.
     fn authorize(&self, principal: &Principal, channel_id: &str, op: Operation) -> bool;
 
+    /// Whether the caller identified in process as `id` ([`Principal::local`]) may perform
+    /// `op` on `channel_id`. The same decision as [`authorize`](Self::authorize) of that
+    /// principal; the policies here override it so an in-process call builds no principal.
+    fn authorize_local(&self, id: &str, channel_id: &str, op: Operation) -> bool {
+        self.authorize(&Principal::local(id), channel_id, op)
+    }
+
     /// Issues a token for `system_id` with `role`, optionally scoped to `channels`.
     fn generate_token(
         &self,
@@ -171,6 +178,10 @@ impl Security for OpenSecurity {
     }
 
     fn authorize(&self, _: &Principal, _: &str, _: Operation) -> bool {
+        true
+    }
+
+    fn authorize_local(&self, _: &str, _: &str, _: Operation) -> bool {
         true
     }
 
@@ -280,9 +291,12 @@ impl Security for AclSecurity {
             })
     }
 
-    fn authorize(&self, principal: &Principal, _: &str, op: Operation) -> bool {
-        self.role_of(&principal.id)
-            .is_some_and(|r| r >= op.required_role())
+    fn authorize(&self, principal: &Principal, channel_id: &str, op: Operation) -> bool {
+        self.authorize_local(&principal.id, channel_id, op)
+    }
+
+    fn authorize_local(&self, id: &str, _: &str, op: Operation) -> bool {
+        self.role_of(id).is_some_and(|r| r >= op.required_role())
     }
 
     fn generate_token(
@@ -605,6 +619,11 @@ impl Security for JwtSecurity {
         }
     }
 
+    fn authorize_local(&self, _: &str, _: &str, _: Operation) -> bool {
+        // A principal with no role and no channel scope: trusted, as in `authorize`.
+        true
+    }
+
     fn generate_token(
         &self,
         system_id: &str,
@@ -651,6 +670,37 @@ mod tests {
             open.generate_token("sys", Role::Read, None, DAY).unwrap(),
             "sys"
         );
+    }
+
+    #[test]
+    fn local_callers_get_the_decision_of_their_principal() {
+        let acl = AclSecurity::default();
+        acl.grant("w", Role::Write);
+        let jwt = JwtSecurity::new(SECRET).unwrap();
+        let policies: [&dyn Security; 3] = [&OpenSecurity, &acl, &jwt];
+        let ops = [
+            Operation::Read,
+            Operation::Subscribe,
+            Operation::Write,
+            Operation::Claim,
+            Operation::Ack,
+            Operation::Nack,
+            Operation::Admin,
+        ];
+        for policy in policies {
+            for id in ["w", "nobody"] {
+                for op in ops {
+                    assert_eq!(
+                        policy.authorize_local(id, "c", op),
+                        policy.authorize(&Principal::local(id), "c", op),
+                        "{} policy, caller {id}, {op}",
+                        policy.name()
+                    );
+                }
+            }
+        }
+        assert!(!acl.authorize_local("nobody", "c", Operation::Read));
+        assert!(!acl.authorize_local("w", "c", Operation::Admin));
     }
 
     #[test]

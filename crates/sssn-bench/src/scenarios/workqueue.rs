@@ -107,8 +107,9 @@ async fn ours(values: Arc<Vec<Value>>) -> anyhow::Result<Timing> {
                 if claimed.is_empty() {
                     return Ok::<_, sssn::Error>(());
                 }
-                let ids: Vec<String> = claimed.iter().map(|c| c.message.id.clone()).collect();
-                let n = queue.ack(me.as_str(), &ids).await?.done.len();
+                // Acked by the claimed items themselves, as a consumer would (no copies of
+                // the ids: the baseline copies nothing either).
+                let n = queue.ack(me.as_str(), &claimed).await?.done.len();
                 acked.fetch_add(n, Ordering::Relaxed);
             }
         });

@@ -2,7 +2,7 @@
 //! kind.
 
 use super::kind::Kind;
-use super::{Caller, Channel};
+use super::{Caller, Channel, Who};
 use crate::error::Result;
 use crate::message::{ChannelInfo, ChannelMessage};
 
@@ -13,13 +13,13 @@ use crate::security::Operation;
 impl<K: Kind> Channel<K> {
     /// Identity snapshot for `caller`, who needs read rights (what a remote client sees).
     pub fn info_for(&self, caller: impl Caller) -> Result<ChannelInfo> {
-        self.core.authorize(&caller.principal(), Operation::Read)?;
+        self.core.authorize(&Who::of(&caller), Operation::Read)?;
         Ok(self.info())
     }
 
     /// Removes every message (admin). Cursors stay valid.
     pub async fn clear(&self, caller: impl Caller) -> Result<usize> {
-        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.authorize(&Who::of(&caller), Operation::Admin)?;
         self.core.log()?.clear().await
     }
 
@@ -31,7 +31,7 @@ impl<K: Kind> Channel<K> {
         caller: impl Caller,
         predicate: impl Fn(&ChannelMessage) -> bool,
     ) -> Result<usize> {
-        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.authorize(&Who::of(&caller), Operation::Admin)?;
         let log = self.core.log()?;
         let (mut after, mut removed) = (0, 0);
         loop {
@@ -59,7 +59,7 @@ impl<K: Kind> Channel<K> {
         before: Option<f64>,
         max_count: Option<usize>,
     ) -> Result<usize> {
-        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.authorize(&Who::of(&caller), Operation::Admin)?;
         self.core.log()?.evict(before, max_count).await
     }
 
@@ -69,7 +69,7 @@ impl<K: Kind> Channel<K> {
         caller: impl Caller,
         ids: &(impl super::MessageIds + ?Sized),
     ) -> Result<usize> {
-        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.authorize(&Who::of(&caller), Operation::Admin)?;
         self.core.log()?.remove(&ids.message_ids()).await
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::kind::{Claims, Kind};
-use super::{Caller, Channel};
+use super::{Caller, Channel, Who};
 use crate::error::Result;
 use crate::message::ChannelMessage;
 use crate::security::Operation;
@@ -186,7 +186,7 @@ impl<K: Claims> Channel<K> {
     /// allow it; JetStream refuses (`UnsupportedOperation`): the lease is the shared
     /// consumer's `ack_wait`, fixed when the channel opens.
     pub async fn set_claim_timeout(&self, caller: impl Caller, timeout: Duration) -> Result<()> {
-        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.authorize(&Who::of(&caller), Operation::Admin)?;
         self.core
             .claims("a claim timeout change")?
             .set_lease(timeout)
@@ -232,10 +232,10 @@ impl<K: Kind> Channel<K> {
         let core = &self.core;
         let span = trace::channel_span("claim", self.id(), core.kind.as_str());
         let queue = core.claims("claims (exclusive reads)")?;
-        let caller = caller.principal();
+        let caller = Who::of(&caller);
         core.authorize(&caller, Operation::Claim)?;
         let claimed = queue
-            .claim(&caller.id, limit)
+            .claim(caller.id(), limit)
             .instrument(span.clone())
             .await?;
         core.counters
@@ -249,7 +249,7 @@ impl<K: Kind> Channel<K> {
             first.map(|c| c.attempt),
             claimed.len(),
         );
-        self.note_claims(&claimed, &caller.id);
+        self.note_claims(&claimed, caller.id());
         Ok(claimed)
     }
 
@@ -287,13 +287,13 @@ impl<K: Kind> Channel<K> {
         let core = &self.core;
         let (what, op) = settle_operation(&how);
         let queue = core.claims(what)?;
-        let caller = caller.principal();
+        let caller = Who::of(&caller);
         core.authorize(&caller, op)?;
         let counter = settle_counter(core, &how);
         let hop = settle_hop(&how);
         let span = trace::channel_span(what_op(hop), self.id(), core.kind.as_str());
         let settled = queue
-            .settle(&caller.id, ids, how)
+            .settle(caller.id(), ids, how)
             .instrument(span.clone())
             .await?;
         if let Some(counter) = counter {
@@ -305,7 +305,7 @@ impl<K: Kind> Channel<K> {
                 span.record("message_id", *id);
             }
         }
-        self.note_settles(hop, ids, &settled, &caller.id);
+        self.note_settles(hop, ids, &settled, caller.id());
         Ok(settled)
     }
 
@@ -320,14 +320,14 @@ impl<K: Kind> Channel<K> {
         let core = &self.core;
         let (what, op) = settle_operation(&how);
         let queue = core.claims(what)?;
-        let caller = caller.principal();
+        let caller = Who::of(&caller);
         core.authorize(&caller, op)?;
         core.authorize(&caller, Operation::Claim)?;
         let counter = settle_counter(core, &how);
         let hop = settle_hop(&how);
         let span = trace::channel_span(what_op(hop), self.id(), core.kind.as_str());
         let (settled, claimed) = queue
-            .settle_and_claim(&caller.id, ids, how, limit)
+            .settle_and_claim(caller.id(), ids, how, limit)
             .instrument(span)
             .await?;
         if let Some(counter) = counter {
@@ -336,8 +336,8 @@ impl<K: Kind> Channel<K> {
         core.counters
             .claims
             .fetch_add(claimed.len() as u64, Ordering::Relaxed);
-        self.note_settles(hop, ids, &settled, &caller.id);
-        self.note_claims(&claimed, &caller.id);
+        self.note_settles(hop, ids, &settled, caller.id());
+        self.note_claims(&claimed, caller.id());
         Ok((settled, claimed))
     }
 
@@ -347,13 +347,13 @@ impl<K: Kind> Channel<K> {
         limit: usize,
     ) -> Result<Vec<DeadLetter>> {
         let queue = self.core.claims("dead letters")?;
-        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.authorize(&Who::of(&caller), Operation::Admin)?;
         queue.dead_letters(limit).await
     }
 
     pub(crate) async fn redrive_any(&self, caller: impl Caller, ids: &[&str]) -> Result<usize> {
         let queue = self.core.claims("redrive")?;
-        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.authorize(&Who::of(&caller), Operation::Admin)?;
         queue.redrive(ids).await
     }
 }

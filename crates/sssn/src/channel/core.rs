@@ -9,13 +9,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::ChannelState;
 use super::hook_calls::Hooks;
 use super::periodic::RawBuffer;
 use super::subscription::SubscriberState;
+use super::{ChannelState, Who};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ChannelInfo, ChannelKind, ChannelMessage, Payload};
-use crate::security::{Operation, Principal, Security};
+use crate::security::{Operation, Security};
 use crate::store::{ChannelSpec, ChannelStorage, ClaimQueue, Entry, Log, ReadFilter, Store};
 use crate::trace::journal::{self, HopKind};
 
@@ -171,11 +171,16 @@ impl Core {
 
     /// Authorises `op` for `caller` under the channel's security: the one check of every
     /// operation, local or remote.
-    pub(crate) fn authorize(&self, caller: &Principal, op: Operation) -> Result<()> {
-        if self.security().authorize(caller, self.id(), op) {
+    pub(crate) fn authorize(&self, caller: &Who<'_>, op: Operation) -> Result<()> {
+        let security = self.security();
+        let allowed = match caller {
+            Who::Local(id) => security.authorize_local(id, self.id(), op),
+            Who::Principal(p) => security.authorize(p, self.id(), op),
+        };
+        if allowed {
             Ok(())
         } else {
-            Err(Error::denied(&caller.id, self.id(), op))
+            Err(Error::denied(caller.id(), self.id(), op))
         }
     }
 
@@ -271,6 +276,13 @@ impl Core {
         let entries = self.log()?.append(messages).await?;
         self.appended(&entries).await;
         Ok(entries)
+    }
+
+    /// [`append`](Self::append) of one message.
+    pub(crate) async fn append_one(&self, message: ChannelMessage) -> Result<Entry> {
+        let entry = self.log()?.append_one(message).await?;
+        self.appended(std::slice::from_ref(&entry)).await;
+        Ok(entry)
     }
 
     /// Stores `message` as the one version of its id ([`Log::replace`]) and runs

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kind::kind;
 use super::registry::{Record, Registry};
-use super::{Caller, Channel, ChannelBuilder};
+use super::{Caller, Channel, ChannelBuilder, Who};
 use crate::descriptor::ServiceDescriptor;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ChannelInfo, ChannelKind, ChannelMessage, Content, Visibility};
@@ -88,13 +88,13 @@ impl Channel<Discovery> {
     /// Checks a change of the registry: running, and `Write` for the caller.
     fn check_change(&self, caller: &impl Caller) -> Result<()> {
         self.core.check_accepting()?;
-        self.core.authorize(&caller.principal(), Operation::Write)
+        self.core.authorize(&Who::of(&caller), Operation::Write)
     }
 
     /// Checks a query: started once, and `Read` for the caller.
     fn check_query(&self, caller: &impl Caller) -> Result<&Registry> {
         self.core.storage()?;
-        self.core.authorize(&caller.principal(), Operation::Read)?;
+        self.core.authorize(&Who::of(&caller), Operation::Read)?;
         self.registry()
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::kind::Kind;
-use super::{Caller, Channel};
+use super::{Caller, Channel, Who};
 use crate::error::Result;
 use crate::message::ChannelMessage;
 use crate::security::Operation;
@@ -15,10 +15,12 @@ impl<K: Kind> Channel<K> {
     /// each reader only its own messages and those addressed to nobody.
     pub async fn history(&self, caller: impl Caller, query: &History) -> Result<Vec<Entry>> {
         let core = &self.core;
-        let caller = caller.principal();
+        let caller = Who::of(&caller);
         core.authorize(&caller, Operation::Read)?;
         let log = core.log()?;
-        query.run(log.as_ref(), &core.read_filter(&caller.id)).await
+        query
+            .run(log.as_ref(), &core.read_filter(caller.id()))
+            .await
     }
 
     /// The stored message with this id, if any (v1's `get`).

@@ -106,16 +106,28 @@ use periodic::RawBuffer;
 pub trait Caller {
     /// The caller as a principal.
     fn principal(&self) -> Cow<'_, Principal>;
+
+    /// The caller's id when it is identified in process by its id alone (`&str`,
+    /// `String`): operations then borrow it instead of building a principal per call.
+    fn local_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Caller for str {
     fn principal(&self) -> Cow<'_, Principal> {
         Cow::Owned(Principal::local(self))
     }
+    fn local_id(&self) -> Option<&str> {
+        Some(self)
+    }
 }
 impl Caller for String {
     fn principal(&self) -> Cow<'_, Principal> {
         Cow::Owned(Principal::local(self.as_str()))
+    }
+    fn local_id(&self) -> Option<&str> {
+        Some(self)
     }
 }
 impl Caller for Principal {
@@ -126,6 +138,32 @@ impl Caller for Principal {
 impl<T: Caller + ?Sized> Caller for &T {
     fn principal(&self) -> Cow<'_, Principal> {
         (**self).principal()
+    }
+    fn local_id(&self) -> Option<&str> {
+        (**self).local_id()
+    }
+}
+
+/// A caller as one operation sees it: an in-process id borrowed, else its principal.
+pub(crate) enum Who<'a> {
+    Local(&'a str),
+    Principal(Cow<'a, Principal>),
+}
+
+impl<'a> Who<'a> {
+    pub(crate) fn of<C: Caller + ?Sized>(caller: &'a C) -> Self {
+        match caller.local_id() {
+            Some(id) => Self::Local(id),
+            None => Self::Principal(caller.principal()),
+        }
+    }
+
+    /// The caller's id: the sender, reader or claimer id.
+    pub(crate) fn id(&self) -> &str {
+        match self {
+            Self::Local(id) => id,
+            Self::Principal(p) => &p.id,
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::kind::{Kind, SharedReads};
-use super::{Caller, Channel, ReadOptions};
+use super::{Caller, Channel, ReadOptions, Who};
 use crate::error::Result;
 use crate::message::ChannelMessage;
 use crate::security::Operation;
@@ -41,9 +41,9 @@ impl<K: SharedReads> Channel<K> {
     ) -> Result<Vec<Entry>> {
         let core = &self.core;
         core.require_shared_reads()?;
-        let caller = caller.principal();
+        let caller = Who::of(&caller);
         core.authorize(&caller, Operation::Read)?;
-        let filter = core.read_filter(&caller.id);
+        let filter = core.read_filter(caller.id());
         let mut out = core.log()?.range(after, limit).await?;
         out.retain(|e| filter.matches(&e.message));
         Ok(out)
@@ -75,11 +75,11 @@ impl<K: Kind> Channel<K> {
     ) -> Result<Vec<Arc<ChannelMessage>>> {
         let core = &self.core;
         core.require_shared_reads()?;
-        let caller = caller.principal();
+        let caller = Who::of(&caller);
         core.authorize(&caller, Operation::Read)?;
         let entries = core
             .log()?
-            .read(&caller.id, from, limit, &core.read_filter(&caller.id))
+            .read(caller.id(), from, limit, &core.read_filter(caller.id()))
             .await?;
         core.counters
             .reads

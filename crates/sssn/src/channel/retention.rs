@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::kind::Kind;
-use super::{Caller, Channel};
+use super::{Caller, Channel, Who};
 use crate::clock::millis;
 use crate::error::Result;
 use crate::security::Operation;
@@ -68,7 +68,7 @@ impl<K: Kind> Channel<K> {
         max_age: Option<Duration>,
         max_count: Option<usize>,
     ) -> Result<()> {
-        self.core.authorize(&caller.principal(), Operation::Admin)?;
+        self.core.authorize(&Who::of(&caller), Operation::Admin)?;
         self.core.retention.set(max_age, max_count);
         Ok(())
     }

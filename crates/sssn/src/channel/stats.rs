@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::core::lock;
 use super::kind::Kind;
-use super::{Caller, Channel, ChannelState};
+use super::{Caller, Channel, ChannelState, Who};
 use crate::error::Result;
 use crate::message::ChannelKind;
 use crate::security::Operation;
@@ -146,7 +146,7 @@ impl<K: Kind> Channel<K> {
     /// [`stats`](Self::stats) for `caller`, who needs read rights (what a remote client
     /// sees).
     pub async fn stats_for(&self, caller: impl Caller) -> Result<ChannelStats> {
-        self.core.authorize(&caller.principal(), Operation::Read)?;
+        self.core.authorize(&Who::of(&caller), Operation::Read)?;
         self.stats().await
     }
 }

@@ -9,6 +9,7 @@
 //! says so with [`RecvError::Gap`] naming the first and last sequence lost, then goes on
 //! with the next stored message. Nothing is ever skipped silently.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::core::lock;
 use super::kind::Subscriptions;
-use super::{Caller, Channel};
+use super::{Caller, Channel, Who};
 use crate::error::Result;
 use crate::security::Operation;
 use crate::store::{Entry, Log, ReadFilter, Seq};
@@ -103,7 +104,11 @@ enum Source {
         store: Arc<dyn Log>,
         filter: ReadFilter,
         catching_up: bool,
-        backlog: std::collections::VecDeque<Entry>,
+        backlog: VecDeque<Entry>,
+        /// The first feed entry after a lag (or a jump): catch-up from the store stops
+        /// before it, and the feed goes on from it, so a lag costs the messages the feed
+        /// lost, not a re-read of everything since.
+        resume: Option<Entry>,
     },
     /// Deliveries forwarded by a transport (e.g. an SSE client task).
     Remote {
@@ -149,6 +154,7 @@ impl Subscription {
                 filter,
                 catching_up,
                 backlog: Default::default(),
+                resume: None,
             },
         }
     }
@@ -215,6 +221,7 @@ impl Subscription {
                 filter,
                 catching_up,
                 backlog,
+                resume,
             } => {
                 let position = || state.position.load(Ordering::Relaxed);
                 let advance = |seq: Seq| state.position.store(seq, Ordering::Relaxed);
@@ -242,45 +249,49 @@ impl Subscription {
                         continue;
                     }
                     if *catching_up {
-                        let from = position();
-                        let missed = store.range(from, 256).await.map_err(|e| {
-                            tracing::warn!(channel = %channel_id, error = %e, "subscriber catch-up failed");
-                            RecvError::Closed
-                        })?;
-                        if missed.is_empty() {
+                        if resume.is_none() {
+                            *resume = first_unseen(rx, position());
+                        }
+                        if let Some(gap) = catch_up(&**store, position(), resume, backlog)
+                            .await
+                            .map_err(|e| {
+                                tracing::warn!(channel = %channel_id, error = %e, "subscriber catch-up failed");
+                                RecvError::Closed
+                            })?
+                        {
                             *catching_up = false;
-                            // Everything up to the head is gone (the head is read after the
-                            // range, so nothing appended meanwhile is taken for lost).
-                            let head = store.head();
-                            if head > from {
-                                let gap = RecvError::Gap {
-                                    from: from + 1,
-                                    to: head,
-                                };
-                                advance(head);
-                                return Err(gap);
+                            if let Some(to) = gap {
+                                let from = position() + 1;
+                                advance(to);
+                                return Err(RecvError::Gap { from, to });
                             }
-                        } else {
-                            backlog.extend(missed);
                         }
                         continue;
                     }
-                    // Deliveries already queued need no waiting (the hot path).
-                    let received = match rx.try_recv() {
-                        Ok(entry) => Ok(entry),
-                        Err(TryRecvError::Lagged(n)) => Err(broadcast::error::RecvError::Lagged(n)),
-                        Err(TryRecvError::Closed) => Err(broadcast::error::RecvError::Closed),
-                        Err(TryRecvError::Empty) => tokio::select! {
-                            biased;
-                            () = state.cancel.cancelled() => return Err(RecvError::Closed),
-                            r = rx.recv() => r,
-                        },
+                    let received = if let Some(entry) = resume.take() {
+                        Ok(entry)
+                    } else {
+                        // Deliveries already queued need no waiting (the hot path).
+                        match rx.try_recv() {
+                            Ok(entry) => Ok(entry),
+                            Err(TryRecvError::Lagged(n)) => {
+                                Err(broadcast::error::RecvError::Lagged(n))
+                            }
+                            Err(TryRecvError::Closed) => Err(broadcast::error::RecvError::Closed),
+                            Err(TryRecvError::Empty) => tokio::select! {
+                                biased;
+                                () = state.cancel.cancelled() => return Err(RecvError::Closed),
+                                r = rx.recv() => r,
+                            },
+                        }
                     };
                     match received {
                         Ok(entry) if entry.seq <= position() => {} // already delivered from the store
                         Ok(entry) => {
                             if entry.seq > position() + 1 {
-                                // The feed is ahead of us (we joined mid-append): refill from the store.
+                                // The feed is ahead of us (we joined mid-append, or lagged):
+                                // what lies between comes from the store, then this entry.
+                                *resume = Some(entry);
                                 *catching_up = true;
                                 continue;
                             }
@@ -330,6 +341,52 @@ impl Drop for Subscription {
     }
 }
 
+/// Messages read from the store per catch-up step.
+const CATCH_UP_CHUNK: usize = 256;
+
+/// The first feed entry after `position`, if the feed holds one now (after a lag it
+/// holds the newest `capacity` entries; older ones already delivered are passed over).
+fn first_unseen(rx: &mut broadcast::Receiver<Entry>, position: Seq) -> Option<Entry> {
+    loop {
+        match rx.try_recv() {
+            Ok(entry) if entry.seq <= position => {}
+            Ok(entry) => return Some(entry),
+            // Lagged again: the next entry is the oldest the feed still holds.
+            Err(TryRecvError::Lagged(_)) => {}
+            Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
+        }
+    }
+}
+
+/// One step of catching up from the store after `from`, up to the `resume` entry (or the
+/// head when there is none): fills `backlog`, or says the catch-up is over (`Some`), with
+/// the last sequence lost when messages before the end were removed (`Some(Some(to))`).
+async fn catch_up(
+    store: &dyn Log,
+    from: Seq,
+    resume: &Option<Entry>,
+    backlog: &mut VecDeque<Entry>,
+) -> Result<Option<Option<Seq>>> {
+    // The head is read before the range: a message appended after the range was read is
+    // then never taken for lost.
+    let end = match resume {
+        Some(entry) => entry.seq - 1,
+        None => store.head(),
+    };
+    if end <= from {
+        return Ok(Some(None));
+    }
+    let wanted = usize::try_from(end - from).map_or(CATCH_UP_CHUNK, |n| n.min(CATCH_UP_CHUNK));
+    let missed = store.range(from, wanted).await?;
+    let before = backlog.len();
+    backlog.extend(missed.into_iter().take_while(|e| e.seq <= end));
+    if backlog.len() > before {
+        return Ok(None);
+    }
+    // Nothing stored between `from` and `end`: those messages were removed.
+    Ok(Some(Some(end)))
+}
+
 impl<K: Subscriptions> Channel<K> {
     /// Subscribes to every new message from now on. On a mailbox only messages for the
     /// caller (or for everyone) are delivered.
@@ -349,24 +406,24 @@ impl<K: Subscriptions> Channel<K> {
         after: Option<Seq>,
     ) -> Result<Subscription> {
         let core = &self.core;
-        let caller = caller.principal();
+        let caller = Who::of(&caller);
         core.authorize(&caller, Operation::Subscribe)?;
         let log = core.log()?.clone();
         let parent = lock(&core.cancel).clone();
         let state = Arc::new(SubscriberState::new(
-            caller.id.clone(),
+            caller.id().to_owned(),
             parent.child_token(),
         ));
         {
             let mut subs = lock(&core.subscribers);
-            let list = subs.entry(caller.id.clone()).or_default();
+            let list = subs.entry(caller.id().to_owned()).or_default();
             list.retain(|s| !s.is_closed());
             list.push(state.clone());
         }
         Ok(Subscription::new(
             self.id().to_owned(),
             log,
-            core.read_filter(&caller.id),
+            core.read_filter(caller.id()),
             state,
             after,
         ))
@@ -374,11 +431,69 @@ impl<K: Subscriptions> Channel<K> {
 
     /// Ends every subscription of `caller` on this channel.
     pub fn unsubscribe(&self, caller: impl Caller) {
-        let caller = caller.principal();
-        if let Some(list) = lock(&self.core.subscribers).remove(&caller.id) {
+        let caller = Who::of(&caller);
+        if let Some(list) = lock(&self.core.subscribers).remove(caller.id()) {
             for s in list {
                 s.close();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::RecvError;
+    use crate::channel::BroadcastChannel;
+
+    /// Subscribers far behind a writer that keeps appending alternate between the store
+    /// and the feed; every message arrives once, in order, and none is reported lost (a
+    /// catch-up that read the head after its range used to report a message appended in
+    /// between as removed, and its subscriber then waited forever for it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lagging_subscribers_lose_nothing_while_the_writer_appends() {
+        const N: u64 = 20_000;
+        let feed = BroadcastChannel::new("lag").subscriber_capacity(8).build();
+        feed.start().await.unwrap();
+        let mut readers = tokio::task::JoinSet::new();
+        for k in 0..4 {
+            let mut sub = feed.subscribe(format!("sub-{k}")).await.unwrap();
+            readers.spawn(async move {
+                let (mut next, mut lags) = (1, 0);
+                while next <= N {
+                    match sub.recv().await {
+                        Ok(entry) => {
+                            assert_eq!(entry.seq, next, "in order, once");
+                            next += 1;
+                        }
+                        Err(RecvError::Lagged(_)) => lags += 1,
+                        Err(e) => panic!("subscriber {k} at {next}: {e}"),
+                    }
+                }
+                lags
+            });
+        }
+        let writer = feed.clone();
+        let writing = tokio::spawn(async move {
+            for i in 0..N {
+                writer.write("w", &i).await.unwrap();
+                if i % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let all = async {
+            writing.await.unwrap();
+            let mut lags = 0;
+            while let Some(r) = readers.join_next().await {
+                lags += r.unwrap();
+            }
+            lags
+        };
+        let lags = tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .expect("every subscriber got every message");
+        assert!(lags > 0, "capacity 8 against 20,000 writes lags");
     }
 }

@@ -4,7 +4,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use super::kind::Kind;
-use super::{Caller, Channel};
+use super::{Caller, Channel, Who};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ChannelMessage, Content, Payload};
 use crate::security::Operation;
@@ -47,8 +47,31 @@ impl<K: Kind> Channel<K> {
 
     /// Writes one payload (see [`Payload`]).
     pub async fn write_payload(&self, caller: impl Caller, payload: Payload) -> Result<String> {
-        let mut ids = self.write_batch(caller, vec![payload]).await?;
-        Ok(ids.pop().unwrap_or_default())
+        if self.core.raw.is_some() {
+            // A periodic channel buffers what is written: the batch path does that.
+            let mut ids = self.write_batch(caller, vec![payload]).await?;
+            return Ok(ids.pop().unwrap_or_default());
+        }
+        let span = crate::trace::channel_span("write", self.id(), self.core.kind.as_str());
+        self.write_one(caller, payload).instrument(span).await
+    }
+
+    /// [`write_batch_in`](Self::write_batch_in) of one payload on a channel without a raw
+    /// buffer, with the same checks and outcomes, minus the vectors a batch needs.
+    async fn write_one(&self, caller: impl Caller, payload: Payload) -> Result<String> {
+        let core = &self.core;
+        let caller = Who::of(&caller);
+        if let Err(e) = core
+            .check_accepting()
+            .and_then(|()| core.authorize(&caller, Operation::Write))
+        {
+            return Err(e.with_rejected(payload));
+        }
+        let Some(message) = core.prepare(caller.id(), payload, true).await? else {
+            return Ok(String::new());
+        };
+        let entry = core.append_one(message).await?;
+        Ok(entry.message.id.clone())
     }
 
     /// Writes several payloads in one store append. Returns one id per payload (`""` where
@@ -69,7 +92,7 @@ impl<K: Kind> Channel<K> {
         payloads: Vec<Payload>,
     ) -> Result<Vec<String>> {
         let core = &self.core;
-        let caller = caller.principal();
+        let caller = Who::of(&caller);
         if let Err(e) = core.check_accepting() {
             return Err(e.with_rejected_all(payloads));
         }
@@ -80,16 +103,16 @@ impl<K: Kind> Channel<K> {
             // Checked before buffering, so a refused write is refused now, not dropped later.
             if let Err(e) = payloads
                 .iter()
-                .try_for_each(|p| core.check_sender(&caller.id, p))
+                .try_for_each(|p| core.check_sender(caller.id(), p))
             {
                 return Err(e.with_rejected_all(payloads));
             }
-            return raw.push(self.id(), &caller.id, payloads).await;
+            return raw.push(self.id(), caller.id(), payloads).await;
         }
         let mut messages = Vec::with_capacity(payloads.len());
         let mut slots = Vec::with_capacity(payloads.len());
         for payload in payloads {
-            match core.prepare(&caller.id, payload, true).await? {
+            match core.prepare(caller.id(), payload, true).await? {
                 Some(m) => {
                     slots.push(Some(messages.len()));
                     messages.push(m);

@@ -116,6 +116,10 @@ struct Lease {
     deadline_ms: u64,
 }
 
+/// A map keyed by sequence. The store assigns sequences (no caller chooses them), so a
+/// fast fixed hash is safe here, and it is several times cheaper than SipHash.
+pub(super) type SeqMap<V> = HashMap<Seq, V, foldhash::fast::FixedState>;
+
 struct State {
     /// Sequence of `slots[0]`.
     base: Seq,
@@ -134,7 +138,7 @@ struct State {
     inboxes: HashMap<String, inbox::Inbox>,
     delayed: BinaryHeap<Reverse<(u64, Seq)>>,
     delayed_count: usize,
-    in_flight: HashMap<Seq, Lease>,
+    in_flight: SeqMap<Lease>,
     leases: BinaryHeap<Reverse<(u64, Seq)>>,
     dead: VecDeque<DeadLetter>,
     acknowledged: u64,
@@ -177,7 +181,7 @@ impl MemoryChannel {
                 inboxes: HashMap::new(),
                 delayed: BinaryHeap::new(),
                 delayed_count: 0,
-                in_flight: HashMap::new(),
+                in_flight: SeqMap::default(),
                 leases: BinaryHeap::new(),
                 dead: VecDeque::new(),
                 acknowledged: 0,
@@ -422,6 +426,23 @@ impl State {
 }
 
 impl MemoryChannel {
+    /// Appends `message` under the lock, unless its id is stored already (then its stored
+    /// entry is the answer).
+    fn append_locked(&self, st: &mut State, message: ChannelMessage, now: u64) -> Entry {
+        if let Some(seq) = st.seq_of(&message.id)
+            && let Some(slot) = st.slot(seq)
+        {
+            return Entry {
+                seq,
+                message: slot.message.clone(),
+            };
+        }
+        let entry = st.push(message, now);
+        // Sent under the lock so the feed order is the sequence order.
+        let _ = self.feed.send(entry.clone());
+        entry
+    }
+
     /// The claim policy; only called on channels opened with claims (their claim queue).
     fn policy(&self) -> ClaimPolicy {
         ClaimPolicy {
@@ -436,23 +457,15 @@ impl Log for MemoryChannel {
     async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
         let now = now_millis();
         let mut st = self.lock();
-        let mut out = Vec::with_capacity(messages.len());
-        for message in messages {
-            if let Some(seq) = st.seq_of(&message.id)
-                && let Some(slot) = st.slot(seq)
-            {
-                out.push(Entry {
-                    seq,
-                    message: slot.message.clone(),
-                });
-                continue;
-            }
-            let entry = st.push(message, now);
-            // Sent under the lock so the feed order is the sequence order.
-            let _ = self.feed.send(entry.clone());
-            out.push(entry);
-        }
-        Ok(out)
+        Ok(messages
+            .into_iter()
+            .map(|message| self.append_locked(&mut st, message, now))
+            .collect())
+    }
+
+    async fn append_one(&self, message: ChannelMessage) -> Result<Entry> {
+        let now = now_millis();
+        Ok(self.append_locked(&mut self.lock(), message, now))
     }
 
     async fn replace(&self, message: ChannelMessage, _ttl: Option<Duration>) -> Result<Entry> {

@@ -402,6 +402,17 @@ pub trait Log: Send + Sync + 'static {
     /// once the append is durable (for durable stores); the feed sees it afterwards.
     async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>>;
 
+    /// [`append`](Self::append) of one message (a single write's path); a store may
+    /// override it to spare the vectors.
+    async fn append_one(&self, message: ChannelMessage) -> Result<Entry> {
+        self.append(vec![message]).await?.pop().ok_or_else(|| {
+            crate::Error::new(
+                crate::ErrorKind::Internal,
+                "the store's append returned no entry",
+            )
+        })
+    }
+
     /// Shared read: up to `limit` messages after the start point that pass `filter`, in
     /// sequence order. Stores the reader's cursor at the last message examined.
     async fn read(

@@ -27,7 +27,7 @@ impl ClaimQueue for MemoryChannel {
         let claimer: Arc<str> = Arc::from(claimer);
         let mut st = self.lock();
         st.maintain(&policy, now);
-        let mut out = Vec::with_capacity(limit.min(st.ready.len()));
+        let mut out = Vec::with_capacity(limit.min(st.ready.len() + st.fresh));
         while out.len() < limit {
             let Some(seq) = st.next_claimable() else {
                 break;
@@ -67,7 +67,10 @@ impl ClaimQueue for MemoryChannel {
         if self.scope == ClaimScope::PerRecipient {
             return Ok(st.inbox_settle(&policy, claimer, ids, &how, now));
         }
-        let mut out = Settled::default();
+        let mut out = Settled {
+            done: Vec::with_capacity(ids.len()),
+            stale: Vec::new(),
+        };
         for &id in ids {
             let Some(seq) = st.live_claim(claimer, id, now) else {
                 out.stale.push(id.to_owned());

@@ -9,10 +9,10 @@
 //! are dropped lazily, when an inbox next meets them.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
-use super::State;
+use super::{SeqMap, State};
 use crate::message::ChannelMessage;
 use crate::policy::{ClaimPolicy, ClaimScope, DeadReason, Fate, Release};
 use crate::store::{ClaimStats, Claimed, DeadLetter, Seq, Settle, Settled};
@@ -25,14 +25,14 @@ pub(super) struct Inbox {
     /// The log has been examined up to here for messages this inbox never took.
     scanned: Seq,
     /// Deliveries so far of each message this inbox took and has not finished.
-    attempts: HashMap<Seq, u32>,
+    attempts: SeqMap<u32>,
     /// Released messages, claimable again.
     ready: BTreeSet<Seq>,
     /// Nacked with a delay: when each is due (the heap may hold stale entries).
-    delayed_due: HashMap<Seq, u64>,
+    delayed_due: SeqMap<u64>,
     delays: BinaryHeap<Reverse<(u64, Seq)>>,
     /// Held by a claim: its lease deadline (the heap may hold stale entries).
-    in_flight: HashMap<Seq, u64>,
+    in_flight: SeqMap<u64>,
     leases: BinaryHeap<Reverse<(u64, Seq)>>,
 }
 
