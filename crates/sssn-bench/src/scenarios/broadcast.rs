@@ -16,7 +16,7 @@ use sssn::channel::BroadcastChannel;
 use tokio::sync::broadcast;
 
 use super::{Config, paired, record, secs};
-use crate::report::{Better, Figure, Outcome};
+use crate::report::{Better, Figure, Goal, Outcome};
 
 const SUBSCRIBERS: usize = 10;
 /// Repetitions inside one run (see `workqueue`).
@@ -40,6 +40,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
                 format!("raw tokio::sync::broadcast, {SUBSCRIBERS} receivers, capacity {n}"),
                 base,
             )
+            // Issue 16's goal.
+            .goal(Goal::RatioAtLeast(0.6))
             .note(format!(
                 "{SUBSCRIBERS} subscribers, {n} messages written one by one; every subscriber gets every message; {REPS} times per run"
             ))

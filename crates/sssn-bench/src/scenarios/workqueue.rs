@@ -55,7 +55,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<Vec<Outcome>> {
         Figure::new("workqueue", "msgs/s", Better::Higher)
             .ours(e2e(&ours))
             .baseline(mpsc_what, e2e(&base))
+            // Issue 2's floor, then issue 16's goal.
             .goal(Goal::RatioAtLeast(0.2))
+            .goal(Goal::RatioAtLeast(0.5))
             .note(format!(
                 "{n} small JSON messages written one by one, then drained by {CONSUMERS} consumers claiming {CLAIM} and acking each batch (memory store); {REPS} times per run"
             ))
