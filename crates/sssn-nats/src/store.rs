@@ -101,7 +101,9 @@ pub struct JetStreamOptions {
     /// the claims consumer acknowledges it: an ack is one `+ACK` instead of a delete
     /// request and a `+ACK` (see the crate README, "Acks that remove"). Streams that exist
     /// keep the retention they were created with, and the store follows it. Default
-    /// `true`; `false` creates limits-retention streams, acknowledged by deleting.
+    /// `false` (limits-retention streams, acknowledged by deleting): opt in with `true`.
+    /// It is not the default yet because the server-crash test once found messages gone
+    /// from such a stream on 2.9.10 that no worker had acknowledged (see the README).
     pub remove_on_ack: bool,
 }
 
@@ -119,7 +121,7 @@ impl Default for JetStreamOptions {
             ping_interval: Duration::from_secs(10),
             claim_wait: Duration::from_millis(50),
             atomic_batches: true,
-            remove_on_ack: true,
+            remove_on_ack: false,
         }
     }
 }

@@ -238,7 +238,7 @@ mod tests {
         let (_, o) = parse(
             "nats://h:1?storage=memory&request_timeout=2s&durable_acks=true&name=svc\
              &retry_connect=true&server_version=2.9.10&ping_interval=1s&claim_wait=250ms\
-             &atomic_batches=false&remove_on_ack=false",
+             &atomic_batches=false&remove_on_ack=true",
             JetStreamOptions::default(),
         )
         .unwrap();
@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(o.ping_interval, Duration::from_secs(1));
         assert_eq!(o.claim_wait, Duration::from_millis(250));
         assert!(!o.atomic_batches && JetStreamOptions::default().atomic_batches);
-        assert!(!o.remove_on_ack && JetStreamOptions::default().remove_on_ack);
+        assert!(o.remove_on_ack && !JetStreamOptions::default().remove_on_ack);
         let (_, o) = parse(
             "nats://h:1?request_timeout=750",
             JetStreamOptions::default(),

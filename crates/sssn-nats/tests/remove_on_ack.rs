@@ -20,6 +20,16 @@ use sssn_nats::JetStreamStore;
 
 const LEASE: Duration = Duration::from_secs(30);
 
+/// Acks that remove are opt-in: the test store's options with them on.
+async fn interest_on(ts: &mut TestStore) {
+    let options = ts.store.options().clone().remove_on_ack(true);
+    ts.store = Arc::new(
+        JetStreamStore::connect_with(&ts.url, options)
+            .await
+            .unwrap(),
+    );
+}
+
 /// The retention the server has for channel `id`'s stream.
 async fn retention(ts: &TestStore, id: &str) -> RetentionPolicy {
     let js = async_nats::jetstream::new(ts.store.client().clone());
@@ -29,9 +39,10 @@ async fn retention(ts: &TestStore, id: &str) -> RetentionPolicy {
 }
 
 async fn acks_remove_on_interest_streams(release: Release) {
-    let Some(ts) = common::store_of(release, "acks_remove_on_interest_streams").await else {
+    let Some(mut ts) = common::store_of(release, "acks_remove_on_interest_streams").await else {
         return;
     };
+    interest_on(&mut ts).await;
     let q = WorkQueueChannel::new("q")
         .claim_timeout(LEASE)
         .store(ts.store.clone())
@@ -63,10 +74,11 @@ async fn acks_remove_on_interest_streams(release: Release) {
 /// A shared reader's consumer (and the feed's) holds the messages it has not read yet; an
 /// ack removes them anyway.
 async fn acks_remove_messages_other_consumers_hold(release: Release) {
-    let Some(ts) = common::store_of(release, "acks_remove_messages_other_consumers_hold").await
+    let Some(mut ts) = common::store_of(release, "acks_remove_messages_other_consumers_hold").await
     else {
         return;
     };
+    interest_on(&mut ts).await;
     let ch = PassthroughChannel::new("p")
         .claim_timeout(LEASE)
         .store(ts.store.clone())
@@ -111,9 +123,10 @@ async fn acks_remove_messages_other_consumers_hold(release: Release) {
 /// A channel stream with limits retention (made by an earlier version, or with
 /// `remove_on_ack(false)`) keeps it and is acknowledged by deleting.
 async fn limits_streams_keep_working(release: Release) {
-    let Some(ts) = common::store_of(release, "limits_streams_keep_working").await else {
+    let Some(mut ts) = common::store_of(release, "limits_streams_keep_working").await else {
         return;
     };
+    interest_on(&mut ts).await;
     let old =
         JetStreamStore::connect_with(&ts.url, ts.store.options().clone().remove_on_ack(false))
             .await
@@ -143,9 +156,10 @@ async fn limits_streams_keep_working(release: Release) {
 /// An ack of a message this handle removed since it was claimed is stale, as on the other
 /// stores (the `+ACK` alone would not tell).
 async fn ack_after_a_removal_is_stale(release: Release) {
-    let Some(ts) = common::store_of(release, "ack_after_a_removal_is_stale").await else {
+    let Some(mut ts) = common::store_of(release, "ack_after_a_removal_is_stale").await else {
         return;
     };
+    interest_on(&mut ts).await;
     let q = WorkQueueChannel::new("q")
         .claim_timeout(LEASE)
         .store(ts.store.clone())
@@ -166,11 +180,12 @@ async fn ack_after_a_removal_is_stale(release: Release) {
 /// Without its claims consumer an interest stream would drop appends: a log-only open is
 /// refused, from another process too, even before the consumer exists.
 async fn a_log_only_open_of_an_interest_stream_is_refused(release: Release) {
-    let Some(ts) =
+    let Some(mut ts) =
         common::store_of(release, "a_log_only_open_of_an_interest_stream_is_refused").await
     else {
         return;
     };
+    interest_on(&mut ts).await;
     ts.store
         .open_channel(&ChannelSpec::with_claims("q", ClaimPolicy::default()))
         .await
@@ -197,10 +212,11 @@ async fn a_log_only_open_of_an_interest_stream_is_refused(release: Release) {
 /// the only consumer of an interest stream drops every message no consumer needs; with a
 /// holding consumer from the restart point, delete and recreate keep them.
 async fn deleting_the_only_consumer_drops_messages(release: Release) {
-    let Some(ts) = common::store_of(release, "deleting_the_only_consumer_drops_messages").await
+    let Some(mut ts) = common::store_of(release, "deleting_the_only_consumer_drops_messages").await
     else {
         return;
     };
+    interest_on(&mut ts).await;
     use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
     let js = async_nats::jetstream::new(ts.store.client().clone());
     let prefix = ts.store.options().prefix.clone();

@@ -111,7 +111,9 @@ impl Sssn {
         let prefix = format!("peers{}", std::process::id());
         let store = JetStreamStore::connect_with(
             &format!("nats://{addr}"),
-            JetStreamOptions::default().prefix(prefix),
+            JetStreamOptions::default()
+                .prefix(prefix)
+                .remove_on_ack(true),
         )
         .await
         .with_context(|| format!("JetStream on {addr}"))?;
