@@ -130,11 +130,15 @@ async fn atomic_batches_can_be_switched_off(release: Release) {
     log.append(vec![message(1), big, message(3)])
         .await
         .unwrap_err();
-    assert_eq!(
-        stored(log.as_ref()).await,
-        2,
-        "message by message on every server"
-    );
+    // Message by message, the call returns at the first refused message while the third
+    // may still be on its way to the disk: wait for it, never for more than 5 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut n = stored(log.as_ref()).await;
+    while n < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        n = stored(log.as_ref()).await;
+    }
+    assert_eq!(n, 2, "message by message on every server");
 }
 
 async fn a_large_batch_with_duplicates(release: Release) {
