@@ -94,17 +94,7 @@ impl JetStreamChannel {
         }
         // Holes (acked or removed messages): walk the oldest `excess` sequences. (The
         // server's purge-with-keep counts holes as messages on 2.9.)
-        let oldest = self
-            .scan(
-                &self.stream,
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: first,
-                },
-                String::new(),
-                true,
-                usize::try_from(excess).unwrap_or(usize::MAX),
-            )
-            .await?;
+        let oldest = self.oldest_headers(first, excess).await?;
         Ok(Some(
             oldest
                 .last()

@@ -177,6 +177,20 @@ impl JetStreamChannel {
     }
 
     /// Reads `stream` from `policy` on: up to `limit` messages.
+    /// The headers of up to `n` messages of the channel's stream from sequence `first`.
+    pub(super) async fn oldest_headers(
+        &self,
+        first: Seq,
+        n: u64,
+    ) -> Result<Vec<jetstream::Message>> {
+        let policy = DeliverPolicy::ByStartSequence {
+            start_sequence: first,
+        };
+        let limit = usize::try_from(n).unwrap_or(usize::MAX);
+        self.scan(&self.stream, policy, String::new(), true, limit)
+            .await
+    }
+
     pub(super) async fn scan(
         &self,
         stream: &stream::Stream,
@@ -306,17 +320,7 @@ impl JetStreamChannel {
         if first >= seq {
             return Ok(0);
         }
-        let below = self
-            .scan(
-                &self.stream,
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: first,
-                },
-                String::new(),
-                true,
-                usize::try_from(seq - first).unwrap_or(usize::MAX),
-            )
-            .await?;
+        let below = self.oldest_headers(first, seq - first).await?;
         let seqs: Vec<Seq> = below
             .iter()
             .filter_map(|m| m.info().ok().map(|i| i.stream_sequence))
