@@ -30,6 +30,16 @@ async fn interest_on(ts: &mut TestStore) {
     );
 }
 
+/// Work queue "q" on `store`, started.
+async fn started_queue(store: Arc<JetStreamStore>) -> WorkQueueChannel {
+    let q = WorkQueueChannel::new("q")
+        .claim_timeout(LEASE)
+        .store(store)
+        .build();
+    q.start().await.unwrap();
+    q
+}
+
 /// The retention the server has for channel `id`'s stream.
 async fn retention(ts: &TestStore, id: &str) -> RetentionPolicy {
     let js = async_nats::jetstream::new(ts.store.client().clone());
@@ -43,11 +53,7 @@ async fn acks_remove_on_interest_streams(release: Release) {
         return;
     };
     interest_on(&mut ts).await;
-    let q = WorkQueueChannel::new("q")
-        .claim_timeout(LEASE)
-        .store(ts.store.clone())
-        .build();
-    q.start().await.unwrap();
+    let q = started_queue(ts.store.clone()).await;
     assert_eq!(retention(&ts, "q").await, RetentionPolicy::Interest);
     for i in 0..6 {
         q.write("p", &i).await.unwrap();
@@ -131,19 +137,11 @@ async fn limits_streams_keep_working(release: Release) {
         JetStreamStore::connect_with(&ts.url, ts.store.options().clone().remove_on_ack(false))
             .await
             .unwrap();
-    let q = WorkQueueChannel::new("q")
-        .claim_timeout(LEASE)
-        .store(Arc::new(old))
-        .build();
-    q.start().await.unwrap();
+    let q = started_queue(Arc::new(old)).await;
     q.write("p", &1).await.unwrap();
     q.stop().await;
     assert_eq!(retention(&ts, "q").await, RetentionPolicy::Limits);
-    let q = WorkQueueChannel::new("q")
-        .claim_timeout(LEASE)
-        .store(ts.store.clone())
-        .build();
-    q.start().await.unwrap();
+    let q = started_queue(ts.store.clone()).await;
     q.write("p", &2).await.unwrap();
     let claimed = q.claim("w", 5).await.unwrap();
     assert_eq!(claimed.len(), 2);
@@ -160,11 +158,7 @@ async fn ack_after_a_removal_is_stale(release: Release) {
         return;
     };
     interest_on(&mut ts).await;
-    let q = WorkQueueChannel::new("q")
-        .claim_timeout(LEASE)
-        .store(ts.store.clone())
-        .build();
-    q.start().await.unwrap();
+    let q = started_queue(ts.store.clone()).await;
     let a = q.write("p", &1).await.unwrap();
     let b = q.write("p", &2).await.unwrap();
     let claimed = q.claim("w", 2).await.unwrap();
