@@ -22,7 +22,8 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use crate::error::ApiError;
 use crate::openapi::schema;
-use crate::server::{AppState, events, routes as h};
+use crate::server::routes::{self as h, Settling};
+use crate::server::{AppState, events};
 
 /// The HTTP methods the API uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1091,7 +1092,7 @@ pub static ACKNOWLEDGE: Route = Route::new(
     Verb::Post,
     "/channels/{id}/acknowledge",
     "acknowledge",
-    |m| on(m, h::acknowledge),
+    |m| h::settling(m, Settling::Ack),
 )
 .op(ChannelOp::Ack)
 .summary("Acknowledge claimed messages (v1).")
@@ -1131,7 +1132,7 @@ pub static ACK_AND_CLAIM: Route = Route::new(
 );
 
 /// `POST /channels/{id}/nack` (v1).
-pub static NACK: Route = Route::new(Verb::Post, "/channels/{id}/nack", "nack", |m| on(m, h::nack))
+pub static NACK: Route = Route::new(Verb::Post, "/channels/{id}/nack", "nack", |m| h::settling(m, Settling::Nack))
     .op(ChannelOp::Nack)
     .summary("Release claimed messages (v1), optionally claimable again only after delay_ms.")
     .body(BodyDoc::Fields {
@@ -1148,7 +1149,7 @@ pub static NACK: Route = Route::new(Verb::Post, "/channels/{id}/nack", "nack", |
 
 /// `POST /channels/{id}/extend`.
 pub static EXTEND: Route = Route::new(Verb::Post, "/channels/{id}/extend", "extend", |m| {
-    on(m, h::extend)
+    h::settling(m, Settling::Extend)
 })
 .op(ChannelOp::Extend)
 .summary("Renew the leases of claimed messages for a full claim timeout from now.")
@@ -1166,7 +1167,7 @@ pub static EXTEND: Route = Route::new(Verb::Post, "/channels/{id}/extend", "exte
 
 /// `POST /channels/{id}/reject`.
 pub static REJECT: Route = Route::new(Verb::Post, "/channels/{id}/reject", "reject", |m| {
-    on(m, h::reject)
+    h::settling(m, Settling::Reject)
 })
 .op(ChannelOp::Reject)
 .summary("Dead-letter claimed messages.")
@@ -1206,7 +1207,7 @@ pub static DEAD_LETTERS: Route = Route::new(
 
 /// `POST /channels/{id}/redrive`.
 pub static REDRIVE: Route = Route::new(Verb::Post, "/channels/{id}/redrive", "redrive", |m| {
-    on(m, h::redrive)
+    h::settling(m, Settling::Redrive)
 })
 .op(ChannelOp::Redrive)
 .summary("Put dead letters back into the channel (admin).")
@@ -1259,7 +1260,7 @@ pub static EVICT: Route = Route::new(Verb::Post, "/channels/{id}/evict", "evict"
 
 /// `POST /channels/{id}/remove`.
 pub static REMOVE: Route = Route::new(Verb::Post, "/channels/{id}/remove", "remove", |m| {
-    on(m, h::remove)
+    h::settling(m, Settling::Remove)
 })
 .op(ChannelOp::Remove)
 .summary("Remove messages by id (admin).")

@@ -14,6 +14,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use serde::Serialize;
@@ -501,64 +502,15 @@ pub(crate) async fn serve_settle(
     Reply::json(&wire::SettledResponse::of(verb, settled))
 }
 
-pub(crate) async fn acknowledge(
-    authed: Authed,
-    State(state): S,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Reply, ApiError> {
-    let body = BodySource::Http(&headers, body);
-    serve_settle(&state, authed, body, Settling::Ack).await
-}
-
-pub(crate) async fn nack(
-    authed: Authed,
-    State(state): S,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Reply, ApiError> {
-    let body = BodySource::Http(&headers, body);
-    serve_settle(&state, authed, body, Settling::Nack).await
-}
-
-pub(crate) async fn extend(
-    authed: Authed,
-    State(state): S,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Reply, ApiError> {
-    let body = BodySource::Http(&headers, body);
-    serve_settle(&state, authed, body, Settling::Extend).await
-}
-
-pub(crate) async fn reject(
-    authed: Authed,
-    State(state): S,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Reply, ApiError> {
-    let body = BodySource::Http(&headers, body);
-    serve_settle(&state, authed, body, Settling::Reject).await
-}
-
-pub(crate) async fn redrive(
-    authed: Authed,
-    State(state): S,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Reply, ApiError> {
-    let body = BodySource::Http(&headers, body);
-    serve_settle(&state, authed, body, Settling::Redrive).await
-}
-
-pub(crate) async fn remove(
-    authed: Authed,
-    State(state): S,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Reply, ApiError> {
-    let body = BodySource::Http(&headers, body);
-    serve_settle(&state, authed, body, Settling::Remove).await
+/// The route of one of the operations that take `{"message_ids": [...]}`, for `methods`.
+pub(crate) fn settling(methods: MethodFilter, what: Settling) -> MethodRouter<Arc<AppState>> {
+    on(
+        methods,
+        move |authed: Authed, State(state): S, headers: HeaderMap, body: Body| async move {
+            let body = BodySource::Http(&headers, body);
+            serve_settle(&state, authed, body, what).await
+        },
+    )
 }
 
 pub(crate) async fn clear(Authed { channel, caller }: Authed) -> Result<Response, ApiError> {
