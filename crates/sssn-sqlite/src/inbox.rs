@@ -14,76 +14,17 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension};
 use sssn::message::ChannelMessage;
-use sssn::policy::{ClaimPolicy, ClaimScope, DeadReason, Fate, Release};
-use sssn::store::{ClaimStats, Claimed, Seq, Settle, Settled};
+use sssn::policy::{ClaimPolicy, ClaimScope, DeadReason};
+use sssn::store::{ClaimStats, Claimed, Seq};
 
 use crate::channel::ChanShared;
+use crate::claim_rows::{self, ClaimRows, Held};
 use crate::ops::{DELAYED, IN_FLIGHT, READY, entry_row, limit, msg_cols};
 use crate::writer::{Txn, int};
 
 type Db<T> = rusqlite::Result<T>;
 
 const SCOPE: ClaimScope = ClaimScope::PerRecipient;
-
-/// Applies due delays and releases lapsed leases in every inbox of the channel; returns
-/// how many leases were released.
-pub(crate) fn maintain(
-    txn: &mut Txn<'_>,
-    ch: &Arc<ChanShared>,
-    policy: &ClaimPolicy,
-    now: u64,
-) -> Db<usize> {
-    if now < txn.next_due(ch) {
-        return Ok(0);
-    }
-    txn.conn
-        .prepare_cached(
-            "UPDATE inbox_claims SET state = 0, due = 0 \
-             WHERE chan = ?1 AND state = 1 AND due <= ?2",
-        )?
-        .execute((ch.chan, int(now)))?;
-    let expired: Vec<(String, Seq, u32)> = txn
-        .conn
-        .prepare_cached(
-            "SELECT recipient, seq, attempts FROM inbox_claims \
-             WHERE chan = ?1 AND state = 2 AND due <= ?2 ORDER BY due, seq",
-        )?
-        .query_map((ch.chan, int(now)), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<Db<_>>()?;
-    for (recipient, seq, attempts) in &expired {
-        let held = Held {
-            seq: *seq,
-            attempts: *attempts,
-        };
-        release(
-            txn,
-            ch,
-            policy,
-            recipient,
-            &held,
-            None,
-            Release::LeaseExpired,
-            now,
-        )?;
-    }
-    let next = earliest_due(txn.conn, ch.chan)?;
-    txn.set_next_due(ch, next);
-    Ok(expired.len())
-}
-
-fn earliest_due(conn: &Connection, chan: i64) -> Db<u64> {
-    let mut earliest = u64::MAX;
-    for sql in [
-        "SELECT min(due) FROM inbox_claims WHERE chan = ?1 AND state = 1",
-        "SELECT min(due) FROM inbox_claims WHERE chan = ?1 AND state = 2",
-    ] {
-        let due: Option<u64> = conn.prepare_cached(sql)?.query_row([chan], |r| r.get(0))?;
-        earliest = earliest.min(due.unwrap_or(u64::MAX));
-    }
-    Ok(earliest)
-}
 
 /// Claims up to `max` of the oldest messages `recipient` may claim, from its inbox.
 pub(crate) fn claim(
@@ -94,7 +35,7 @@ pub(crate) fn claim(
     max: usize,
     now: u64,
 ) -> Db<Vec<Claimed>> {
-    maintain(txn, ch, policy, now)?;
+    claim_rows::maintain(&Inboxes, txn, ch, policy, now)?;
     if max == 0 {
         return Ok(Vec::new());
     }
@@ -174,79 +115,139 @@ pub(crate) fn claim(
     Ok(out)
 }
 
-/// A claim of one recipient's as stored.
-struct Held {
-    seq: Seq,
-    attempts: u32,
-}
+/// The claim state of a mailbox: one `inbox_claims` row per recipient and message it
+/// took, a claim named by its recipient and sequence. Only the shared counters (the
+/// acknowledged and dead-letter counts) are kept; the others are counted on demand
+/// ([`stats`]).
+pub(crate) struct Inboxes;
 
-/// Settles `recipient`'s claims `how`; the ids it holds no live claim on are stale.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn settle(
-    txn: &mut Txn<'_>,
-    ch: &Arc<ChanShared>,
-    policy: &ClaimPolicy,
-    recipient: &str,
-    ids: &[String],
-    how: &Settle,
-    now: u64,
-) -> Db<Settled> {
-    let mut out = Settled::default();
-    for id in ids {
-        let held = txn
-            .conn
+impl ClaimRows for Inboxes {
+    type Key = (String, Seq);
+
+    const EARLIEST_DUE_SQL: [&'static str; 2] = [
+        "SELECT min(due) FROM inbox_claims WHERE chan = ?1 AND state = 1",
+        "SELECT min(due) FROM inbox_claims WHERE chan = ?1 AND state = 2",
+    ];
+
+    fn make_due(&self, txn: &mut Txn<'_>, ch: &Arc<ChanShared>, now: u64) -> Db<()> {
+        txn.conn
+            .prepare_cached(
+                "UPDATE inbox_claims SET state = 0, due = 0 \
+                 WHERE chan = ?1 AND state = 1 AND due <= ?2",
+            )?
+            .execute((ch.chan, int(now)))?;
+        Ok(())
+    }
+
+    fn expired(
+        &self,
+        txn: &mut Txn<'_>,
+        ch: &Arc<ChanShared>,
+        now: u64,
+    ) -> Db<Vec<((String, Seq), u32)>> {
+        txn.conn
+            .prepare_cached(
+                "SELECT recipient, seq, attempts FROM inbox_claims \
+                 WHERE chan = ?1 AND state = 2 AND due <= ?2 ORDER BY due, seq",
+            )?
+            .query_map((ch.chan, int(now)), |r| {
+                Ok(((r.get(0)?, r.get(1)?), r.get(2)?))
+            })?
+            .collect()
+    }
+
+    /// The claim in `recipient`'s own inbox: the inbox is the holder's, so fencing is the
+    /// lease's life.
+    fn held(
+        &self,
+        txn: &mut Txn<'_>,
+        ch: &Arc<ChanShared>,
+        id: &str,
+        recipient: &str,
+    ) -> Db<Option<Held<(String, Seq)>>> {
+        txn.conn
             .prepare_cached(
                 "SELECT c.seq, c.attempts, c.due FROM messages m JOIN inbox_claims c \
                  ON c.chan = m.chan AND c.recipient = ?3 AND c.seq = m.seq \
                  WHERE m.chan = ?1 AND m.id = ?2 AND c.state = 2",
             )?
             .query_row((ch.chan, id, recipient), |r| {
-                Ok((
-                    Held {
-                        seq: r.get(0)?,
-                        attempts: r.get(1)?,
-                    },
-                    r.get::<_, u64>(2)?,
-                ))
+                Ok(Held {
+                    key: (recipient.to_owned(), r.get(0)?),
+                    attempts: r.get(1)?,
+                    holder: recipient.to_owned(),
+                    deadline: r.get(2)?,
+                })
             })
-            .optional()?;
-        let Some((held, _)) = held.filter(|(_, deadline)| {
-            // The inbox is the holder's: fencing is the lease's life.
-            ClaimPolicy::may_settle(recipient, *deadline, recipient, now)
-        }) else {
-            out.stale.push(id.clone());
-            continue;
-        };
-        match how {
-            Settle::Ack => {
-                finish(txn, ch, recipient, held.seq)?;
-                txn.counts(ch).acknowledged += 1;
-            }
-            Settle::Nack { delay } => {
-                let due = ClaimPolicy::release_due(now, *delay);
-                release(txn, ch, policy, recipient, &held, due, Release::Nack, now)?;
-            }
-            Settle::Reject { reason } => {
-                let reason = DeadReason::Rejected(reason.clone());
-                dead_letter(txn, ch, recipient, &held, &reason, now)?;
-            }
-            Settle::Extend => {
-                txn.conn
-                    .prepare_cached(
-                        "UPDATE inbox_claims SET due = ?4 \
-                         WHERE chan = ?1 AND recipient = ?2 AND seq = ?3",
-                    )?
-                    .execute((
-                        ch.chan,
-                        recipient,
-                        int(held.seq),
-                        int(policy.lease_deadline(now)),
-                    ))?;
-            }
-        }
-        out.done.push(id.clone());
+            .optional()
     }
-    Ok(out)
+
+    fn ack(&self, txn: &mut Txn<'_>, ch: &Arc<ChanShared>, key: (String, Seq)) -> Db<()> {
+        finish(txn, ch, &key.0, key.1)
+    }
+
+    fn requeue(
+        &self,
+        txn: &mut Txn<'_>,
+        ch: &Arc<ChanShared>,
+        (recipient, seq): (String, Seq),
+        state: i64,
+        due: u64,
+    ) -> Db<()> {
+        txn.conn
+            .prepare_cached(
+                "UPDATE inbox_claims SET state = ?4, due = ?5 \
+                 WHERE chan = ?1 AND recipient = ?2 AND seq = ?3",
+            )?
+            .execute((ch.chan, recipient, int(seq), state, int(due)))?;
+        Ok(())
+    }
+
+    fn extend(
+        &self,
+        txn: &mut Txn<'_>,
+        ch: &Arc<ChanShared>,
+        (recipient, seq): (String, Seq),
+        deadline: u64,
+    ) -> Db<()> {
+        txn.conn
+            .prepare_cached(
+                "UPDATE inbox_claims SET due = ?4 \
+                 WHERE chan = ?1 AND recipient = ?2 AND seq = ?3",
+            )?
+            .execute((ch.chan, recipient, int(seq), int(deadline)))?;
+        Ok(())
+    }
+
+    /// The recipient gives the claim up as a dead letter (kept with the recipient's name).
+    fn dead_letter(
+        &self,
+        txn: &mut Txn<'_>,
+        ch: &Arc<ChanShared>,
+        (recipient, seq): (String, Seq),
+        attempts: u32,
+        reason: &DeadReason,
+        now: u64,
+    ) -> Db<()> {
+        txn.conn
+            .prepare_cached(concat!(
+                "INSERT INTO dead_letters (chan, seq, ",
+                msg_cols!(),
+                ", attempts, reason, dead_at, recipient) SELECT chan, seq, ",
+                msg_cols!(),
+                ", ?3, ?4, ?5, ?6 FROM messages WHERE chan = ?1 AND seq = ?2"
+            ))?
+            .execute((
+                ch.chan,
+                int(seq),
+                attempts,
+                reason.to_string(),
+                int(now),
+                &recipient,
+            ))?;
+        txn.counts(ch).dead += 1;
+        finish(txn, ch, &recipient, seq)
+    }
 }
 
 /// `recipient` is done with `seq`: its inbox forgets it, and a message addressed to it
@@ -272,66 +273,6 @@ fn finish(txn: &mut Txn<'_>, ch: &Arc<ChanShared>, recipient: &str, seq: Seq) ->
         }
     }
     Ok(())
-}
-
-/// A released claim of `recipient`'s: back in its line, or a dead letter.
-#[allow(clippy::too_many_arguments)]
-fn release(
-    txn: &mut Txn<'_>,
-    ch: &Arc<ChanShared>,
-    policy: &ClaimPolicy,
-    recipient: &str,
-    held: &Held,
-    due: Option<u64>,
-    why: Release,
-    now: u64,
-) -> Db<()> {
-    if let Fate::DeadLetter(reason) = policy.on_release(held.attempts, why) {
-        return dead_letter(txn, ch, recipient, held, &reason, now);
-    }
-    let (state, due) = match due {
-        Some(due) if due > now => (DELAYED, due),
-        _ => (READY, 0),
-    };
-    if state == DELAYED {
-        txn.due_at(ch, due);
-    }
-    txn.conn
-        .prepare_cached(
-            "UPDATE inbox_claims SET state = ?4, due = ?5 \
-             WHERE chan = ?1 AND recipient = ?2 AND seq = ?3",
-        )?
-        .execute((ch.chan, recipient, int(held.seq), state, int(due)))?;
-    Ok(())
-}
-
-/// `recipient` gives `held` up as a dead letter (kept with the recipient's name).
-fn dead_letter(
-    txn: &mut Txn<'_>,
-    ch: &Arc<ChanShared>,
-    recipient: &str,
-    held: &Held,
-    reason: &DeadReason,
-    now: u64,
-) -> Db<()> {
-    txn.conn
-        .prepare_cached(concat!(
-            "INSERT INTO dead_letters (chan, seq, ",
-            msg_cols!(),
-            ", attempts, reason, dead_at, recipient) SELECT chan, seq, ",
-            msg_cols!(),
-            ", ?3, ?4, ?5, ?6 FROM messages WHERE chan = ?1 AND seq = ?2"
-        ))?
-        .execute((
-            ch.chan,
-            int(held.seq),
-            held.attempts,
-            reason.to_string(),
-            int(now),
-            recipient,
-        ))?;
-    txn.counts(ch).dead += 1;
-    finish(txn, ch, recipient, held.seq)
 }
 
 /// Drops every inbox's claim state on a message that left the log.
@@ -382,7 +323,7 @@ pub(crate) fn stats(
     policy: &ClaimPolicy,
     now: u64,
 ) -> Db<ClaimStats> {
-    maintain(txn, ch, policy, now)?;
+    claim_rows::maintain(&Inboxes, txn, ch, policy, now)?;
     let conn = txn.conn;
     let by_state = |state: i64| -> Db<u64> {
         conn.prepare_cached(

@@ -58,6 +58,7 @@
 
 mod batching;
 mod channel;
+mod claim_rows;
 mod error;
 mod history;
 mod inbox;

@@ -13,13 +13,15 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Row};
 use sssn::message::{ChannelMessage, Content};
-use sssn::policy::{ClaimPolicy, ClaimScope, DeadReason, Fate, Release};
+use sssn::policy::{ClaimPolicy, ClaimScope, DeadReason};
 use sssn::store::{
     ClaimStats, Claimed, DeadLetter, Entry, LogStats, ReadFilter, ReadFrom, Seq, Settle, Settled,
 };
 use sssn::{Error, ErrorKind, Result};
 
 use crate::channel::{ChanShared, Counts};
+use crate::claim_rows::{self, ClaimRows, Held};
+use crate::inbox::Inboxes;
 use crate::writer::{Txn, int};
 
 /// `messages.state` of a message waiting to be claimed.
@@ -357,123 +359,156 @@ pub(crate) fn maintain(
     now: u64,
 ) -> Db<usize> {
     if ch.per_recipient() {
-        return crate::inbox::maintain(txn, ch, policy, now);
+        claim_rows::maintain(&Inboxes, txn, ch, policy, now)
+    } else {
+        claim_rows::maintain(&SharedQueue, txn, ch, policy, now)
     }
-    if now < txn.next_due(ch) {
-        return Ok(0);
-    }
-    let due = txn
-        .conn
-        .prepare_cached(
-            "UPDATE messages SET state = 0, due = 0 \
-             WHERE chan = ?1 AND state = 1 AND due <= ?2",
-        )?
-        .execute((ch.chan, int(now)))? as u64;
-    if due > 0 {
-        let c = txn.counts(ch);
-        dec(&mut c.delayed, due);
-        c.ready += due;
-    }
-    // Oldest deadline first, as the memory store's lease heap.
-    let expired: Vec<(i64, u32)> = txn
-        .conn
-        .prepare_cached(EXPIRED_SQL)?
-        .query_map((ch.chan, int(now)), |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Db<_>>()?;
-    for &(rowid, attempts) in &expired {
-        release(
-            txn,
-            ch,
-            policy,
-            rowid,
-            attempts,
-            None,
-            Release::LeaseExpired,
-            now,
-        )?;
-    }
-    let next = earliest_due(txn.conn, ch.chan)?;
-    txn.set_next_due(ch, next);
-    Ok(expired.len())
 }
 
-/// When the channel's next delayed message comes due or next lease runs out (`u64::MAX`
-/// when none will): two lookups at the start of `messages_claimable` ranges.
-fn earliest_due(conn: &Connection, chan: i64) -> Db<u64> {
-    let mut earliest = u64::MAX;
-    for sql in [
-        "SELECT min(due) FROM messages WHERE chan = ?1 AND state = 1",
-        "SELECT min(due) FROM messages WHERE chan = ?1 AND state = 2",
-    ] {
-        let due: Option<u64> = conn.prepare_cached(sql)?.query_row([chan], |r| r.get(0))?;
-        earliest = earliest.min(due.unwrap_or(u64::MAX));
-    }
-    Ok(earliest)
-}
-
-/// Releases a claimed message: back in line (claimable from `due`) or, as the policy
-/// decides, a dead letter.
-#[allow(clippy::too_many_arguments)]
-fn release(
+/// Settles claims `how` (ack, nack, reject, extend): ids the policy lets `claimer` settle
+/// are acted on, the rest are stale.
+pub(crate) fn settle(
     txn: &mut Txn<'_>,
     ch: &Arc<ChanShared>,
     policy: &ClaimPolicy,
-    rowid: i64,
-    attempts: u32,
-    due: Option<u64>,
-    why: Release,
+    claimer: &str,
+    ids: &[String],
+    how: &Settle,
     now: u64,
-) -> Db<()> {
-    if let Fate::DeadLetter(reason) = policy.on_release(attempts, why) {
-        return dead_letter(txn, ch, rowid, &reason, now);
-    }
-    let (state, due) = match due {
-        Some(due) if due > now => (DELAYED, due),
-        _ => (READY, 0),
-    };
-    if state == DELAYED {
-        txn.due_at(ch, due);
-    }
-    txn.conn
-        .prepare_cached(
-            "UPDATE messages SET state = ?2, due = ?3, claimer = NULL WHERE rowid = ?1",
-        )?
-        .execute((rowid, state, int(due)))?;
-    let c = txn.counts(ch);
-    dec(&mut c.in_flight, 1);
-    if state == DELAYED {
-        c.delayed += 1;
+) -> Db<Settled> {
+    if ch.per_recipient() {
+        claim_rows::settle(&Inboxes, txn, ch, policy, claimer, ids, how, now)
     } else {
-        c.ready += 1;
+        claim_rows::settle(&SharedQueue, txn, ch, policy, claimer, ids, how, now)
     }
-    Ok(())
 }
 
-/// Moves a message to the dead letters.
-fn dead_letter(
-    txn: &mut Txn<'_>,
-    ch: &Arc<ChanShared>,
-    rowid: i64,
-    reason: &DeadReason,
-    now: u64,
-) -> Db<()> {
-    txn.conn
-        .prepare_cached(concat!(
-            "INSERT INTO dead_letters (chan, seq, ",
-            msg_cols!(),
-            ", attempts, reason, dead_at) SELECT chan, seq, ",
-            msg_cols!(),
-            ", attempts, ?2, ?3 FROM messages WHERE rowid = ?1"
-        ))?
-        .execute((rowid, reason.to_string(), int(now)))?;
-    let state: Option<i64> = txn
-        .conn
-        .prepare_cached("DELETE FROM messages WHERE rowid = ?1 RETURNING state")?
-        .query_row([rowid], |r| r.get(0))?;
-    let c = txn.counts(ch);
-    removed(c, state);
-    c.dead += 1;
-    Ok(())
+/// The claim state of a shared queue: in the `messages` rows (`state`, `due`, `attempts`,
+/// `claimer`), a claim named by its row.
+struct SharedQueue;
+
+impl ClaimRows for SharedQueue {
+    type Key = i64;
+
+    // Two lookups at the start of `messages_claimable` ranges.
+    const EARLIEST_DUE_SQL: [&'static str; 2] = [
+        "SELECT min(due) FROM messages WHERE chan = ?1 AND state = 1",
+        "SELECT min(due) FROM messages WHERE chan = ?1 AND state = 2",
+    ];
+
+    fn make_due(&self, txn: &mut Txn<'_>, ch: &Arc<ChanShared>, now: u64) -> Db<()> {
+        let due = txn
+            .conn
+            .prepare_cached(
+                "UPDATE messages SET state = 0, due = 0 \
+                 WHERE chan = ?1 AND state = 1 AND due <= ?2",
+            )?
+            .execute((ch.chan, int(now)))? as u64;
+        if due > 0 {
+            let c = txn.counts(ch);
+            dec(&mut c.delayed, due);
+            c.ready += due;
+        }
+        Ok(())
+    }
+
+    fn expired(&self, txn: &mut Txn<'_>, ch: &Arc<ChanShared>, now: u64) -> Db<Vec<(i64, u32)>> {
+        // Oldest deadline first, as the memory store's lease heap.
+        txn.conn
+            .prepare_cached(EXPIRED_SQL)?
+            .query_map((ch.chan, int(now)), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    }
+
+    fn held(
+        &self,
+        txn: &mut Txn<'_>,
+        ch: &Arc<ChanShared>,
+        id: &str,
+        _claimer: &str,
+    ) -> Db<Option<Held<i64>>> {
+        txn.conn
+            .prepare_cached(
+                "SELECT rowid, attempts, claimer, due FROM messages \
+                 WHERE chan = ?1 AND id = ?2 AND state = 2",
+            )?
+            .query_row((ch.chan, id), |r| {
+                Ok(Held {
+                    key: r.get(0)?,
+                    attempts: r.get(1)?,
+                    holder: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    deadline: r.get(3)?,
+                })
+            })
+            .optional()
+    }
+
+    fn ack(&self, txn: &mut Txn<'_>, ch: &Arc<ChanShared>, rowid: i64) -> Db<()> {
+        txn.conn
+            .prepare_cached("DELETE FROM messages WHERE rowid = ?1")?
+            .execute([rowid])?;
+        removed(txn.counts(ch), Some(IN_FLIGHT));
+        Ok(())
+    }
+
+    fn requeue(
+        &self,
+        txn: &mut Txn<'_>,
+        ch: &Arc<ChanShared>,
+        rowid: i64,
+        state: i64,
+        due: u64,
+    ) -> Db<()> {
+        txn.conn
+            .prepare_cached(
+                "UPDATE messages SET state = ?2, due = ?3, claimer = NULL WHERE rowid = ?1",
+            )?
+            .execute((rowid, state, int(due)))?;
+        let c = txn.counts(ch);
+        dec(&mut c.in_flight, 1);
+        if state == DELAYED {
+            c.delayed += 1;
+        } else {
+            c.ready += 1;
+        }
+        Ok(())
+    }
+
+    fn extend(&self, txn: &mut Txn<'_>, _: &Arc<ChanShared>, rowid: i64, deadline: u64) -> Db<()> {
+        txn.conn
+            .prepare_cached("UPDATE messages SET due = ?2 WHERE rowid = ?1")?
+            .execute((rowid, int(deadline)))?;
+        Ok(())
+    }
+
+    /// Moves the message to the dead letters, with the attempts its row counts.
+    fn dead_letter(
+        &self,
+        txn: &mut Txn<'_>,
+        ch: &Arc<ChanShared>,
+        rowid: i64,
+        _attempts: u32,
+        reason: &DeadReason,
+        now: u64,
+    ) -> Db<()> {
+        txn.conn
+            .prepare_cached(concat!(
+                "INSERT INTO dead_letters (chan, seq, ",
+                msg_cols!(),
+                ", attempts, reason, dead_at) SELECT chan, seq, ",
+                msg_cols!(),
+                ", attempts, ?2, ?3 FROM messages WHERE rowid = ?1"
+            ))?
+            .execute((rowid, reason.to_string(), int(now)))?;
+        let state: Option<i64> = txn
+            .conn
+            .prepare_cached("DELETE FROM messages WHERE rowid = ?1 RETURNING state")?
+            .query_row([rowid], |r| r.get(0))?;
+        let c = txn.counts(ch);
+        removed(c, state);
+        c.dead += 1;
+        Ok(())
+    }
 }
 
 /// Claims up to `max` of the oldest claimable messages for `claimer`.
@@ -514,88 +549,6 @@ pub(crate) fn claim(
     dec(&mut c.ready, claimed.len() as u64);
     c.in_flight += claimed.len() as u64;
     Ok(claimed)
-}
-
-/// A claim as stored: the row, its attempts, holder and lease deadline.
-struct HeldClaim {
-    rowid: i64,
-    attempts: u32,
-    holder: String,
-    deadline: u64,
-}
-
-/// Settles claims `how` (ack, nack, reject, extend): ids the policy lets `claimer` settle
-/// are acted on, the rest are stale.
-pub(crate) fn settle(
-    txn: &mut Txn<'_>,
-    ch: &Arc<ChanShared>,
-    policy: &ClaimPolicy,
-    claimer: &str,
-    ids: &[String],
-    how: &Settle,
-    now: u64,
-) -> Db<Settled> {
-    if ch.per_recipient() {
-        return crate::inbox::settle(txn, ch, policy, claimer, ids, how, now);
-    }
-    let mut out = Settled::default();
-    for id in ids {
-        let held = txn
-            .conn
-            .prepare_cached(
-                "SELECT rowid, attempts, claimer, due FROM messages \
-                 WHERE chan = ?1 AND id = ?2 AND state = 2",
-            )?
-            .query_row((ch.chan, id), |r| {
-                Ok(HeldClaim {
-                    rowid: r.get(0)?,
-                    attempts: r.get(1)?,
-                    holder: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                    deadline: r.get(3)?,
-                })
-            })
-            .optional()?;
-        let Some(held) =
-            held.filter(|h| ClaimPolicy::may_settle(&h.holder, h.deadline, claimer, now))
-        else {
-            out.stale.push(id.clone());
-            continue;
-        };
-        match how {
-            Settle::Ack => {
-                txn.conn
-                    .prepare_cached("DELETE FROM messages WHERE rowid = ?1")?
-                    .execute([held.rowid])?;
-                let c = txn.counts(ch);
-                removed(c, Some(IN_FLIGHT));
-                c.acknowledged += 1;
-            }
-            Settle::Nack { delay } => {
-                let due = ClaimPolicy::release_due(now, *delay);
-                release(
-                    txn,
-                    ch,
-                    policy,
-                    held.rowid,
-                    held.attempts,
-                    due,
-                    Release::Nack,
-                    now,
-                )?;
-            }
-            Settle::Reject { reason } => {
-                let reason = DeadReason::Rejected(reason.clone());
-                dead_letter(txn, ch, held.rowid, &reason, now)?;
-            }
-            Settle::Extend => {
-                txn.conn
-                    .prepare_cached("UPDATE messages SET due = ?2 WHERE rowid = ?1")?
-                    .execute((held.rowid, int(policy.lease_deadline(now))))?;
-            }
-        }
-        out.done.push(id.clone());
-    }
-    Ok(out)
 }
 
 // ----- dead letters -------------------------------------------------------------------
