@@ -242,6 +242,9 @@ impl Core {
         payload: Payload,
         report: bool,
     ) -> Result<Option<ChannelMessage>> {
+        if self.hooks.plain_writes() {
+            return self.prepare_plain(sender, payload);
+        }
         self.check_sender(sender, &payload)?;
         let Some(mut message) = self
             .hooks
@@ -253,19 +256,37 @@ impl Core {
         if message.sender_id.is_empty() {
             message.sender_id = sender.to_owned();
         }
-        if !self.hooks.plain_writes() {
-            let Some(changed) = self.hooks.before_store(self.id(), message, report).await? else {
-                return Ok(None);
-            };
-            message = changed;
-            if message.sender_id.is_empty() {
-                message.sender_id = sender.to_owned();
-            }
+        let Some(message) = self.hooks.before_store(self.id(), message, report).await? else {
+            return Ok(None);
+        };
+        self.seal(sender, message).map(Some)
+    }
+
+    /// [`prepare`](Self::prepare) on a channel without conversion or `before_store` hooks
+    /// ([`Hooks::plain_writes`]): a plain call, so a write does not build and move the
+    /// futures of hook calls that would do nothing.
+    pub(crate) fn prepare_plain(
+        &self,
+        sender: &str,
+        payload: Payload,
+    ) -> Result<Option<ChannelMessage>> {
+        self.check_sender(sender, &payload)?;
+        match super::hooks::default_convert(sender, payload)? {
+            Some(message) => self.seal(sender, message).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The last step of preparing a message: the sender filled in, the message checked,
+    /// and its trace context given.
+    fn seal(&self, sender: &str, mut message: ChannelMessage) -> Result<ChannelMessage> {
+        if message.sender_id.is_empty() {
+            message.sender_id = sender.to_owned();
         }
         message.validate()?;
         // A write made while handling a message continues its trace (crate::trace).
         crate::trace::stamp(&mut message);
-        Ok(Some(message))
+        Ok(message)
     }
 
     /// Appends converted messages and runs `on_message` for each.
@@ -280,7 +301,11 @@ impl Core {
 
     /// [`append`](Self::append) of one message.
     pub(crate) async fn append_one(&self, message: ChannelMessage) -> Result<Entry> {
-        let entry = self.log()?.append_one(message).await?;
+        let log = self.log()?;
+        let entry = match log.append_one_now(message) {
+            Ok(appended) => appended?,
+            Err(message) => log.append_one(message).await?,
+        };
         self.appended(std::slice::from_ref(&entry)).await;
         Ok(entry)
     }
@@ -303,15 +328,16 @@ impl Core {
         self.counters
             .writes
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
-        let first = entries.first();
-        let span = tracing::Span::current();
-        crate::trace::record_message(
-            &span,
-            first.map(|e| &*e.message),
-            first.map(|e| e.seq),
-            None,
-            entries.len(),
-        );
+        if crate::trace::subscriber_installed() {
+            let first = entries.first();
+            crate::trace::record_message(
+                &tracing::Span::current(),
+                first.map(|e| &*e.message),
+                first.map(|e| e.seq),
+                None,
+                entries.len(),
+            );
+        }
         for e in entries {
             journal::record(
                 HopKind::Write,

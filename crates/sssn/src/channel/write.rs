@@ -25,9 +25,11 @@ impl<K: Kind> Channel<K> {
         if !core.hooks.default_conversion() || core.raw.is_some() || !self.is_accepting_writes() {
             return self.write_payload(caller, Payload::Data(to_value()?)).await;
         }
-        // Fast path (default conversion): serialise straight into `{"data": …}`.
-        self.write_payload(caller, Payload::Content(Content::data(data)?))
-            .await
+        // Fast path (default conversion, no raw buffer): serialise straight into
+        // `{"data": …}`, and go to the one-payload write without `write_payload`'s layer.
+        let payload = Payload::Content(Content::data(data)?);
+        let span = crate::trace::channel_span("write", self.id(), core.kind.as_str());
+        self.write_one(caller, payload).instrument(span).await
     }
 
     /// Writes content as is (typed content).
@@ -67,7 +69,12 @@ impl<K: Kind> Channel<K> {
         {
             return Err(e.with_rejected(payload));
         }
-        let Some(message) = core.prepare(caller.id(), payload, true).await? else {
+        let prepared = if core.hooks.plain_writes() {
+            core.prepare_plain(caller.id(), payload)?
+        } else {
+            core.prepare(caller.id(), payload, true).await?
+        };
+        let Some(message) = prepared else {
             return Ok(String::new());
         };
         let entry = core.append_one(message).await?;

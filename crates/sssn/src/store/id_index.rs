@@ -6,6 +6,7 @@
 //! by the full id.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use super::Seq;
@@ -41,33 +42,63 @@ impl Hasher for AsIs {
 }
 
 impl IdIndex {
-    fn hash(&self, id: &str) -> u64 {
+    /// The hash of `id` in this index: computed once by a caller that looks an id up and
+    /// then inserts it (an append), for [`get_hashed`](Self::get_hashed) and
+    /// [`insert_hashed`](Self::insert_hashed).
+    pub(crate) fn hash(&self, id: &str) -> u64 {
         self.seed.hash_one(id)
     }
 
     /// The sequence of `id`; `id_at` gives the id stored at a sequence.
     pub(crate) fn get<'a>(&self, id: &str, id_at: impl Fn(Seq) -> Option<&'a str>) -> Option<Seq> {
-        if let Some(&seq) = self.by_hash.get(&self.hash(id))
+        self.get_hashed(self.hash(id), id, id_at)
+    }
+
+    /// [`get`](Self::get) of an id whose [`hash`](Self::hash) is `h`.
+    pub(crate) fn get_hashed<'a>(
+        &self,
+        h: u64,
+        id: &str,
+        id_at: impl Fn(Seq) -> Option<&'a str>,
+    ) -> Option<Seq> {
+        if let Some(&seq) = self.by_hash.get(&h)
             && id_at(seq) == Some(id)
         {
             return Some(seq);
         }
+        if self.spill.is_empty() {
+            return None;
+        }
         self.spill.get(id).copied()
     }
 
+    #[cfg(test)]
     pub(crate) fn insert<'a>(
         &mut self,
         id: &str,
         seq: Seq,
         id_at: impl Fn(Seq) -> Option<&'a str>,
     ) {
-        let h = self.hash(id);
-        match self.by_hash.get(&h) {
-            Some(&other) if id_at(other).is_some_and(|o| o != id) => {
+        self.insert_hashed(self.hash(id), id, seq, id_at);
+    }
+
+    /// [`insert`](Self::insert) of an id whose [`hash`](Self::hash) is `h`.
+    pub(crate) fn insert_hashed<'a>(
+        &mut self,
+        h: u64,
+        id: &str,
+        seq: Seq,
+        id_at: impl Fn(Seq) -> Option<&'a str>,
+    ) {
+        match self.by_hash.entry(h) {
+            Entry::Occupied(other) if id_at(*other.get()).is_some_and(|o| o != id) => {
                 self.spill.insert(id.into(), seq);
             }
-            _ => {
-                self.by_hash.insert(h, seq);
+            Entry::Occupied(mut same) => {
+                same.insert(seq);
+            }
+            Entry::Vacant(free) => {
+                free.insert(seq);
             }
         }
     }

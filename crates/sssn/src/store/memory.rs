@@ -227,13 +227,14 @@ impl State {
         self.ids.get(id, |seq| slot_id(slots, base, seq))
     }
 
-    fn index_id(&mut self, id: &str, seq: Seq) {
-        let (slots, base) = (&self.slots, self.base);
-        self.ids.insert(id, seq, |s| slot_id(slots, base, s));
-    }
-
     /// Stores a new message at the next sequence.
     fn push(&mut self, message: ChannelMessage, now: u64) -> Entry {
+        let id_hash = self.ids.hash(&message.id);
+        self.push_hashed(message, id_hash, now)
+    }
+
+    /// [`push`](Self::push) of a message whose id hash ([`IdIndex::hash`]) is known.
+    fn push_hashed(&mut self, message: ChannelMessage, id_hash: u64, now: u64) -> Entry {
         self.head += 1;
         let seq = self.head;
         let message = Arc::new(message);
@@ -250,7 +251,9 @@ impl State {
             state: SlotState::Ready,
         }));
         self.live += 1;
-        self.index_id(&message.id, seq);
+        let (slots, base) = (&self.slots, self.base);
+        self.ids
+            .insert_hashed(id_hash, &message.id, seq, |s| slot_id(slots, base, s));
         if self.claims {
             self.fresh += 1;
         }
@@ -429,7 +432,12 @@ impl MemoryChannel {
     /// Appends `message` under the lock, unless its id is stored already (then its stored
     /// entry is the answer).
     fn append_locked(&self, st: &mut State, message: ChannelMessage, now: u64) -> Entry {
-        if let Some(seq) = st.seq_of(&message.id)
+        // One hash of the id for the duplicate check and the index insert.
+        let id_hash = st.ids.hash(&message.id);
+        let (slots, base) = (&st.slots, st.base);
+        if let Some(seq) = st
+            .ids
+            .get_hashed(id_hash, &message.id, |s| slot_id(slots, base, s))
             && let Some(slot) = st.slot(seq)
         {
             return Entry {
@@ -437,7 +445,7 @@ impl MemoryChannel {
                 message: slot.message.clone(),
             };
         }
-        let entry = st.push(message, now);
+        let entry = st.push_hashed(message, id_hash, now);
         // Sent under the lock so the feed order is the sequence order.
         let _ = self.feed.send(entry.clone());
         entry
@@ -466,6 +474,14 @@ impl Log for MemoryChannel {
     async fn append_one(&self, message: ChannelMessage) -> Result<Entry> {
         let now = now_millis();
         Ok(self.append_locked(&mut self.lock(), message, now))
+    }
+
+    fn append_one_now(
+        &self,
+        message: ChannelMessage,
+    ) -> std::result::Result<Result<Entry>, ChannelMessage> {
+        let now = now_millis();
+        Ok(Ok(self.append_locked(&mut self.lock(), message, now)))
     }
 
     async fn replace(&self, message: ChannelMessage, _ttl: Option<Duration>) -> Result<Entry> {

@@ -413,6 +413,21 @@ pub trait Log: Send + Sync + 'static {
         })
     }
 
+    /// [`append_one`](Self::append_one) without waiting, for a store that appends in
+    /// memory: the same outcome, minus the boxed future of an async trait call (a heap
+    /// allocation on every write). A store that may have to wait hands the message back
+    /// (the default), and the caller awaits `append_one`.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the `Err` is the message handed back, not an error: boxing it would cost the allocation this call spares"
+    )]
+    fn append_one_now(
+        &self,
+        message: ChannelMessage,
+    ) -> std::result::Result<Result<Entry>, ChannelMessage> {
+        Err(message)
+    }
+
     /// Shared read: up to `limit` messages after the start point that pass `filter`, in
     /// sequence order. Stores the reader's cursor at the last message examined.
     async fn read(

@@ -220,6 +220,9 @@ pub const CHANNEL_SPAN_TARGET: &str = "sssn::channel";
 /// operation is too many for an INFO log (it halved a work queue's throughput under an
 /// INFO subscriber), and an exporter that wants them enables [`CHANNEL_SPAN_TARGET`].
 pub(crate) fn channel_span(op: &'static str, channel: &str, kind: &'static str) -> tracing::Span {
+    if !subscriber_installed() {
+        return tracing::Span::none();
+    }
     tracing::debug_span!(
         target: "sssn::channel",
         "sssn.channel",
@@ -235,6 +238,15 @@ pub(crate) fn channel_span(op: &'static str, channel: &str, kind: &'static str) 
         span_id = tracing::field::Empty,
         parent_span_id = tracing::field::Empty,
     )
+}
+
+/// Whether a `tracing` subscriber was ever installed (globally or for a scope). Until one
+/// is, no span can be seen, yet a disabled span still costs: with `tracing`'s `log` feature
+/// on (any crate of the build may enable it: axum does) it is handed to the `log` bridge on
+/// every creation, enter, exit and record, about 250 instructions per channel operation.
+/// Channel spans are for `tracing` subscribers only, so without one they are not made.
+pub(crate) fn subscriber_installed() -> bool {
+    tracing::dispatcher::has_been_set()
 }
 
 /// Records a message on an operation's span: its id, sequence, attempt and trace (of the
