@@ -19,7 +19,7 @@
 //! `docs/http-api.md` ("The stream transport") is the protocol's reference.
 //!
 //! * `server/stream.rs`: the upgrade (the token is checked there) and the connection loop;
-//! * [`client`]: the connection [`crate::RemoteChannel`] multiplexes its calls over.
+//! * `client`: the connection [`crate::RemoteChannel`] multiplexes its calls over.
 
 pub(crate) mod client;
 

@@ -37,7 +37,7 @@
 //! [`Channel`] (that is, `Channel<Any>`) is the type-erased handle that a `Network`, the
 //! HTTP server and the CLI hold: every typed handle converts into it (`Channel::from`),
 //! and back with a check ([`Channel::typed`]). On it, an operation the kind lacks fails at
-//! run time with [`ErrorKind::UnsupportedOperation`](crate::ErrorKind::UnsupportedOperation).
+//! run time with [`crate::ErrorKind::UnsupportedOperation`].
 //!
 //! Data flows: a write is authorised, converted into a message (the `convert` hook),
 //! filtered or changed by `before_store`, appended to the store, then observed by

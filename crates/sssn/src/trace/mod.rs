@@ -2,7 +2,7 @@
 //! field, so the wire format is unchanged), and the *handling context* that makes a write
 //! inherit the trace of the message being handled.
 //!
-//! The rule, applied by the write path ([`stamp`]): a message written without a
+//! The rule, applied by the write path (`stamp`): a message written without a
 //! `traceparent` of its own gets one, a new span of
 //!
 //! 1. the oldest message this task claimed and has not settled yet (a worker's loop
