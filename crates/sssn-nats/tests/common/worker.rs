@@ -21,7 +21,15 @@ impl Worker {
             .args(["--channel", channel, "--name", name])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var_os("SSSN_WORKER_STDERR_DIR") {
+                Some(d) => Stdio::from(
+                    std::fs::File::create(
+                        std::path::Path::new(&d).join(format!("{name}-{}.log", std::process::id())),
+                    )
+                    .unwrap(),
+                ),
+                None => Stdio::null(),
+            })
             .spawn()
             .expect("spawn worker");
         let stdout = child.stdout.take().expect("stdout");
