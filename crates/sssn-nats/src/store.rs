@@ -100,11 +100,14 @@ pub struct JetStreamOptions {
     /// `durable_acks`) with interest retention, so that the server removes a message when
     /// the claims consumer acknowledges it: an ack is one `+ACK` instead of a delete
     /// request and a `+ACK` (see the crate README, "Acks that remove"). Streams that exist
-    /// keep the retention they were created with, and the store follows it. Default
-    /// `false` (limits-retention streams, acknowledged by deleting): opt in with `true`.
-    /// It is not the default yet because the server-crash test once found messages gone
-    /// from such a stream on 2.9.10 that no worker had acknowledged (see the README).
-    pub remove_on_ack: bool,
+    /// keep the retention they were created with, and the store follows it.
+    ///
+    /// `None` (the default): where the server keeps an interest stream's messages through
+    /// a crash ([`ServerVersion::interest_streams_survive_crashes`], 2.15+); limits
+    /// retention (acknowledged by deleting) on older servers, because 2.9.10 lost
+    /// unacknowledged messages of such streams after a SIGKILL. `Some(true)`: on every
+    /// server (accepting that loss on 2.9); `Some(false)`: never.
+    pub remove_on_ack: Option<bool>,
 }
 
 impl Default for JetStreamOptions {
@@ -121,7 +124,7 @@ impl Default for JetStreamOptions {
             ping_interval: Duration::from_secs(10),
             claim_wait: Duration::from_millis(50),
             atomic_batches: true,
-            remove_on_ack: false,
+            remove_on_ack: None,
         }
     }
 }
@@ -201,11 +204,12 @@ impl JetStreamOptions {
         self
     }
 
-    /// Sets whether new channel streams with claims remove a message on its ack (see
-    /// [`JetStreamOptions::remove_on_ack`]).
+    /// Sets whether new channel streams with claims remove a message on its ack, on every
+    /// server (`true`) or never (`false`), instead of where the server is known to keep
+    /// such streams through a crash (the default; see [`JetStreamOptions::remove_on_ack`]).
     #[must_use]
     pub fn remove_on_ack(mut self, remove: bool) -> Self {
-        self.remove_on_ack = remove;
+        self.remove_on_ack = Some(remove);
         self
     }
 

@@ -250,7 +250,8 @@ mod tests {
         assert_eq!(o.ping_interval, Duration::from_secs(1));
         assert_eq!(o.claim_wait, Duration::from_millis(250));
         assert!(!o.atomic_batches && JetStreamOptions::default().atomic_batches);
-        assert!(o.remove_on_ack && !JetStreamOptions::default().remove_on_ack);
+        assert_eq!(o.remove_on_ack, Some(true));
+        assert_eq!(JetStreamOptions::default().remove_on_ack, None);
         let (_, o) = parse(
             "nats://h:1?request_timeout=750",
             JetStreamOptions::default(),

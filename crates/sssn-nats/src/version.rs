@@ -95,6 +95,18 @@ impl ServerVersion {
     pub const fn purges_without_2_9_pitfalls(self) -> bool {
         self.at_least_patch(2, 10, 25)
     }
+
+    /// A consumer of an interest-retention stream comes back from a SIGKILL with an ack
+    /// floor no higher than its acknowledged deliveries (2.15+, the oldest release tested
+    /// without the loss). 2.9.10 restored the claims consumer of an interest stream with
+    /// its ack floor moved up to its last delivery, above deliveries nobody had
+    /// acknowledged, and the server then removed those messages as acknowledged
+    /// (`tests/server_crash.rs`, 7 runs of 52 lost 2-6 messages; see the crate README,
+    /// "Acks that remove"). New channel streams get interest retention by default
+    /// (`remove_on_ack` unset) only from here on; 2.10-2.14 were not tested.
+    pub const fn interest_streams_survive_crashes(self) -> bool {
+        self.at_least(2, 15)
+    }
 }
 
 impl fmt::Display for ServerVersion {
@@ -181,6 +193,12 @@ mod tests {
             v("2.10.25").purges_without_2_9_pitfalls() && v("2.11.0").purges_without_2_9_pitfalls()
         );
         assert!(new.purges_without_2_9_pitfalls() && v("3.0.0").purges_without_2_9_pitfalls());
+        assert!(!old.interest_streams_survive_crashes());
+        assert!(!v("2.14.9").interest_streams_survive_crashes());
+        assert!(
+            v("2.15.0").interest_streams_survive_crashes()
+                && new.interest_streams_survive_crashes()
+        );
         assert!(old < v("2.10.0") && v("2.10.0") < new);
     }
 }

@@ -20,7 +20,8 @@ use sssn_nats::JetStreamStore;
 
 const LEASE: Duration = Duration::from_secs(30);
 
-/// Acks that remove are opt-in: the test store's options with them on.
+/// The test store's options with acks that remove on every server (the default takes them
+/// only on 2.15+).
 async fn interest_on(ts: &mut TestStore) {
     let options = ts.store.options().clone().remove_on_ack(true);
     ts.store = Arc::new(
@@ -151,6 +152,27 @@ async fn limits_streams_keep_working(release: Release) {
     assert_eq!(retention(&ts, "q").await, RetentionPolicy::Limits);
 }
 
+/// Left unset, `remove_on_ack` follows the server: interest retention on 2.15 (acks
+/// remove), limits retention on 2.9, whose interest streams lost unacknowledged messages
+/// in a crash (`server_crash.rs`).
+async fn the_default_follows_the_server_version(release: Release) {
+    let Some(ts) = common::store_of(release, "the_default_follows_the_server_version").await else {
+        return;
+    };
+    assert_eq!(ts.store.options().remove_on_ack, None);
+    let q = started_queue(ts.store.clone()).await;
+    let want = match release {
+        Release::V2_9 => RetentionPolicy::Limits,
+        Release::V2_15 => RetentionPolicy::Interest,
+    };
+    assert_eq!(retention(&ts, "q").await, want);
+    q.write("p", &1).await.unwrap();
+    let claimed = q.claim("w", 5).await.unwrap();
+    assert_eq!(q.ack("w", &claimed).await.unwrap().done.len(), 1);
+    let s = q.stats().await.unwrap();
+    assert_eq!((s.stored, s.acknowledged), (0, 1));
+}
+
 /// An ack of a message this handle removed since it was claimed is stale, as on the other
 /// stores (the `+ACK` alone would not tell).
 async fn ack_after_a_removal_is_stale(release: Release) {
@@ -268,6 +290,7 @@ on_each_release!(
     acks_remove_on_interest_streams,
     acks_remove_messages_other_consumers_hold,
     limits_streams_keep_working,
+    the_default_follows_the_server_version,
     ack_after_a_removal_is_stale,
     a_log_only_open_of_an_interest_stream_is_refused,
 );

@@ -8,8 +8,10 @@
 //! cannot serve), and the `acknowledged` counter equals the acks that returned, plus at
 //! most the acks whose outcome the killed worker never learned. Printed: how many
 //! messages the reconciliation found below the ack floor (through `stats` after the run),
-//! and how many acknowledged messages were delivered again. Default options (deletes are
-//! `no_erase`), the mode in which 2.9 undoes recent deletes in a crash. On 2.9 and 2.15.
+//! and how many acknowledged messages were delivered again, and the stream's and claims
+//! consumer's state before the kill and after the restart. Deletes are `no_erase` (the
+//! default), the mode in which 2.9 undoes recent deletes in a crash. On 2.9 and 2.15, with
+//! the default retention (limits on 2.9, interest on 2.15) and with limits retention.
 
 mod common;
 
@@ -20,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::stream::RetentionPolicy;
 use sssn::ChannelMessage;
 use sssn::channel::WorkQueueChannel;
 use sssn_nats::{JetStreamOptions, JetStreamStore};
@@ -59,17 +62,66 @@ fn unanswered_acks(lines: &[String]) -> HashSet<String> {
     out
 }
 
+/// The stream's and the claims consumer's state as the server reports them (retried
+/// while the server is not ready).
+async fn recovered_state(js: &async_nats::jetstream::Context, stream: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = async {
+            let mut s = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+            let st = s.info().await.map_err(|e| e.to_string())?.state.clone();
+            let c = s.consumer_info("claims").await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(format!(
+                "stream first {} last {} messages {}; claims delivered {} ack floor {}",
+                st.first_sequence,
+                st.last_sequence,
+                st.messages,
+                c.delivered.stream_sequence,
+                c.ack_floor.stream_sequence
+            ))
+        }
+        .await;
+        match state {
+            Ok(s) => return s,
+            Err(e) if Instant::now() > deadline => return format!("unknown ({e})"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Default options: limits retention on 2.9 (acks delete), interest retention on 2.15
+/// (acks remove; the claims consumer is recreated behind the holding consumer).
+/// `SSSN_CRASH_REMOVE_ON_ACK=true` forces interest streams on 2.9 too: that is how the
+/// 2.9.10 loss in the crate README ("Acks that remove") was reproduced (7 runs of 52
+/// lost messages); `false` forces limits streams.
 async fn server_crash_strands_nothing(release: Release) {
-    let test = "server_crash_strands_nothing";
+    let forced = std::env::var("SSSN_CRASH_REMOVE_ON_ACK")
+        .ok()
+        .map(|v| v == "true" || v == "1");
+    crash_under_work_queue(release, "server_crash_strands_nothing", forced).await;
+}
+
+/// Limits retention on both servers: acks delete.
+async fn server_crash_strands_nothing_deleting_on_ack(release: Release) {
+    crash_under_work_queue(
+        release,
+        "server_crash_strands_nothing_deleting_on_ack",
+        Some(false),
+    )
+    .await;
+}
+
+async fn crash_under_work_queue(release: Release, test: &str, remove_on_ack: Option<bool>) {
     let dir = tempfile::tempdir().unwrap();
     let Some(mut server) = common::private_server(release, test, dir.path()) else {
         return;
     };
     let url = server.url();
     let prefix = common::fresh_prefix();
-    let options = JetStreamOptions::default()
+    let mut options = JetStreamOptions::default()
         .prefix(prefix.clone())
         .request_timeout(Duration::from_secs(2));
+    options.remove_on_ack = remove_on_ack;
     let store = Arc::new(
         JetStreamStore::connect_with(&url, options.clone())
             .await
@@ -80,10 +132,29 @@ async fn server_crash_strands_nothing(release: Release) {
         .store(store.clone())
         .build();
     jobs.start().await.unwrap();
+    let js = async_nats::jetstream::new(store.client().clone());
+    let retention = js
+        .get_stream(store.stream_name(CHANNEL))
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .retention;
+    let interest = remove_on_ack.unwrap_or(release == Release::V2_15);
+    let want = if interest {
+        RetentionPolicy::Interest
+    } else {
+        RetentionPolicy::Limits
+    };
+    assert_eq!(retention, want, "the stream's retention");
 
     // The producer writes steadily; a write that fails (server down) is retried with the
     // same id, so every message is stored exactly once.
-    let written = Arc::new(Mutex::new(HashSet::new()));
+    // Each id written, with when its write returned (ms since the start).
+    let started = Instant::now();
+    let written = Arc::new(Mutex::new(HashMap::new()));
     let producer = {
         let jobs = jobs.clone();
         let written = written.clone();
@@ -93,7 +164,8 @@ async fn server_crash_strands_nothing(release: Release) {
                 loop {
                     match jobs.write_message("producer", m.clone()).await {
                         Ok(id) => {
-                            written.lock().unwrap().insert(id);
+                            let at = started.elapsed().as_millis();
+                            written.lock().unwrap().insert(id, at);
                             break;
                         }
                         Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -110,9 +182,20 @@ async fn server_crash_strands_nothing(release: Release) {
         .collect();
 
     until_acked(&workers, 300, Duration::from_secs(20)).await;
+    let before = recovered_state(&js, &store.stream_name(CHANNEL)).await;
+    eprintln!("before the kill: {before}");
+    let killed_at = started.elapsed().as_millis();
     server.kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.restart();
+    let restarted_at = started.elapsed().as_millis();
+    // What the server recovered: a stream whose last sequence is below what the claims
+    // consumer had delivered lost its tail (or its last sequence) in the crash.
+    let recovered = recovered_state(&js, &store.stream_name(CHANNEL)).await;
+    eprintln!(
+        "after the restart ({} ms): {recovered}",
+        started.elapsed().as_millis()
+    );
     let at_restart = acked_count(&workers);
     until_acked(&workers, at_restart + 200, Duration::from_secs(20)).await;
     // An sssn process killed right after its acks: its count must not drift.
@@ -138,7 +221,7 @@ async fn server_crash_strands_nothing(release: Release) {
             .flat_map(|w| unanswered_acks(&w.lines()))
             .collect();
         let missing: Vec<String> = written
-            .iter()
+            .keys()
             .filter(|id| !acked.contains(id.as_str()) && !unanswered.contains(id.as_str()))
             .cloned()
             .collect();
@@ -187,7 +270,7 @@ async fn server_crash_strands_nothing(release: Release) {
         .filter(|(id, at)| first_ack.get(id).is_some_and(|t| t < at))
         .count();
     eprintln!(
-        "nats-server {}: written {TOTAL}, acks confirmed {confirmed}, acks of unknown outcome {unknown}, \
+        "nats-server {} (interest retention {interest}): written {TOTAL}, acks confirmed {confirmed}, acks of unknown outcome {unknown}, \
          acknowledged counter {}, redeliveries of acknowledged messages {redelivered_acked}, \
          stranded (stored after the run) {}, backlog {}",
         release.label(),
@@ -195,6 +278,19 @@ async fn server_crash_strands_nothing(release: Release) {
         stats.stored,
         stats.backlog,
     );
+    // What happened to each missing message: when its write returned (against the
+    // server's kill and restart), and every worker's line about it.
+    for id in &missing {
+        let events: Vec<&String> = lines
+            .iter()
+            .flatten()
+            .filter(|l| l.contains(id.as_str()))
+            .collect();
+        eprintln!(
+            "missing {id}: written at {} ms (server killed at {killed_at} ms, restarted at {restarted_at} ms); worker lines: {events:?}",
+            written[id]
+        );
+    }
     assert!(
         missing.is_empty(),
         "written messages never acknowledged: {missing:?}"
@@ -215,4 +311,7 @@ async fn server_crash_strands_nothing(release: Release) {
     let _ = store.delete_all().await;
 }
 
-on_each_release!(server_crash_strands_nothing);
+on_each_release!(
+    server_crash_strands_nothing,
+    server_crash_strands_nothing_deleting_on_ack
+);

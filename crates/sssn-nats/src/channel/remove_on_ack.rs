@@ -48,6 +48,7 @@ use super::claim_table::Claim;
 use super::claims::ClaimSide;
 use super::{JetStreamChannel, lock};
 use crate::store::StoreInner;
+use crate::version::ServerVersion;
 
 /// How long acks go the deleting way after another consumer was seen on the stream.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -60,7 +61,14 @@ const HOLDING_CONSUMER: &str = "claims-hold";
 pub(super) fn retention_for_new(store: &StoreInner, spec: &ChannelSpec) -> RetentionPolicy {
     let o = &store.options;
     let shared_claims = spec.claims.is_some() && spec.claim_scope == ClaimScope::Shared;
-    if shared_claims && o.remove_on_ack && !o.durable_acks && o.replicas == 1 {
+    // Unset: only where the server keeps the messages of an interest stream through a
+    // crash (an unknown version counts as an old one).
+    let wanted = o.remove_on_ack.unwrap_or_else(|| {
+        store
+            .server_version()
+            .is_some_and(ServerVersion::interest_streams_survive_crashes)
+    });
+    if shared_claims && wanted && !o.durable_acks && o.replicas == 1 {
         RetentionPolicy::Interest
     } else {
         RetentionPolicy::Limits

@@ -14,14 +14,24 @@ pub struct Worker {
 
 impl Worker {
     /// A worker named `name` on the work queue `channel` of the store `url`/`prefix`, with
-    /// further arguments `extra` (`--lease-ms`, `--batch`, `--work-ms`, `--results`).
+    /// further arguments `extra` (`--lease-ms`, `--batch`, `--work-ms`, `--results`). Its
+    /// stderr (failed claims and acks) goes to `<name>-<test pid>.log` in
+    /// `SSSN_WORKER_STDERR_DIR` when that is set, for tracing a failed run; else nowhere.
     pub fn spawn(url: &str, name: &str, prefix: &str, channel: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sssn-nats-worker"))
             .args(["--url", url, "--prefix", prefix])
             .args(["--channel", channel, "--name", name])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var_os("SSSN_WORKER_STDERR_DIR") {
+                Some(d) => Stdio::from(
+                    std::fs::File::create(
+                        std::path::Path::new(&d).join(format!("{name}-{}.log", std::process::id())),
+                    )
+                    .unwrap(),
+                ),
+                None => Stdio::null(),
+            })
             .spawn()
             .expect("spawn worker");
         let stdout = child.stdout.take().expect("stdout");

@@ -111,9 +111,9 @@ impl Sssn {
         let prefix = format!("peers{}", std::process::id());
         let store = JetStreamStore::connect_with(
             &format!("nats://{addr}"),
-            JetStreamOptions::default()
-                .prefix(prefix)
-                .remove_on_ack(true),
+            // Acks remove where the server keeps interest streams through a crash (the
+            // default: 2.15+), and delete on older servers.
+            JetStreamOptions::default().prefix(prefix),
         )
         .await
         .with_context(|| format!("JetStream on {addr}"))?;
