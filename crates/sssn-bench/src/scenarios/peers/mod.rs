@@ -11,11 +11,12 @@
 //! CPU: the client's is this process's CPU time over the round
 //! (`CLOCK_PROCESS_CPUTIME_ID`, every thread); the server's is the run time of every
 //! thread of the server processes (`/proc/<pid>/task/*/schedstat`) over the same window,
-//! for servers on this machine. Each adapter says which processes it counts
-//! (`Server`, `processes.rs`). Per message = CPU time / N, reported as client and server parts.
+//! for servers on this machine. Each adapter says which processes it counts (`Server`,
+//! `processes.rs`). Per message = CPU time / N, reported as client and server parts.
 //!
 //! The pattern is written once, in `drive.rs`; a system is an adapter of four small
-//! traits (`System` → `Queue` → `Producer` and `Consumer`), one file per system; `table.rs` makes the rounds into the table.
+//! traits (`System` → `Queue` → `Producer` and `Consumer`), one file per system;
+//! `table.rs` makes the rounds into the table.
 //! A system whose service does not answer is skipped with the reason.
 
 mod jetstream;
