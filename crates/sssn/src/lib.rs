@@ -9,7 +9,6 @@ pub mod conformance;
 pub mod descriptor;
 pub mod error;
 pub mod message;
-mod message_id;
 pub mod network;
 pub mod policy;
 pub mod request;
