@@ -1,6 +1,7 @@
 //! The conformance suite: one set of test bodies that every [`Store`] must pass.
 //!
-//! A backend crate instantiates it in its tests with [`conformance_tests!`]:
+//! A backend crate instantiates it in its tests with
+//! [`conformance_tests!`](crate::conformance_tests):
 //!
 //! ```ignore
 //! sssn::conformance_tests!(real_time, async { Some(MyHarness::new().await) });
