@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -252,20 +252,22 @@ async fn write_jobs(jobs: &sssn::WorkQueueChannel, n: usize, confirmed: &mut Vec
     failures
 }
 
-/// What the consumer saw: acknowledged ids (the ack returned `Ok`), ids whose ack failed
-/// (no reply, or an error reply: the delete may or may not have been applied), and ids
-/// claimed again after an `Ok` ack (must stay empty).
+/// What the consumer saw: acknowledged ids (the ack returned `Ok`) with the stream
+/// sequence each was claimed at, ids whose ack failed (no reply, or an error reply: the
+/// delete may or may not have been applied), and claims of an id after an `Ok` ack (must
+/// stay empty): the id, the sequence it was acknowledged at and the one it came back at
+/// (the same sequence: a removal that did not hold; another: the id stored twice).
 #[derive(Default)]
 struct Consumed {
-    acked: HashSet<String>,
+    acked: HashMap<String, u64>,
     ack_unknown: HashSet<String>,
-    again: Vec<String>,
+    again: Vec<(String, u64, u64)>,
     failures: usize,
 }
 
 impl Consumed {
     fn covers(&self, id: &str) -> bool {
-        self.acked.contains(id) || self.ack_unknown.contains(id)
+        self.acked.contains_key(id) || self.ack_unknown.contains(id)
     }
 }
 
@@ -313,17 +315,17 @@ async fn consume(jobs: &sssn::WorkQueueChannel, want: &[String], drain: bool, c:
             continue;
         }
         for job in &claimed {
-            if c.acked.contains(&job.message.id) {
-                c.again.push(job.message.id.clone());
+            if let Some(&acked_at) = c.acked.get(&job.message.id) {
+                c.again.push((job.message.id.clone(), acked_at, job.seq));
             }
         }
         // One by one: a stale or failed ack must not hide which ids were acknowledged.
         for job in claimed {
-            let id = job.message.id.clone();
+            let (id, seq) = (job.message.id.clone(), job.seq);
             match jobs.ack("worker", &job).await {
                 Ok(settled) if settled.all_done() => {
                     c.ack_unknown.remove(&id);
-                    c.acked.insert(id);
+                    c.acked.insert(id, seq);
                 }
                 Ok(_) => stale += 1,
                 Err(e) => {
@@ -397,7 +399,7 @@ async fn netns_driver() {
     // outcome is unknown), and the queue is empty. So no confirmed write was lost.
     assert!(
         consumed.again.is_empty(),
-        "acknowledged jobs claimed again: {:?}",
+        "acknowledged jobs claimed again (id, sequence acknowledged, sequence claimed again): {:?}",
         consumed.again
     );
     // Right after the heal the rejoining node can force elections (it kept raising its
