@@ -14,11 +14,19 @@ use sssn::store::{
 use sssn::{ErrorKind, Result};
 use sssn_sqlite::SqliteStore;
 
+/// Long enough that a claim outlives a close and reopen, or the next two commits, on a
+/// loaded machine (an fsync per commit); short enough to wait out in a test.
+const LEASE: Duration = Duration::from_millis(1500);
+
+/// How long #2 of the first test is held back by its nack: it must still be waiting
+/// when the lease of #3 has run out.
+const NACK_DELAY: Duration = Duration::from_millis(4000);
+
 fn spec() -> ChannelSpec {
     ChannelSpec::with_claims(
         "orders",
         ClaimPolicy {
-            lease: Duration::from_millis(400),
+            lease: LEASE,
             max_deliveries: Some(5),
         },
     )
@@ -138,7 +146,7 @@ async fn a_reopened_file_resumes_every_reader_claim_and_delay() {
                 .all_done()
         );
         assert!(
-            ch.nack("w1", &written[2..3], Some(Duration::from_millis(1500)))
+            ch.nack("w1", &written[2..3], Some(NACK_DELAY))
                 .await
                 .unwrap()
                 .all_done()
@@ -164,13 +172,13 @@ async fn a_reopened_file_resumes_every_reader_claim_and_delay() {
     let dead = ch.dead_letters(10).await.unwrap();
     assert_eq!(dead[0].message.id, written[1]);
     assert_eq!(dead[0].reason, "bad address");
-    // #3 is still held by w1 (lease 400 ms), #2 is delayed: only #4 and #5 are free.
+    // #3 is still held by w1 (the lease), #2 is delayed: only #4 and #5 are free.
     let free = ch.claim("w2", 10).await.unwrap();
     let free_ids: Vec<_> = free.iter().map(|c| c.message.id.clone()).collect();
     assert_eq!(free_ids, written[4..]);
     assert!(ch.ack("w2", &free_ids).await.unwrap().all_done());
     // After the lease, #3 comes back as its second attempt; #2 is not due yet.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(LEASE + Duration::from_millis(300)).await;
     let back = ch.claim("w2", 10).await.unwrap();
     assert_eq!(back.len(), 1, "{back:?}");
     assert_eq!(back[0].message.id, written[3]);
@@ -181,9 +189,9 @@ async fn a_reopened_file_resumes_every_reader_claim_and_delay() {
         "the old holder's claim stayed expired across the restart"
     );
     assert_eq!(ch.ack("w2", &written[3..4]).await.unwrap().done.len(), 1);
-    // The delayed nack comes due 1.5 s after it was made.
+    // The delayed nack comes due `NACK_DELAY` after it was made.
     let mut due = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..200 {
         due = ch.claim("w3", 10).await.unwrap();
         if !due.is_empty() {
             break;
