@@ -295,7 +295,74 @@ async fn an_empty_claim_waits_for_work(release: Release) {
     );
 }
 
+/// A write whose first copy was consumed and acknowledged already is not stored again:
+/// the writer retries when the acknowledgement of its publish was lost, and a publish
+/// held in a connection across a partition can reach the stream late. The server keeps
+/// the id for its duplicate window (`Nats-Msg-Id`); the retry is answered with the id.
+/// The same for an append of several messages (an atomic batch where the server has
+/// them), and a message that is redriven from the dead letters does come back.
+async fn a_retried_write_is_not_stored_again_once_consumed(release: Release) {
+    let Some(ts) =
+        common::store_of(release, "a_retried_write_is_not_stored_again_once_consumed").await
+    else {
+        return;
+    };
+    let q = WorkQueueChannel::new("q")
+        .claim_timeout(Duration::from_secs(30))
+        .store(ts.store.clone())
+        .build();
+    q.start().await.unwrap();
+    let first = ChannelMessage::with_data("p", &1).unwrap();
+    let id = q.write_message("p", first.clone()).await.unwrap();
+    assert_eq!(q.claim("w", 5).await.unwrap().len(), 1);
+    assert!(q.ack("w", &[id.as_str()]).await.unwrap().all_done());
+    assert_eq!(q.write_message("p", first.clone()).await.unwrap(), id);
+    assert!(q.claim("w", 5).await.unwrap().is_empty(), "stored again");
+
+    let raw = ts
+        .store
+        .open_channel(&ChannelSpec::with_claims(
+            "q",
+            ClaimPolicy {
+                lease: Duration::from_secs(30),
+                max_deliveries: None,
+            },
+        ))
+        .await
+        .unwrap();
+    let fresh = ChannelMessage::with_data("p", &2).unwrap();
+    let entries = raw
+        .log
+        .append(vec![first.clone(), fresh.clone(), first.clone()])
+        .await
+        .unwrap();
+    let ids: Vec<&str> = entries.iter().map(|e| e.message.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [first.id.as_str(), fresh.id.as_str(), first.id.as_str()]
+    );
+    let claimed = q.claim("w", 5).await.unwrap();
+    let claimed_ids: Vec<&str> = claimed.iter().map(|c| c.message.id.as_str()).collect();
+    assert_eq!(claimed_ids, [fresh.id.as_str()], "only the new message");
+
+    assert!(
+        q.reject("w", &[fresh.id.as_str()], "bad")
+            .await
+            .unwrap()
+            .all_done()
+    );
+    assert_eq!(q.redrive("admin", &[fresh.id.as_str()]).await.unwrap(), 1);
+    let back = q.claim("w", 5).await.unwrap();
+    assert_eq!(
+        back.len(),
+        1,
+        "a redriven message comes back within the window"
+    );
+    assert_eq!(back[0].message.id, fresh.id);
+}
+
 on_each_release!(
+    a_retried_write_is_not_stored_again_once_consumed,
     an_empty_claim_waits_for_work,
     feed_sees_appends_of_other_processes,
     claims_are_fenced_across_processes,

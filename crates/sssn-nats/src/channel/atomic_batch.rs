@@ -9,7 +9,11 @@
 //! the last message's (the others precede it without gaps). Each message still carries
 //! `Nats-Expected-Last-Subject-Sequence: 0`, which the server checks for the whole batch
 //! at commit: an id that is stored already fails the batch, the store then looks the ids
-//! up, returns the stored entries and commits the rest again.
+//! up, returns the stored entries and commits the rest again. Appends from callers also
+//! carry the id as `Nats-Msg-Id` ([`Dedupe::Window`]): a batch naming an id the server
+//! stored within its duplicate window, though removed since, is refused whole, and the
+//! store then writes that chunk message by message, each publish answered on its own
+//! (duplicates with the sequence of their first copy).
 //!
 //! Limits of the server: at most [`DEFAULT_MAX_MESSAGES`] messages per batch (the server
 //! names its own limit in the refusal, which is used from then on), so a larger append is
@@ -29,6 +33,7 @@ use sssn::store::Entry;
 use sssn::{ChannelMessage, Error, ErrorKind, Result};
 
 use super::JetStreamChannel;
+use super::log::Dedupe;
 
 /// The server's default limit of messages in one atomic batch (2.12-2.15).
 pub(super) const DEFAULT_MAX_MESSAGES: usize = 1000;
@@ -46,6 +51,11 @@ const WRONG_LAST_SEQUENCE_IN_PROCESS: u64 = 10164;
 const BATCH_TOO_LARGE: u64 = 10199;
 /// "atomic publish too many inflight" (429).
 const TOO_MANY_INFLIGHT: u64 = 10210;
+/// "duplicate message id is in process": another publish of an id is being stored.
+const DUPLICATE_IN_PROCESS: u64 = 10158;
+/// "atomic publish batch contains duplicate message id": an id the server stored within
+/// its duplicate window.
+const SEEN_IN_WINDOW: u64 = 10201;
 
 #[derive(Deserialize)]
 struct ApiError {
@@ -71,6 +81,8 @@ enum Commit {
     Stored(u64),
     /// Nothing stored: some id is stored (or being stored) already.
     Duplicate,
+    /// Nothing stored: some id was stored within the duplicate window.
+    SeenInWindow,
     /// Nothing stored: the server takes at most this many messages per batch.
     TooLarge(usize),
     /// Nothing stored: the stream has too many batches in flight.
@@ -98,7 +110,11 @@ impl JetStreamChannel {
     /// Appends `messages` as atomic batches (see the module docs). The entries come back
     /// in input order; an id that is stored already (or repeated in `messages`) gets the
     /// stored entry, as on the message-by-message path.
-    pub(super) async fn append_atomic(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
+    pub(super) async fn append_atomic(
+        &self,
+        messages: Vec<ChannelMessage>,
+        dedupe: Dedupe,
+    ) -> Result<Vec<Entry>> {
         // One publish per distinct id: the server would refuse a batch naming an id twice.
         let mut first_of: HashMap<String, usize> = HashMap::new();
         let mut slot_of = Vec::with_capacity(messages.len());
@@ -134,7 +150,7 @@ impl JetStreamChannel {
                 continue;
             }
             if let Some(limit) = self
-                .store_chunk(&unique, chunk.clone(), &mut stored)
+                .store_chunk(&unique, chunk.clone(), &mut stored, dedupe)
                 .await?
             {
                 max = limit;
@@ -166,13 +182,14 @@ impl JetStreamChannel {
         unique: &[Outgoing],
         mut chunk: Vec<usize>,
         stored: &mut [Option<Entry>],
+        dedupe: Dedupe,
     ) -> Result<Option<usize>> {
         let mut pause = Duration::from_millis(20);
         for _ in 0..COMMIT_ATTEMPTS {
             if chunk.is_empty() {
                 return Ok(None);
             }
-            match self.commit(unique, &chunk).await? {
+            match self.commit(unique, &chunk, dedupe).await? {
                 Commit::Stored(last) => {
                     self.head.fetch_max(last, Ordering::AcqRel);
                     let first = last + 1 - chunk.len() as u64;
@@ -201,6 +218,15 @@ impl JetStreamChannel {
                         pause = pause.saturating_mul(2);
                     }
                     chunk = rest;
+                }
+                Commit::SeenInWindow => {
+                    // Which ids the server remembers only it knows: ask it one by one.
+                    let messages = chunk.iter().map(|&i| unique[i].message.clone()).collect();
+                    let entries = self.append_each(messages, dedupe).await?;
+                    for (&i, entry) in chunk.iter().zip(entries) {
+                        stored[i] = Some(entry);
+                    }
+                    return Ok(None);
                 }
                 Commit::TooLarge(limit) if limit > 0 && limit < chunk.len() => {
                     return Ok(Some(limit));
@@ -235,7 +261,7 @@ impl JetStreamChannel {
     }
 
     /// Publishes `chunk` as one batch and reads the commit's acknowledgement.
-    async fn commit(&self, unique: &[Outgoing], chunk: &[usize]) -> Result<Commit> {
+    async fn commit(&self, unique: &[Outgoing], chunk: &[usize], dedupe: Dedupe) -> Result<Commit> {
         let batch_id = uuid::Uuid::new_v4().simple().to_string();
         let last = chunk.len();
         for (n, &i) in chunk.iter().enumerate() {
@@ -244,6 +270,9 @@ impl JetStreamChannel {
             headers.insert("Nats-Batch-Id", batch_id.as_str());
             headers.insert("Nats-Batch-Sequence", (n + 1).to_string().as_str());
             headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+            if dedupe == Dedupe::Window {
+                headers.insert("Nats-Msg-Id", out.message.id.as_str());
+            }
             if n + 1 < last {
                 // No reply subject: the server answers only the commit.
                 self.store
@@ -279,7 +308,10 @@ impl JetStreamChannel {
                     ));
                 }
                 Some(e) => match e.err_code {
-                    WRONG_LAST_SEQUENCE | WRONG_LAST_SEQUENCE_IN_PROCESS => Commit::Duplicate,
+                    WRONG_LAST_SEQUENCE | WRONG_LAST_SEQUENCE_IN_PROCESS | DUPLICATE_IN_PROCESS => {
+                        Commit::Duplicate
+                    }
+                    SEEN_IN_WINDOW => Commit::SeenInWindow,
                     BATCH_TOO_LARGE => Commit::TooLarge(limit_in(&e.description)),
                     TOO_MANY_INFLIGHT => Commit::Busy,
                     code => {

@@ -18,10 +18,11 @@ use async_nats::jetstream::message::PublishMessage;
 use futures::future::join_all;
 use sssn::clock::now_millis;
 use sssn::policy::DeadReason;
-use sssn::store::{DeadLetter, Log, Seq};
+use sssn::store::{DeadLetter, Seq};
 use sssn::{ChannelMessage, Error, ErrorKind, Result};
 
 use super::claims::ClaimSide;
+use super::log::Dedupe;
 use super::{JetStreamChannel, lookup};
 
 impl JetStreamChannel {
@@ -107,8 +108,11 @@ impl JetStreamChannel {
         let moved = letters.len();
         // Back in the channel first, then out of the dead letters: a crash in between
         // leaves a copy in both, never in neither.
-        self.append(letters.into_iter().map(|(_, l)| l.message).collect())
-            .await?;
+        self.append_new(
+            letters.into_iter().map(|(_, l)| l.message).collect(),
+            Dedupe::Stored,
+        )
+        .await?;
         for r in join_all(dlq_seqs.iter().map(|seq| self.delete_seq(dlq, *seq))).await {
             r?;
         }

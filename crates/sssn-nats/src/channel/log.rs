@@ -31,6 +31,19 @@ use crate::store::invalid;
 /// Publishes of one id retried while it is being removed concurrently.
 const APPEND_ATTEMPTS: usize = 5;
 
+/// Which earlier copies of an id keep an append of it from being stored again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dedupe {
+    /// A copy stored now, or one the server stored within its duplicate window and
+    /// that was removed since (the id is the `Nats-Msg-Id`). An append is retried when
+    /// its acknowledgement was lost, and a publish can reach the stream late (held in a
+    /// connection across a partition): either may come after the first copy was
+    /// consumed and acknowledged, and must not bring the message back.
+    Window,
+    /// Only a copy stored now: the message comes back on purpose (a redrive).
+    Stored,
+}
+
 impl JetStreamChannel {
     /// Starts the feed task once (it runs until the channel is dropped).
     fn ensure_feed(&self) {
@@ -140,14 +153,21 @@ impl JetStreamChannel {
     /// is published first, then the acknowledgements are collected, one round trip for
     /// the batch. The server stores them in publish order, each on its own: when one
     /// fails, the others may be stored.
-    async fn append_each(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
+    pub(super) async fn append_each(
+        &self,
+        messages: Vec<ChannelMessage>,
+        dedupe: Dedupe,
+    ) -> Result<Vec<Entry>> {
         let mut sent = Vec::with_capacity(messages.len());
         for message in messages {
             let subject = self.names.message(&message.id);
             let payload = Bytes::from(serde_json::to_vec(&message).map_err(|e| {
                 Error::new(ErrorKind::InvalidMessage, format!("message encoding: {e}"))
             })?);
-            let ack = self.publish_new(subject.clone(), payload.clone()).await?;
+            let msg_id = (dedupe == Dedupe::Window).then_some(message.id.as_str());
+            let ack = self
+                .publish_new(subject.clone(), payload.clone(), msg_id)
+                .await?;
             sent.push((message, subject, payload, ack));
         }
         let mut out = Vec::with_capacity(sent.len());
@@ -158,6 +178,8 @@ impl JetStreamChannel {
                 let Some(pending) = ack.take() else { break };
                 match pending.await {
                     Ok(a) => {
+                        // A duplicate answers with the sequence of the first copy, which
+                        // may be removed by now: that is where the message was stored.
                         self.head.fetch_max(a.sequence, Ordering::AcqRel);
                         entry = Some(Entry {
                             seq: a.sequence,
@@ -174,8 +196,12 @@ impl JetStreamChannel {
                             }
                             // Removed in between: store it after all.
                             None => {
-                                ack =
-                                    Some(self.publish_new(subject.clone(), payload.clone()).await?)
+                                let msg_id =
+                                    (dedupe == Dedupe::Window).then_some(message.id.as_str());
+                                ack = Some(
+                                    self.publish_new(subject.clone(), payload.clone(), msg_id)
+                                        .await?,
+                                )
                             }
                         }
                     }
@@ -197,6 +223,20 @@ impl JetStreamChannel {
 }
 
 impl JetStreamChannel {
+    /// Appends messages whose ids have no copy yet (as `dedupe` counts copies): atomically
+    /// where the server can, else message by message.
+    pub(super) async fn append_new(
+        &self,
+        messages: Vec<ChannelMessage>,
+        dedupe: Dedupe,
+    ) -> Result<Vec<Entry>> {
+        if messages.len() > 1 && self.appends_atomically() {
+            self.append_atomic(messages, dedupe).await
+        } else {
+            self.append_each(messages, dedupe).await
+        }
+    }
+
     /// Removes by age and count (see [`Log::evict`]).
     async fn evict_now(&self, before: Option<f64>, max_count: Option<usize>) -> Result<usize> {
         let mut removed = 0u64;
@@ -242,11 +282,7 @@ impl JetStreamChannel {
 #[async_trait]
 impl Log for JetStreamChannel {
     async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>> {
-        if messages.len() > 1 && self.appends_atomically() {
-            self.append_atomic(messages).await
-        } else {
-            self.append_each(messages).await
-        }
+        self.append_new(messages, Dedupe::Window).await
     }
 
     async fn read(

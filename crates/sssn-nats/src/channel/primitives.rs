@@ -393,17 +393,23 @@ impl JetStreamChannel {
         }
     }
 
-    /// Publishes a message on `subject` only if nothing is stored on it yet.
+    /// Publishes a message on `subject` only if nothing is stored on it yet and, with
+    /// `msg_id`, only if no message with that id was stored within the stream's duplicate
+    /// window (even if removed since).
     pub(super) async fn publish_new(
         &self,
         subject: String,
         payload: Bytes,
+        msg_id: Option<&str>,
     ) -> Result<jetstream::context::PublishAckFuture> {
         // One subject per id and "no message on this subject yet": the server refuses a
         // second copy of a stored id, atomically, for as long as it is stored.
-        let publish = PublishMessage::build()
+        let mut publish = PublishMessage::build()
             .payload(payload)
             .expected_last_subject_sequence(0);
+        if let Some(id) = msg_id {
+            publish = publish.message_id(id);
+        }
         self.store
             .js
             .send_publish(subject, publish)

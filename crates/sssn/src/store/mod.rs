@@ -398,8 +398,11 @@ impl IntoStore for Arc<dyn Store> {
 #[async_trait]
 pub trait Log: Send + Sync + 'static {
     /// Appends messages in order and returns them with their sequences. A message whose id
-    /// is already stored is not stored again; its existing entry is returned. Returns only
-    /// once the append is durable (for durable stores); the feed sees it afterwards.
+    /// is already stored is not stored again; its existing entry is returned. A store whose
+    /// writes cross a network may also refuse an id it stored a short while ago and removed
+    /// since, so that a retried write does not bring back a consumed message (JetStream:
+    /// its duplicate window); it then returns the entry as first stored. Returns only once
+    /// the append is durable (for durable stores); the feed sees it afterwards.
     async fn append(&self, messages: Vec<ChannelMessage>) -> Result<Vec<Entry>>;
 
     /// [`append`](Self::append) of one message (a single write's path); a store may
