@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod descriptor;
 pub mod error;
 pub mod message;
+mod message_id;
 pub mod network;
 pub mod policy;
 pub mod request;

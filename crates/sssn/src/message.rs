@@ -420,10 +420,7 @@ impl std::hash::Hash for ChannelMessage {
     }
 }
 
-/// A fresh message id: uuid v7 text (time-ordered within a process).
-pub fn new_message_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
+pub use crate::message_id::new_message_id;
 
 /// Who may see a channel from outside its process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
