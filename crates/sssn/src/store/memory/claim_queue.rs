@@ -8,26 +8,31 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Lease, MemoryChannel, SlotState};
+use super::{Lease, MemoryChannel, SlotState, State};
 use crate::clock::{millis, now_millis};
 use crate::error::Result;
 use crate::message::ChannelMessage;
 use crate::policy::{ClaimPolicy, ClaimScope, DeadReason, Release};
 use crate::store::{ClaimQueue, ClaimStats, Claimed, DeadLetter, Log, Settle, Settled};
 
-#[async_trait]
-impl ClaimQueue for MemoryChannel {
-    async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>> {
-        let policy = self.policy();
-        let now = now_millis();
-        let deadline = policy.lease_deadline(now);
+impl MemoryChannel {
+    /// Claims up to `limit` for `claimer` in the locked state (see [`ClaimQueue::claim`]).
+    fn claim_locked(
+        &self,
+        st: &mut State,
+        policy: &ClaimPolicy,
+        claimer: &str,
+        limit: usize,
+        now: u64,
+    ) -> Vec<Claimed> {
         if self.scope == ClaimScope::PerRecipient {
-            return Ok(self.lock().inbox_claim(&policy, claimer, limit, now));
+            return st.inbox_claim(policy, claimer, limit, now);
         }
-        let claimer: Arc<str> = Arc::from(claimer);
-        let mut st = self.lock();
-        st.maintain(&policy, now);
+        let deadline = policy.lease_deadline(now);
+        st.maintain(policy, now);
         let mut out = Vec::with_capacity(limit.min(st.ready.len() + st.fresh));
+        // Made on the first claim only: an empty poll allocates nothing.
+        let mut holder: Option<Arc<str>> = None;
         while out.len() < limit {
             let Some(seq) = st.next_claimable() else {
                 break;
@@ -43,30 +48,37 @@ impl ClaimQueue for MemoryChannel {
                 attempt: u32::from(slot.attempts),
                 lease_until_ms: deadline,
             };
+            let claimer = holder.get_or_insert_with(|| Arc::from(claimer)).clone();
             st.in_flight.insert(
                 seq,
                 Lease {
-                    claimer: claimer.clone(),
+                    claimer,
                     deadline_ms: deadline,
                 },
             );
             st.leases.push(Reverse((deadline, seq)));
             out.push(claimed);
         }
-        Ok(out)
+        out
     }
 
-    async fn settle(&self, claimer: &str, ids: &[&str], how: Settle) -> Result<Settled> {
-        let policy = self.policy();
-        let now = now_millis();
-        let due = match &how {
+    /// Settles `ids` for `claimer` in the locked state (see [`ClaimQueue::settle`]).
+    fn settle_locked(
+        &self,
+        st: &mut State,
+        policy: &ClaimPolicy,
+        claimer: &str,
+        ids: &[&str],
+        how: &Settle,
+        now: u64,
+    ) -> Settled {
+        if self.scope == ClaimScope::PerRecipient {
+            return st.inbox_settle(policy, claimer, ids, how, now);
+        }
+        let due = match how {
             Settle::Nack { delay } => ClaimPolicy::release_due(now, *delay),
             _ => None,
         };
-        let mut st = self.lock();
-        if self.scope == ClaimScope::PerRecipient {
-            return Ok(st.inbox_settle(&policy, claimer, ids, &how, now));
-        }
         let mut out = Settled {
             done: Vec::with_capacity(ids.len()),
             stale: Vec::new(),
@@ -76,13 +88,13 @@ impl ClaimQueue for MemoryChannel {
                 out.stale.push(id.to_owned());
                 continue;
             };
-            match &how {
+            match how {
                 Settle::Ack => {
                     if st.take(seq).is_some() {
                         st.acknowledged += 1;
                     }
                 }
-                Settle::Nack { .. } => st.release(&policy, seq, due, Release::Nack, now),
+                Settle::Nack { .. } => st.release(policy, seq, due, Release::Nack, now),
                 Settle::Reject { reason } => {
                     st.dead_letter(seq, &DeadReason::Rejected(reason.clone()), now);
                 }
@@ -97,7 +109,40 @@ impl ClaimQueue for MemoryChannel {
             out.done.push(id.to_owned());
         }
         st.compact_leases();
-        Ok(out)
+        out
+    }
+}
+
+#[async_trait]
+impl ClaimQueue for MemoryChannel {
+    async fn claim(&self, claimer: &str, limit: usize) -> Result<Vec<Claimed>> {
+        let policy = self.policy();
+        let now = now_millis();
+        let mut st = self.lock();
+        Ok(self.claim_locked(&mut st, &policy, claimer, limit, now))
+    }
+
+    async fn settle(&self, claimer: &str, ids: &[&str], how: Settle) -> Result<Settled> {
+        let policy = self.policy();
+        let now = now_millis();
+        let mut st = self.lock();
+        Ok(self.settle_locked(&mut st, &policy, claimer, ids, &how, now))
+    }
+
+    /// Both under one lock: no other claimer runs in between, as in one transaction.
+    async fn settle_and_claim(
+        &self,
+        claimer: &str,
+        ids: &[&str],
+        how: Settle,
+        limit: usize,
+    ) -> Result<(Settled, Vec<Claimed>)> {
+        let policy = self.policy();
+        let now = now_millis();
+        let mut st = self.lock();
+        let settled = self.settle_locked(&mut st, &policy, claimer, ids, &how, now);
+        let claimed = self.claim_locked(&mut st, &policy, claimer, limit, now);
+        Ok((settled, claimed))
     }
 
     async fn reclaim_expired(&self) -> Result<usize> {
