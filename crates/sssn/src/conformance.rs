@@ -187,6 +187,7 @@ macro_rules! conformance_tests {
             mailbox_claims_take_only_the_claimers_messages,
             mailbox_everyone_message_is_claimed_once_per_recipient,
             mailbox_claims_are_fenced_per_recipient,
+            mailbox_ack_and_claim_stays_in_the_callers_inbox,
             mailbox_lease_expiry_requeues_for_that_recipient,
             mailbox_dead_letters_per_recipient, mailbox_claim_stats,
             mailbox_claims_survive_reopen);

@@ -165,6 +165,38 @@ pub async fn mailbox_claims_are_fenced_per_recipient(h: &impl Harness) {
     assert!(ch.dead_letters("admin", 10).await.unwrap().is_empty());
 }
 
+/// `ack_and_claim` on a mailbox: the ack is fenced per recipient and the next batch
+/// comes from the caller's own inbox only.
+pub async fn mailbox_ack_and_claim_stays_in_the_callers_inbox(h: &impl Harness) {
+    let Some(ch) = mailbox(h, MailboxChannel::new(uid("m")).claim_timeout(LEASE * 30)).await else {
+        return;
+    };
+    let a1 = send(&ch, Some("alice"), 1).await;
+    let b1 = send(&ch, Some("bob"), 2).await;
+    let all = send(&ch, None, 3).await;
+    let a2 = send(&ch, Some("alice"), 4).await;
+    let first = ch.claim("alice", 1).await.unwrap();
+    assert_eq!(ids(&first), vec![a1.clone()]);
+    let (settled, next) = ch.ack_and_claim("alice", &first, 10).await.unwrap();
+    assert_eq!(settled.done, vec![a1.clone()]);
+    assert_eq!(
+        ids(&next),
+        [all.clone(), a2.clone()],
+        "alice's and everyone's"
+    );
+    let (settled, bobs) = ch.ack_and_claim("bob", &next, 10).await.unwrap();
+    assert_eq!(settled.stale, [all.clone(), a2.clone()], "alice's claims");
+    assert_eq!(ids(&bobs), [b1.clone(), all.clone()], "bob's own inbox");
+    let (settled, none) = ch.ack_and_claim("alice", &next, 10).await.unwrap();
+    assert!(settled.all_done());
+    assert!(none.is_empty(), "alice's inbox is empty: {none:?}");
+    let (settled, none) = ch.ack_and_claim("bob", &bobs, 10).await.unwrap();
+    assert!(settled.all_done());
+    assert!(none.is_empty());
+    let s = ch.stats().await.unwrap();
+    assert_eq!((s.in_flight, s.backlog), (0, 0));
+}
+
 pub async fn mailbox_lease_expiry_requeues_for_that_recipient(h: &impl Harness) {
     let Some(ch) = mailbox(h, MailboxChannel::new(uid("m")).claim_timeout(LEASE)).await else {
         return;
