@@ -251,6 +251,14 @@ fn ids_of(msgs: &[Arc<ChannelMessage>]) -> Vec<String> {
 
 const LEASE: Duration = Duration::from_millis(1000);
 
+/// Asserts that a settle went through but found no live claim of the caller's: as a
+/// result, it is the `StaleClaim` error.
+#[track_caller]
+fn assert_stale(settled: crate::error::Result<crate::store::Settled>) {
+    let err = settled.expect("settle").into_result().unwrap_err();
+    assert_eq!(err.kind(), crate::error::ErrorKind::StaleClaim, "{err}");
+}
+
 async fn recv(sub: &mut crate::channel::Subscription) -> crate::store::Entry {
     tokio::time::timeout(Duration::from_secs(5), sub.recv())
         .await

@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use super::{Harness, LEASE, ids_of, started, uid, write_n};
+use super::{Harness, LEASE, assert_stale, ids_of, started, uid, write_n};
 use crate::channel::WorkQueueChannel;
-use crate::error::ErrorKind;
 
 pub async fn lease_expiry_makes_claimable(h: &impl Harness) {
     let ch = started(h, WorkQueueChannel::new(uid("q")).claim_timeout(LEASE)).await;
@@ -37,15 +36,7 @@ pub async fn ack_after_expiry_is_fenced(h: &impl Harness) {
         1,
         "the message was not consumed by the late ack"
     );
-    assert_eq!(
-        ch.ack("w1", &ids)
-            .await
-            .unwrap()
-            .into_result()
-            .unwrap_err()
-            .kind(),
-        ErrorKind::StaleClaim
-    );
+    assert_stale(ch.ack("w1", &ids).await);
     assert_eq!(ch.ack("w2", &ids).await.unwrap().done.len(), 1);
 }
 
@@ -61,15 +52,7 @@ pub async fn extend_keeps_the_lease(h: &impl Harness) {
         "the extended lease still holds"
     );
     assert_eq!(ch.ack("w1", &ids).await.unwrap().done.len(), 1);
-    assert_eq!(
-        ch.extend("w1", &ids)
-            .await
-            .unwrap()
-            .into_result()
-            .unwrap_err()
-            .kind(),
-        ErrorKind::StaleClaim
-    );
+    assert_stale(ch.extend("w1", &ids).await);
 }
 
 /// Not in the macro's list: JetStream fixes the lease when a channel opens (it refuses
