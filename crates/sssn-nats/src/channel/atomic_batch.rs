@@ -270,8 +270,8 @@ impl JetStreamChannel {
             headers.insert("Nats-Batch-Id", batch_id.as_str());
             headers.insert("Nats-Batch-Sequence", (n + 1).to_string().as_str());
             headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
-            if dedupe == Dedupe::Window {
-                headers.insert("Nats-Msg-Id", out.message.id.as_str());
+            if let Some(id) = dedupe.msg_id(&out.message.id) {
+                headers.insert("Nats-Msg-Id", id);
             }
             if n + 1 < last {
                 // No reply subject: the server answers only the commit.

@@ -44,6 +44,13 @@ pub(super) enum Dedupe {
     Stored,
 }
 
+impl Dedupe {
+    /// The `Nats-Msg-Id` a publish of `id` carries, if any.
+    pub(super) fn msg_id(self, id: &str) -> Option<&str> {
+        (self == Dedupe::Window).then_some(id)
+    }
+}
+
 impl JetStreamChannel {
     /// Starts the feed task once (it runs until the channel is dropped).
     fn ensure_feed(&self) {
@@ -164,7 +171,7 @@ impl JetStreamChannel {
             let payload = Bytes::from(serde_json::to_vec(&message).map_err(|e| {
                 Error::new(ErrorKind::InvalidMessage, format!("message encoding: {e}"))
             })?);
-            let msg_id = (dedupe == Dedupe::Window).then_some(message.id.as_str());
+            let msg_id = dedupe.msg_id(&message.id);
             let ack = self
                 .publish_new(subject.clone(), payload.clone(), msg_id)
                 .await?;
@@ -196,8 +203,7 @@ impl JetStreamChannel {
                             }
                             // Removed in between: store it after all.
                             None => {
-                                let msg_id =
-                                    (dedupe == Dedupe::Window).then_some(message.id.as_str());
+                                let msg_id = dedupe.msg_id(&message.id);
                                 ack = Some(
                                     self.publish_new(subject.clone(), payload.clone(), msg_id)
                                         .await?,
