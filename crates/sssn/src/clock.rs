@@ -22,16 +22,20 @@ fn base() -> (u64, std::time::Instant) {
 
 /// Current time in Unix epoch milliseconds, as seen by tokio's clock.
 pub fn now_millis() -> u64 {
-    let (wall, start) = base();
-    let now = tokio::time::Instant::now().into_std();
-    wall + now.saturating_duration_since(start).as_millis() as u64
+    millis(now())
 }
 
 /// Current time in Unix epoch seconds (the `timestamp` unit of messages).
 pub fn now_secs() -> f64 {
+    now().as_secs_f64()
+}
+
+/// Current time since the Unix epoch, as seen by tokio's clock: one clock read for
+/// callers that need it both in seconds and in milliseconds.
+pub fn now() -> Duration {
     let (wall, start) = base();
     let now = tokio::time::Instant::now().into_std();
-    wall as f64 / 1000.0 + now.saturating_duration_since(start).as_secs_f64()
+    Duration::from_millis(wall) + now.saturating_duration_since(start)
 }
 
 /// Milliseconds in a duration, saturating.

@@ -314,9 +314,11 @@ pub struct ChannelMessage {
 impl ChannelMessage {
     /// A new message with a fresh id and the current time.
     pub fn new(sender_id: impl Into<String>, content: Content) -> Self {
+        // One clock read for the id's time and the timestamp.
+        let now = crate::clock::now();
         Self {
-            id: new_message_id(),
-            timestamp: crate::clock::now_secs(),
+            id: crate::message_id::new_message_id_at(crate::clock::millis(now)),
+            timestamp: now.as_secs_f64(),
             sender_id: sender_id.into(),
             content,
             metadata: Map::new(),

@@ -16,7 +16,12 @@ const MS_MASK: u64 = (1 << 48) - 1;
 /// (time-ordered; an id made when more than 4,096 came in one millisecond borrows the
 /// next millisecond's time).
 pub fn new_message_id() -> String {
-    let candidate = (crate::clock::now_millis() & MS_MASK) << COUNTER_BITS;
+    new_message_id_at(crate::clock::now_millis())
+}
+
+/// [`new_message_id`] made at `unix_ms` (a caller that read the clock already).
+pub(crate) fn new_message_id_at(unix_ms: u64) -> String {
+    let candidate = (unix_ms & MS_MASK) << COUNTER_BITS;
     let next = |last: u64| candidate.max(last + 1);
     // The closure never refuses: `fetch_update` returns the previous value.
     let previous = LAST

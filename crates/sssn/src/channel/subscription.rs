@@ -271,18 +271,13 @@ impl Subscription {
                     let received = if let Some(entry) = resume.take() {
                         Ok(entry)
                     } else {
-                        // Deliveries already queued need no waiting (the hot path).
-                        match rx.try_recv() {
-                            Ok(entry) => Ok(entry),
-                            Err(TryRecvError::Lagged(n)) => {
-                                Err(broadcast::error::RecvError::Lagged(n))
-                            }
-                            Err(TryRecvError::Closed) => Err(broadcast::error::RecvError::Closed),
-                            Err(TryRecvError::Empty) => tokio::select! {
-                                biased;
-                                () = state.cancel.cancelled() => return Err(RecvError::Closed),
-                                r = rx.recv() => r,
-                            },
+                        // The feed first: a queued delivery never polls the token (whose
+                        // check takes a lock). A closed subscription is caught by the
+                        // flag above; the token ends a wait for the next append.
+                        tokio::select! {
+                            biased;
+                            r = rx.recv() => r,
+                            () = state.cancel.cancelled() => return Err(RecvError::Closed),
                         }
                     };
                     match received {
@@ -446,6 +441,32 @@ mod tests {
 
     use super::RecvError;
     use crate::channel::BroadcastChannel;
+
+    /// Stopping the channel ends its subscriptions at once: one with deliveries still
+    /// queued (which checks only its flag before taking the next) and one waiting for the
+    /// next append (woken by the token).
+    #[tokio::test]
+    async fn stopping_the_channel_ends_queued_and_waiting_subscriptions() {
+        let feed = BroadcastChannel::new("stops").build();
+        feed.start().await.unwrap();
+        let mut queued = feed.subscribe("queued").await.unwrap();
+        let mut waiting = feed.subscribe("waiting").await.unwrap();
+        for i in 0..3 {
+            feed.write("w", &i).await.unwrap();
+        }
+        for _ in 0..3 {
+            waiting.recv().await.unwrap();
+        }
+        let waiter = tokio::spawn(async move { waiting.recv().await });
+        tokio::task::yield_now().await;
+        feed.stop().await;
+        assert_eq!(queued.recv().await.unwrap_err(), RecvError::Closed);
+        let woken = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiting subscriber is woken")
+            .unwrap();
+        assert_eq!(woken.unwrap_err(), RecvError::Closed);
+    }
 
     /// Subscribers far behind a writer that keeps appending alternate between the store
     /// and the feed; every message arrives once, in order, and none is reported lost (a
