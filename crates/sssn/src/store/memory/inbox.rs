@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
-use super::{SeqMap, State};
+use super::{SeqMap, State, compact_lease_heap};
 use crate::message::ChannelMessage;
 use crate::policy::{ClaimPolicy, ClaimScope, DeadReason, Fate, Release};
 use crate::store::{ClaimStats, Claimed, DeadLetter, Seq, Settle, Settled};
@@ -45,15 +45,11 @@ impl Inbox {
         self.attempts.remove(&seq).unwrap_or(0)
     }
 
-    /// Rebuilds the lease heap when settled claims' entries dominate it.
+    /// See [`compact_lease_heap`].
     fn compact_leases(&mut self) {
-        if self.leases.len() > 1024 + 2 * self.in_flight.len() {
-            self.leases = self
-                .in_flight
-                .iter()
-                .map(|(seq, deadline)| Reverse((*deadline, *seq)))
-                .collect();
-        }
+        compact_lease_heap(&mut self.leases, self.in_flight.len(), |seq| {
+            self.in_flight.get(&seq).copied()
+        });
     }
 }
 

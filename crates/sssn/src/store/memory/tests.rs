@@ -60,4 +60,28 @@ async fn settled_claims_do_not_pile_up_in_the_lease_heap() {
         "lease heap holds {} entries",
         st.leases.len()
     );
+    assert!(st.leases.capacity() <= 2 * (1024 + 2 * 100));
+}
+
+#[tokio::test]
+async fn the_lease_heap_gives_memory_back_after_a_burst_of_claims() {
+    let ch = MemoryChannel::new(&ChannelSpec::with_claims("q", ClaimPolicy::default()));
+    let batch = (0..5_000)
+        .map(|i| ChannelMessage::new("p", Content::data(&i).unwrap()))
+        .collect();
+    ch.append(batch).await.unwrap();
+    let claimed = ch.claim("w", 5_000).await.unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|c| c.message.id.as_str()).collect();
+    assert_eq!(ch.lock().leases.len(), 5_000);
+    assert_eq!(
+        ch.settle("w", &ids, Settle::Ack).await.unwrap().done.len(),
+        5_000
+    );
+    let st = ch.lock();
+    assert!(st.leases.is_empty());
+    assert!(
+        st.leases.capacity() <= 2 * 1024,
+        "capacity {}",
+        st.leases.capacity()
+    );
 }
