@@ -95,10 +95,6 @@ impl<K: Kind> Channel<K> {
     /// Cancels the background loops and waits for them to end.
     async fn stop_tasks(&self) {
         lock(&self.core.cancel).cancel();
-        // Their flags too: a subscriber with deliveries queued checks only its flag.
-        for list in lock(&self.core.subscribers).values() {
-            list.iter().for_each(|s| s.close());
-        }
         self.core.tasks.close();
         self.core.tasks.wait().await;
     }

@@ -272,8 +272,8 @@ impl Subscription {
                         Ok(entry)
                     } else {
                         // The feed first: a queued delivery never polls the token (whose
-                        // check takes a lock). A closed subscription is caught by the
-                        // flag above; the token ends a wait for the next append.
+                        // check takes a lock); the token ends a wait for the next append
+                        // (`close` also sets the flag checked above).
                         tokio::select! {
                             biased;
                             r = rx.recv() => r,
@@ -442,9 +442,9 @@ mod tests {
     use super::RecvError;
     use crate::channel::BroadcastChannel;
 
-    /// Stopping the channel ends its subscriptions at once: one with deliveries still
-    /// queued (which checks only its flag before taking the next) and one waiting for the
-    /// next append (woken by the token).
+    /// Stopping the channel ends its subscriptions: one with deliveries queued gets them
+    /// first (they were appended before the stop), then `Closed`; one waiting for the next
+    /// append is woken with `Closed`.
     #[tokio::test]
     async fn stopping_the_channel_ends_queued_and_waiting_subscriptions() {
         let feed = BroadcastChannel::new("stops").build();
@@ -460,12 +460,18 @@ mod tests {
         let waiter = tokio::spawn(async move { waiting.recv().await });
         tokio::task::yield_now().await;
         feed.stop().await;
-        assert_eq!(queued.recv().await.unwrap_err(), RecvError::Closed);
         let woken = tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("the waiting subscriber is woken")
             .unwrap();
         assert_eq!(woken.unwrap_err(), RecvError::Closed);
+        for seq in 1..=3 {
+            assert_eq!(queued.recv().await.unwrap().seq, seq);
+        }
+        let closed = tokio::time::timeout(Duration::from_secs(5), queued.recv())
+            .await
+            .expect("the queued subscriber ends after its deliveries");
+        assert_eq!(closed.unwrap_err(), RecvError::Closed);
     }
 
     /// Subscribers far behind a writer that keeps appending alternate between the store
