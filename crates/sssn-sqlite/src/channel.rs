@@ -37,8 +37,9 @@ pub(crate) struct Counts {
     pub(crate) dead: u64,
 }
 
-/// What every handle on one channel shares: identity, committed head and counters, and
-/// the feed. Only the writer thread changes it, after each commit.
+/// What every handle on one channel shares: identity, durable head and counters, and
+/// the feed. Only the writer's threads change it: the writer after each commit, the
+/// flusher once the commit is on the disk.
 pub(crate) struct ChanShared {
     /// The channel's number in `channels`.
     pub(crate) chan: i64,
@@ -48,8 +49,13 @@ pub(crate) struct ChanShared {
     pub(crate) scope: ClaimScope,
     /// The lease in force (milliseconds), changeable while the channel runs.
     lease_ms: AtomicU64,
+    /// The head and counters callers see: of commits that are on the disk.
     pub(crate) head: AtomicU64,
     counts: Mutex<Counts>,
+    /// The head and counters as of the writer's last commit, which its next transaction
+    /// starts from: ahead of `head` and `counts` while that commit waits for its flush.
+    /// Only the writer thread uses it.
+    last_commit: Mutex<(u64, Counts)>,
     pub(crate) feed: broadcast::Sender<Entry>,
     /// No delayed message comes due and no lease runs out before this time (epoch ms).
     /// A lower bound: the writer lowers it whenever it sets a due time, and makes it exact
@@ -67,6 +73,7 @@ impl ChanShared {
             lease_ms: AtomicU64::new(sssn::clock::millis(spec.claims.unwrap_or_default().lease)),
             head: AtomicU64::new(row.head),
             counts: Mutex::new(row.counts),
+            last_commit: Mutex::new((row.head, row.counts)),
             feed,
             next_due: AtomicU64::new(0),
         }
@@ -89,6 +96,15 @@ impl ChanShared {
 
     pub(crate) fn set_counts(&self, counts: Counts) {
         *self.counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+    }
+
+    /// The head and counters of the writer's last commit (see `last_commit`).
+    pub(crate) fn last_commit(&self) -> (u64, Counts) {
+        *self.last_commit.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_last_commit(&self, head: u64, counts: Counts) {
+        *self.last_commit.lock().unwrap_or_else(|e| e.into_inner()) = (head, counts);
     }
 
     /// Whether a claim at `now` would find nothing, from the committed state alone:

@@ -56,10 +56,11 @@
 //! described in the `schema` module; its version is kept in `PRAGMA user_version` and
 //! older layouts are migrated on open.
 
-mod batching;
 mod channel;
 mod claim_rows;
+mod durability;
 mod error;
+mod flusher;
 mod history;
 mod inbox;
 mod log_file;

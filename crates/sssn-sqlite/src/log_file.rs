@@ -9,12 +9,12 @@
 //! SQLite runs at `NORMAL`, which in WAL mode drops exactly one sync, the log's at each
 //! commit: a checkpoint still syncs the log before copying it into the database and the
 //! database before the log may restart, and a restarted log's header is still synced. With
-//! [`Synchronous::Full`](crate::Synchronous::Full) the writer puts that one sync back:
-//! [`File::sync_data`] of the log (`fdatasync` on Linux, `F_FULLFSYNC` on macOS) after
-//! `COMMIT`, before anything of the batch is published or answered. Read connections take
-//! their snapshot only while no flush is pending (the [`FlushGate`]), so no reader sees a
-//! commit before it is on the disk, as with SQLite's FULL, where a commit becomes visible
-//! after its sync.
+//! [`Synchronous::Full`](crate::Synchronous::Full) the flusher thread puts that one sync
+//! back ([`LogSync`]): [`File::sync_data`] of the log (`fdatasync` on Linux, `F_FULLFSYNC`
+//! on macOS) after `COMMIT`, before anything of the batch is published or answered. Read
+//! connections wait until what their snapshot holds is durable ([`crate::durability`]),
+//! so no reader sees a commit before it is on the disk, as with SQLite's FULL, where a
+//! commit becomes visible after its sync.
 //!
 //! **Why the log is grown ahead.** A flush of a file that grew must also commit its new
 //! size and block allocation, a journal commit again; PostgreSQL avoids it by writing its
@@ -30,8 +30,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rusqlite::Connection;
 
@@ -44,23 +44,6 @@ const LOG_HEADER: u64 = 32;
 /// A frame's header, before its page.
 const FRAME_HEADER: u64 = 24;
 
-/// Held by the writer from `BEGIN` until the commit is flushed; a read connection takes its
-/// snapshot under the other side, so it never sees a commit that is not on the disk yet.
-#[derive(Clone, Default)]
-pub(crate) struct FlushGate(Arc<RwLock<()>>);
-
-impl FlushGate {
-    /// Held while a snapshot is taken.
-    pub(crate) fn no_flush_pending(&self) -> RwLockReadGuard<'_, ()> {
-        self.0.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Held by the writer from the start of a batch until it is flushed.
-    pub(crate) fn flush_pending(&self) -> RwLockWriteGuard<'_, ()> {
-        self.0.write().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// The writer's handle on the log: flushes, checkpoints and growth.
 pub(crate) struct LogFile {
     path: PathBuf,
@@ -68,9 +51,8 @@ pub(crate) struct LogFile {
     /// and a sync of either flushes the same file. The log carries no locks, so closing
     /// this one releases nothing of SQLite's.
     file: Option<File>,
-    /// Whether the writer flushes every commit (`Synchronous::Full`).
+    /// Whether every commit is flushed (`Synchronous::Full`).
     flush_commits: bool,
-    gate: FlushGate,
     frame_bytes: u64,
     /// Frames in the log after the last commit, as SQLite's WAL hook reports them.
     frames: Arc<AtomicU64>,
@@ -92,7 +74,6 @@ impl LogFile {
         flush_commits: bool,
         checkpoint_pages: u32,
         limit: u64,
-        gate: FlushGate,
     ) -> rusqlite::Result<Self> {
         let page: u64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
         let frames = Arc::new(AtomicU64::new(0));
@@ -107,7 +88,6 @@ impl LogFile {
             path: path.into(),
             file: None,
             flush_commits,
-            gate,
             frame_bytes: page + FRAME_HEADER,
             frames,
             checkpoint_frames: u64::from(checkpoint_pages),
@@ -117,24 +97,18 @@ impl LogFile {
         })
     }
 
-    /// The count of log syncs this writer made.
+    /// The count of log syncs made (by the writer and the flusher).
     pub(crate) fn sync_counter(&self) -> Arc<AtomicU64> {
         self.syncs.clone()
     }
 
-    /// The gate readers wait at, when the writer flushes commits at all.
-    pub(crate) fn gate(&self) -> Option<FlushGate> {
-        self.flush_commits.then(|| self.gate.clone())
-    }
-
-    /// Makes the last commit durable (with `Synchronous::Full`; nothing otherwise).
-    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
-        if !self.flush_commits {
-            return Ok(());
-        }
-        self.file()?.sync_data()?;
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+    /// What the flusher makes commits durable with, when commits are flushed at all.
+    pub(crate) fn commit_sync(&self) -> Option<LogSync> {
+        self.flush_commits.then(|| LogSync {
+            path: self.path.clone(),
+            file: None,
+            syncs: self.syncs.clone(),
+        })
     }
 
     /// Between batches: a checkpoint once the log holds `checkpoint_pages` frames (as
@@ -187,5 +161,25 @@ impl LogFile {
             self.file = Some(file);
         }
         Ok(self.file.as_mut().expect("just opened"))
+    }
+}
+
+/// The flusher's handle on the log: it syncs what the writer has committed.
+pub(crate) struct LogSync {
+    path: PathBuf,
+    /// Opened at the first sync: SQLite creates the log at the first commit, before it.
+    file: Option<File>,
+    syncs: Arc<AtomicU64>,
+}
+
+impl LogSync {
+    /// Makes every commit written to the log so far durable.
+    pub(crate) fn sync(&mut self) -> std::io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(OpenOptions::new().read(true).write(true).open(&self.path)?);
+        }
+        self.file.as_ref().expect("just opened").sync_data()?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }

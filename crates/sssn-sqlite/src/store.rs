@@ -13,8 +13,9 @@ use sssn::store::{ChannelSpec, ChannelStorage, ClaimQueue, ClaimScope, Store};
 use sssn::{Error, ErrorKind, Result};
 
 use crate::channel::{ChanShared, SqliteChannel};
+use crate::durability::Durability;
 use crate::error::db_error;
-use crate::log_file::{FlushGate, LogFile};
+use crate::log_file::LogFile;
 use crate::options::{SqliteOptions, Synchronous};
 use crate::writer::Writer;
 use crate::{ops, schema};
@@ -55,8 +56,8 @@ pub(crate) struct StoreInner {
     readers: Mutex<Vec<Connection>>,
     max_idle_readers: usize,
     busy_timeout: std::time::Duration,
-    /// Readers take their snapshot only while no commit waits for its flush.
-    gate: FlushGate,
+    /// Readers wait until what their snapshot holds is on the disk.
+    durability: Arc<Durability>,
     /// Log syncs made by the writer (commits and growth), for tests.
     #[cfg_attr(not(test), allow(dead_code))]
     log_syncs: Arc<std::sync::atomic::AtomicU64>,
@@ -99,25 +100,31 @@ impl SqliteStore {
         )
         .map_err(|e| db_error(&path, "open", e))?;
         configure_writer(&conn, &path, &options)?;
-        let gate = FlushGate::default();
         let log = LogFile::attach(
             &mut conn,
             &path,
             options.synchronous == Synchronous::Full,
             options.checkpoint_pages,
             LOG_SIZE_LIMIT,
-            gate.clone(),
         )
         .map_err(|e| db_error(&path, "open", e))?;
         let log_syncs = log.sync_counter();
-        let writer = Writer::start(&path, conn, log, lock, options.max_batch)?;
+        let durability = Arc::new(Durability::default());
+        let writer = Writer::start(
+            &path,
+            conn,
+            log,
+            lock,
+            options.max_batch,
+            durability.clone(),
+        )?;
         Ok(Self {
             inner: Arc::new(StoreInner {
                 path,
                 readers: Mutex::new(Vec::new()),
                 max_idle_readers: options.read_connections,
                 busy_timeout: options.busy_timeout,
-                gate,
+                durability,
                 log_syncs,
                 channels: tokio::sync::Mutex::new(HashMap::new()),
                 writer,
@@ -268,8 +275,8 @@ impl StoreInner {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let conn = this.reader()?;
-            let out =
-                read_transaction(&conn, &this.gate, f).map_err(|e| db_error(&this.path, action, e));
+            let out = read_transaction(&conn, &this.durability, f)
+                .map_err(|e| db_error(&this.path, action, e));
             this.give_back(conn);
             out
         })
@@ -307,20 +314,23 @@ impl StoreInner {
     }
 }
 
-/// Runs `f` in one read transaction whose snapshot was taken while no commit waited for
-/// its flush: it sees only commits that are on the disk.
+/// Runs `f` in one read transaction once everything its snapshot holds is on the disk:
+/// it sees only commits that are durable.
 fn read_transaction<T>(
     conn: &Connection,
-    gate: &FlushGate,
+    durability: &Durability,
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     conn.execute_batch("BEGIN")?;
     let out = (|| {
-        {
-            let _no_flush_pending = gate.no_flush_pending();
-            // The first read of a transaction fixes its snapshot of the log.
-            conn.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
-        }
+        // The first read of a transaction fixes its snapshot of the log.
+        conn.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+        durability.wait_for_snapshot().map_err(|cause| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                Some(cause),
+            )
+        })?;
         f(conn)
     })();
     // A read transaction has nothing to keep; ending it releases the snapshot.
@@ -510,8 +520,6 @@ mod tests {
         assert_eq!(queue.claim("c2", 10).await.unwrap().len(), 1);
     }
 
-    // Holding the gate across the wait is the point: the read must wait for it.
-    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn readers_wait_for_a_pending_flush() {
         let dir = tempfile::tempdir().unwrap();
@@ -520,8 +528,8 @@ mod tests {
         let storage = store.open_channel(&spec).await.unwrap();
         let message = ChannelMessage::new("w", Content::data(&1).unwrap());
         storage.log.append(vec![message]).await.unwrap();
-        // As the writer holds it between `BEGIN` and the end of the commit's flush.
-        let pending = store.inner.gate.flush_pending();
+        // As the writer does just before a `COMMIT` the flusher has not synced yet.
+        let pending = store.inner.durability.take_number();
         let log = storage.log.clone();
         let read = tokio::spawn(async move { log.range(0, 10).await });
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -529,7 +537,7 @@ mod tests {
             !read.is_finished(),
             "a read took its snapshot during a flush"
         );
-        drop(pending);
+        store.inner.durability.durable_up_to(pending);
         assert_eq!(read.await.unwrap().unwrap().len(), 1);
     }
 
@@ -546,8 +554,8 @@ mod tests {
             )
             .unwrap();
         let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        let gate = FlushGate::default();
-        let count = read_transaction(&reader, &gate, |conn| {
+        let durability = Durability::default();
+        let count = read_transaction(&reader, &durability, |conn| {
             writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
             conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
         })

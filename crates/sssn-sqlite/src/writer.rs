@@ -1,12 +1,11 @@
 //! The writer thread: every write goes through it, grouped into shared transactions.
 //!
 //! Callers hand the thread a [`Job`] (a closure over a [`Txn`]) and wait on a oneshot
-//! reply. The thread takes one job, drains whatever else is queued (up to `max_batch`;
-//! [`crate::batching`] has the short wait for more), runs them all inside one
-//! `BEGIN IMMEDIATE … COMMIT`, and only then publishes the effects: new head sequences
-//! and counters, the feed of appended entries (in sequence order), and finally the
-//! replies. Many concurrent writers therefore share one flush, and nobody (caller or
-//! subscriber) sees a write that a crash could take back.
+//! reply. The thread takes one job and whatever else is queued (up to `max_batch`), runs
+//! them all inside one `BEGIN IMMEDIATE … COMMIT`, and only once that is durable are the
+//! effects published: new head sequences and counters, the feed of appended entries (in
+//! sequence order), and finally the replies. Many concurrent writers therefore share one
+//! flush, and nobody (caller or subscriber) sees a write that a crash could take back.
 //!
 //! If the shared transaction fails, it is rolled back and each job is run again alone,
 //! so one failing operation (a full disk may hit everyone, a bad row only its owner)
@@ -14,12 +13,14 @@
 //! every job of the batch fails at once (each would only wait out the busy timeout
 //! again). Nothing is published for a rolled-back transaction.
 //!
-//! A commit is answered only once it is durable: with `Synchronous::Full` the thread
-//! flushes the log itself after `COMMIT` (see [`crate::log_file`]). If that flush fails,
-//! nothing of the batch is published, its callers get the error, and the writer refuses
-//! every later operation: after a failed flush the system may have dropped the unwritten
-//! pages, so a later successful flush would not prove the earlier commits are on the disk.
-//! Reopening the store recovers from what the disk holds.
+//! A commit is answered only once it is durable: with `Synchronous::Full` the writer hands
+//! it to the flusher thread ([`crate::flusher`]), which syncs the log (see
+//! [`crate::log_file`]) and then publishes and answers it, while the writer goes on with
+//! the next batch. The next transaction therefore starts from the writer's own view of
+//! its last commit ([`ChanShared::last_commit`]), not from the published one. If a flush
+//! fails, nothing of the batches it covered is published, their callers get the error,
+//! and the writer refuses every later operation. Reopening the store recovers from what
+//! the disk holds.
 //!
 //! When idle (or every 1,024 batches) the thread checks the free pages left by deleted
 //! rows and, if they are a large share of the file, hands them back to the file system
@@ -30,17 +31,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use sssn::store::Entry;
 use sssn::{Error, ErrorKind, Result};
 use tokio::sync::oneshot;
 
-use crate::batching::Batching;
 use crate::channel::{ChanShared, Counts};
+use crate::durability::Durability;
 use crate::error::{db_error, writer_stopped};
-use crate::log_file::{FlushGate, LogFile};
+use crate::flusher::Flusher;
+use crate::log_file::LogFile;
 
 /// One operation for the writer thread.
 pub(crate) trait Job: Send {
@@ -102,6 +104,9 @@ struct Pending {
     /// The exact earliest due time, when this transaction worked it out (see
     /// [`ChanShared::next_due`]); published after the counters.
     next_due: Option<u64>,
+    /// The shared bound when the transaction committed: publishing raises it only if no
+    /// later transaction lowered it meanwhile.
+    next_due_at_commit: u64,
 }
 
 /// The open transaction a job runs in: the connection plus the per-channel state the
@@ -127,8 +132,7 @@ impl<'c> Txn<'c> {
         {
             Some(i) => i,
             None => {
-                let head = shared.head.load(Ordering::Acquire);
-                let counts = shared.counts();
+                let (head, counts) = shared.last_commit();
                 self.pending.push(Pending {
                     shared: shared.clone(),
                     head,
@@ -137,6 +141,7 @@ impl<'c> Txn<'c> {
                     committed_counts: counts,
                     feed: Vec::new(),
                     next_due: None,
+                    next_due_at_commit: 0,
                 });
                 self.pending.len() - 1
             }
@@ -209,20 +214,69 @@ impl<'c> Txn<'c> {
         Ok(())
     }
 
-    /// After the commit: heads, counters, then the feed, in sequence order.
-    fn publish(self) {
-        for p in self.pending {
+    /// Right after `COMMIT`: the next transaction starts from this one's state.
+    fn committed(&mut self) {
+        for p in &mut self.pending {
+            p.shared.set_last_commit(p.head, p.counts);
+            p.next_due_at_commit = p.shared.next_due.load(Ordering::Acquire);
+        }
+    }
+}
+
+/// A committed batch: what it changed, to publish once it is durable, and whom to answer.
+pub(crate) struct Committed {
+    /// Its commit number ([`Durability`]); 0 when commits are not numbered.
+    number: u64,
+    changes: Vec<Pending>,
+    jobs: Vec<Box<dyn Job>>,
+}
+
+impl Committed {
+    /// A commit number taken by a transaction that then rolled back: nothing to publish,
+    /// but readers may wait for the number.
+    fn rolled_back(number: u64) -> Self {
+        Self {
+            number,
+            changes: Vec::new(),
+            jobs: Vec::new(),
+        }
+    }
+
+    pub(crate) fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// Publishes heads, counters, then the feed in sequence order; then answers.
+    pub(crate) fn publish_and_answer(self) {
+        for p in self.changes {
             p.shared.set_counts(p.counts);
             p.shared.head.store(p.head, Ordering::Release);
             // After the counters: whoever sees the raised bound sees the messages it
-            // made ready (`ChanShared::nothing_claimable` reads in the other order).
+            // made ready (`ChanShared::nothing_claimable` reads in the other order). Not
+            // over a bound a later transaction lowered: a bound that is too low is safe.
             if let Some(t) = p.next_due {
-                p.shared.next_due.store(t, Ordering::Release);
+                let _ = p.shared.next_due.compare_exchange(
+                    p.next_due_at_commit,
+                    t,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
             }
             for entry in p.feed {
                 // No subscriber is not an error.
                 let _ = p.shared.feed.send(entry);
             }
+        }
+        for job in self.jobs {
+            job.finish(None);
+        }
+    }
+
+    /// Answers every caller with `cause`; nothing is published.
+    pub(crate) fn refuse(self, path: &Path, cause: &str) {
+        for job in self.jobs {
+            let action = job.action();
+            job.finish(Some(refused(path, action, cause)));
         }
     }
 }
@@ -249,13 +303,27 @@ impl Writer {
         mut log: LogFile,
         lock: File,
         max_batch: usize,
+        durability: Arc<Durability>,
     ) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let flusher = match log.commit_sync() {
+            Some(sync) => Some(Flusher::start(path, sync, durability.clone())?),
+            None => None,
+        };
         let thread_path = path.to_owned();
         let thread = std::thread::Builder::new()
             .name("sssn-sqlite-writer".to_owned())
             .spawn(move || {
-                run(&thread_path, &conn, &mut log, &rx, max_batch);
+                let mut w = WriterThread {
+                    path: &thread_path,
+                    conn: &conn,
+                    log: &mut log,
+                    flusher: flusher.as_ref(),
+                    durability: &durability,
+                };
+                w.run(&rx, max_batch);
+                // The commits handed over are flushed and answered before the file closes.
+                drop(flusher);
                 drop(log);
                 drop(conn);
                 drop(lock);
@@ -307,137 +375,109 @@ impl Drop for Writer {
 /// Batches between checks of the free-page count.
 const VACUUM_CHECK_EVERY: u32 = 1024;
 
-fn run(
-    path: &Path,
-    conn: &Connection,
-    log: &mut LogFile,
-    rx: &mpsc::Receiver<Box<dyn Job>>,
-    max_batch: usize,
-) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
-    let mut batching = Batching::default();
-    let mut since_vacuum_check = 0u32;
-    // Set once a flush failed: every later operation is refused with it.
-    let mut failed: Option<String> = None;
-    loop {
-        let first = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(job) => job,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                // Idle: a good moment to give space back.
-                if since_vacuum_check > 0 && failed.is_none() {
-                    since_vacuum_check = 0;
-                    vacuum_if_sparse(path, conn);
+/// The writer thread's state.
+struct WriterThread<'a> {
+    path: &'a Path,
+    conn: &'a Connection,
+    log: &'a mut LogFile,
+    /// `None` with `Synchronous::Normal`: nothing waits for the disk, so the writer
+    /// publishes and answers each commit itself.
+    flusher: Option<&'a Flusher>,
+    durability: &'a Durability,
+}
+
+impl WriterThread<'_> {
+    fn run(&mut self, rx: &mpsc::Receiver<Box<dyn Job>>, max_batch: usize) {
+        let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+        let mut since_vacuum_check = 0u32;
+        loop {
+            let first = match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // Idle: a good moment to give space back.
+                    if since_vacuum_check > 0 && self.durability.failure().is_none() {
+                        since_vacuum_check = 0;
+                        vacuum_if_sparse(self.path, self.conn);
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            batch.push(first);
+            // What else is queued joins it. Nothing waits for more: while the flusher
+            // syncs, the next commits queue up for its next sync.
+            batch.extend(rx.try_iter().take(max_batch.saturating_sub(1)));
+            if let Some(cause) = self.durability.failure() {
+                for job in batch.drain(..) {
+                    let action = job.action();
+                    job.finish(Some(refused(self.path, action, &cause)));
                 }
                 continue;
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        batch.push(first);
-        batching.gather(rx, &mut batch, max_batch);
-        if let Some(cause) = &failed {
-            for job in batch.drain(..) {
-                let action = job.action();
-                job.finish(Some(refused(path, action, cause)));
-            }
-            continue;
-        }
-        match commit(conn, log, &mut batch) {
-            Ok((txn, flush)) => {
-                batching.committed(batch.len(), flush);
-                txn.publish();
-                for job in batch.drain(..) {
-                    job.finish(None);
-                }
-            }
-            Err(Failure::Flush(e)) => {
-                let cause = flush_failed(path, &e, &mut failed);
-                for job in batch.drain(..) {
+            match self.commit(&mut batch) {
+                Ok(()) => {}
+                Err(e) if batch.len() == 1 => {
+                    let job = batch.pop().expect("one job");
                     let action = job.action();
-                    job.finish(Some(refused(path, action, &cause)));
+                    job.finish(Some(db_error(self.path, action, e)));
                 }
-            }
-            Err(Failure::Db(e)) if batch.len() == 1 => {
-                let job = batch.pop().expect("one job");
-                let action = job.action();
-                job.finish(Some(db_error(path, action, e)));
-            }
-            Err(Failure::Db(e)) if waits_for_others(&e) => {
-                // Another connection holds the file: every job would wait and fail again.
-                for job in batch.drain(..) {
-                    let action = job.action();
-                    job.finish(Some(db_error(path, action, clone_error(&e))));
-                }
-            }
-            Err(Failure::Db(_)) => {
-                // Find out which jobs fail on their own; the others still commit.
-                for mut job in batch.drain(..) {
-                    if let Some(cause) = &failed {
+                Err(e) if waits_for_others(&e) => {
+                    // Another connection holds the file: every job would wait and fail again.
+                    for job in batch.drain(..) {
                         let action = job.action();
-                        job.finish(Some(refused(path, action, cause)));
-                        continue;
+                        job.finish(Some(db_error(self.path, action, clone_error(&e))));
                     }
-                    match commit(conn, log, std::slice::from_mut(&mut job)) {
-                        Ok((txn, _)) => {
-                            txn.publish();
-                            job.finish(None);
-                        }
-                        Err(Failure::Flush(e)) => {
-                            let cause = flush_failed(path, &e, &mut failed);
+                }
+                Err(_) => {
+                    // Find out which jobs fail on their own; the others still commit.
+                    for job in batch.drain(..) {
+                        let mut one = vec![job];
+                        if let Err(e) = self.commit(&mut one) {
+                            let job = one.pop().expect("one job");
                             let action = job.action();
-                            job.finish(Some(refused(path, action, &cause)));
-                        }
-                        Err(Failure::Db(e)) => {
-                            let action = job.action();
-                            job.finish(Some(db_error(path, action, e)));
+                            job.finish(Some(db_error(self.path, action, e)));
                         }
                     }
                 }
             }
-        }
-        if failed.is_some() {
-            continue;
-        }
-        log.maintain(conn);
-        since_vacuum_check += 1;
-        if since_vacuum_check >= VACUUM_CHECK_EVERY {
-            since_vacuum_check = 0;
-            vacuum_if_sparse(path, conn);
+            self.log.maintain(self.conn);
+            since_vacuum_check += 1;
+            if since_vacuum_check >= VACUUM_CHECK_EVERY {
+                since_vacuum_check = 0;
+                vacuum_if_sparse(self.path, self.conn);
+            }
         }
     }
-}
 
-/// Why a batch did not commit durably.
-enum Failure {
-    /// The database refused it; it was rolled back.
-    Db(rusqlite::Error),
-    /// It committed, but flushing the log failed: it may not be on the disk.
-    Flush(std::io::Error),
-}
-
-/// Runs `jobs` in one transaction and flushes it; on success returns it ready to publish,
-/// with the time the flush took. Readers take no snapshot in between (they would see a
-/// commit not yet on the disk).
-fn commit<'c>(
-    conn: &'c Connection,
-    log: &mut LogFile,
-    jobs: &mut [Box<dyn Job>],
-) -> std::result::Result<(Txn<'c>, Duration), Failure> {
-    let gate = log.gate();
-    let _readers_wait = gate.as_ref().map(FlushGate::flush_pending);
-    let txn = execute(conn, jobs).map_err(Failure::Db)?;
-    let started = Instant::now();
-    log.flush().map_err(Failure::Flush)?;
-    Ok((txn, started.elapsed()))
-}
-
-/// Records the first flush failure (logged once) and returns its description.
-fn flush_failed(path: &Path, e: &std::io::Error, failed: &mut Option<String>) -> String {
-    let cause = format!(
-        "flushing the write-ahead log to the disk failed ({e}); the last commit may not be \
-         durable, so the store refuses every write until it is reopened"
-    );
-    tracing::error!(store = %path.display(), error = %e, "flushing the write-ahead log failed");
-    failed.get_or_insert(cause).clone()
+    /// Runs `jobs` in one transaction. Committed, they go to the flusher (or, when
+    /// commits are not flushed, are published and answered at once) and `jobs` is left
+    /// empty; rolled back, `jobs` is left as it was, for the caller to answer.
+    fn commit(&mut self, jobs: &mut Vec<Box<dyn Job>>) -> rusqlite::Result<()> {
+        let numbers = self.flusher.is_some().then_some(self.durability);
+        match execute(self.conn, jobs, numbers) {
+            Ok((mut txn, number)) => {
+                txn.committed();
+                let commit = Committed {
+                    number,
+                    changes: txn.pending,
+                    jobs: std::mem::take(jobs),
+                };
+                match self.flusher {
+                    Some(flusher) => flusher.flush(commit),
+                    None => commit.publish_and_answer(),
+                }
+                Ok(())
+            }
+            Err((e, number)) => {
+                if number > 0
+                    && let Some(flusher) = self.flusher
+                {
+                    flusher.flush(Committed::rolled_back(number));
+                }
+                Err(e)
+            }
+        }
+    }
 }
 
 fn refused(path: &Path, action: &str, cause: &str) -> Error {
@@ -469,24 +509,32 @@ fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
-/// Runs `jobs` in one transaction; on success returns it committed, ready to publish.
-fn execute<'c>(conn: &'c Connection, jobs: &mut [Box<dyn Job>]) -> rusqlite::Result<Txn<'c>> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+/// Runs `jobs` in one transaction; on success returns it committed, ready to publish, with
+/// its commit number when `numbers` is given (taken just before `COMMIT`). On failure the
+/// transaction is rolled back; the number is given back when one was taken.
+fn execute<'c>(
+    conn: &'c Connection,
+    jobs: &mut [Box<dyn Job>],
+    numbers: Option<&Durability>,
+) -> std::result::Result<(Txn<'c>, u64), (rusqlite::Error, u64)> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| (e, 0))?;
     let mut txn = Txn::new(conn);
+    let mut number = 0;
     let outcome = (|| {
         for job in jobs.iter_mut() {
             job.run(&mut txn)?;
         }
         txn.flush()?;
+        number = numbers.map_or(0, Durability::take_number);
         conn.execute_batch("COMMIT")
     })();
     match outcome {
-        Ok(()) => Ok(txn),
+        Ok(()) => Ok((txn, number)),
         Err(e) => {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            Err(e)
+            Err((e, number))
         }
     }
 }
