@@ -104,11 +104,8 @@ impl LogFile {
 
     /// What the flusher makes commits durable with, when commits are flushed at all.
     pub(crate) fn commit_sync(&self) -> Option<LogSync> {
-        self.flush_commits.then(|| LogSync {
-            path: self.path.clone(),
-            file: None,
-            syncs: self.syncs.clone(),
-        })
+        self.flush_commits
+            .then(|| LogSync::new(self.path.clone(), self.syncs.clone()))
     }
 
     /// Between batches: a checkpoint once the log holds `checkpoint_pages` frames (as
@@ -173,6 +170,15 @@ pub(crate) struct LogSync {
 }
 
 impl LogSync {
+    /// Syncs of the log at `path`, counted in `syncs`.
+    pub(crate) fn new(path: PathBuf, syncs: Arc<AtomicU64>) -> Self {
+        Self {
+            path,
+            file: None,
+            syncs,
+        }
+    }
+
     /// Makes every commit written to the log so far durable.
     pub(crate) fn sync(&mut self) -> std::io::Result<()> {
         if self.file.is_none() {

@@ -572,3 +572,70 @@ fn vacuum_if_sparse(path: &Path, conn: &Connection) {
         tracing::warn!(store = %path.display(), error = %e, "incremental vacuum failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log_file::LogSync;
+
+    fn job(reply: oneshot::Sender<Result<u32>>) -> Box<dyn Job> {
+        Box::new(Call {
+            action: "test",
+            f: |_: &mut Txn<'_>| Ok(Ok(1)),
+            out: Some(Ok(1)),
+            reply,
+        })
+    }
+
+    fn committed(durability: &Durability, reply: oneshot::Sender<Result<u32>>) -> Committed {
+        Committed {
+            number: durability.take_number(),
+            changes: Vec::new(),
+            jobs: vec![job(reply)],
+        }
+    }
+
+    #[test]
+    fn commits_are_answered_after_their_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("q.db-wal");
+        std::fs::write(&log, b"").unwrap();
+        let syncs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let durability = Arc::new(Durability::default());
+        let flusher = Flusher::start(
+            dir.path(),
+            LogSync::new(log, syncs.clone()),
+            durability.clone(),
+        )
+        .unwrap();
+        let (tx, rx) = oneshot::channel();
+        flusher.flush(committed(&durability, tx));
+        assert_eq!(rx.blocking_recv().unwrap().unwrap(), 1);
+        assert!(syncs.load(Ordering::Relaxed) >= 1);
+        assert!(durability.wait_for_snapshot().is_ok());
+    }
+
+    #[test]
+    fn a_failed_sync_refuses_its_commits_and_every_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        // A log that cannot be opened: the first sync fails.
+        let sync = LogSync::new(dir.path().join("missing-wal"), Arc::default());
+        let durability = Arc::new(Durability::default());
+        let flusher = Flusher::start(dir.path(), sync, durability.clone()).unwrap();
+        let (tx, rx) = oneshot::channel();
+        flusher.flush(committed(&durability, tx));
+        let err = rx.blocking_recv().unwrap().unwrap_err();
+        assert!(
+            err.to_string().contains("flushing the write-ahead log"),
+            "{err}"
+        );
+        assert!(durability.failure().is_some());
+        assert!(
+            durability.wait_for_snapshot().is_err(),
+            "a reader must not wait for a commit that will never be durable"
+        );
+        let (tx, rx) = oneshot::channel();
+        flusher.flush(committed(&durability, tx));
+        assert!(rx.blocking_recv().unwrap().is_err(), "a later commit");
+    }
+}
