@@ -15,10 +15,8 @@
 //! from then on; reopening the store recovers from what the disk holds.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use sssn::{Error, Result};
 
@@ -30,7 +28,6 @@ use crate::writer::Committed;
 /// commits already handed over, and waits for it.
 pub(crate) struct Flusher {
     path: PathBuf,
-    syncing: Arc<Syncing>,
     tx: Option<mpsc::Sender<Committed>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -39,12 +36,10 @@ impl Flusher {
     /// Starts the flusher of the store at `path`.
     pub(crate) fn start(path: &Path, sync: LogSync, durability: Arc<Durability>) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Committed>();
-        let syncing = Arc::new(Syncing::new());
         let thread_path = path.to_owned();
-        let thread_syncing = syncing.clone();
         let thread = std::thread::Builder::new()
             .name("sssn-sqlite-flusher".to_owned())
-            .spawn(move || run(&thread_path, sync, &durability, &thread_syncing, &rx))
+            .spawn(move || run(&thread_path, sync, &durability, &rx))
             .map_err(|e| {
                 Error::store(
                     format!(
@@ -56,20 +51,9 @@ impl Flusher {
             })?;
         Ok(Self {
             path: path.to_owned(),
-            syncing,
             tx: Some(tx),
             thread: Some(thread),
         })
-    }
-
-    /// How long the sync in progress will likely still take; `None` when none runs.
-    pub(crate) fn sync_time_left(&self) -> Option<Duration> {
-        self.syncing.time_left()
-    }
-
-    /// The callers the last sync answered: most send their next operation soon.
-    pub(crate) fn callers_answered(&self) -> usize {
-        self.syncing.answered.load(Ordering::Relaxed)
     }
 
     /// Hands over a commit to flush, publish and answer.
@@ -93,78 +77,15 @@ impl Drop for Flusher {
     }
 }
 
-/// The sync in progress, as the writer sees it.
-struct Syncing {
-    epoch: Instant,
-    /// When the sync in progress started (µs after `epoch`, at least 1); 0 when none runs.
-    started_us: AtomicU64,
-    /// A moving average of a sync's duration (µs).
-    average_us: AtomicU64,
-    answered: AtomicUsize,
-}
-
-impl Syncing {
-    fn new() -> Self {
-        Self {
-            epoch: Instant::now(),
-            started_us: AtomicU64::new(0),
-            average_us: AtomicU64::new(0),
-            answered: AtomicUsize::new(0),
-        }
-    }
-
-    fn now_us(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
-    fn time_left(&self) -> Option<Duration> {
-        let started = self.started_us.load(Ordering::Acquire);
-        if started == 0 {
-            return None;
-        }
-        let elapsed = self.now_us().saturating_sub(started);
-        let left = self
-            .average_us
-            .load(Ordering::Relaxed)
-            .checked_sub(elapsed)?;
-        (left > 0).then(|| Duration::from_micros(left))
-    }
-
-    fn start(&self) {
-        self.started_us
-            .store(self.now_us().max(1), Ordering::Release);
-    }
-
-    fn end(&self, jobs: usize) {
-        let started = self.started_us.swap(0, Ordering::AcqRel);
-        let took = self.now_us().saturating_sub(started);
-        let average = self.average_us.load(Ordering::Relaxed);
-        self.average_us
-            .store((average * 7 + took) / 8, Ordering::Relaxed);
-        self.answered.store(jobs, Ordering::Relaxed);
-    }
-}
-
-fn run(
-    path: &Path,
-    mut sync: LogSync,
-    durability: &Durability,
-    syncing: &Syncing,
-    rx: &mpsc::Receiver<Committed>,
-) {
+fn run(path: &Path, mut sync: LogSync, durability: &Durability, rx: &mpsc::Receiver<Committed>) {
     let mut commits: Vec<Committed> = Vec::new();
     while let Ok(first) = rx.recv() {
         commits.push(first);
         commits.extend(rx.try_iter());
         let last = commits.last().map_or(0, Committed::number);
-        syncing.start();
-        let outcome = if durability.failure().is_none() {
-            sync.sync()
-        } else {
-            Ok(())
-        };
-        syncing.end(commits.iter().map(Committed::jobs).sum());
-        if let Err(e) = outcome {
+        if durability.failure().is_none()
+            && let Err(e) = sync.sync()
+        {
             let cause = format!(
                 "flushing the write-ahead log to the disk failed ({e}); the last commit may not \
                  be durable, so the store refuses every write until it is reopened"
@@ -185,30 +106,5 @@ fn run(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_writer_sees_a_sync_in_progress_and_how_long_it_will_likely_take() {
-        let syncing = Syncing::new();
-        assert_eq!(syncing.time_left(), None, "no sync yet");
-        syncing.start();
-        std::thread::sleep(Duration::from_millis(16));
-        syncing.end(3);
-        assert_eq!(syncing.time_left(), None, "no sync runs");
-        assert_eq!(syncing.answered.load(Ordering::Relaxed), 3);
-        // The average moves an eighth of the way to the last sync: at least 2 ms now.
-        syncing.start();
-        let left = syncing.time_left().expect("a sync runs");
-        assert!(
-            left > Duration::from_millis(1) && left <= Duration::from_millis(16),
-            "{left:?}"
-        );
-        std::thread::sleep(left + Duration::from_millis(1));
-        assert_eq!(syncing.time_left(), None, "longer than the average");
     }
 }

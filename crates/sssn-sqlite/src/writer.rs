@@ -242,11 +242,6 @@ impl Committed {
         }
     }
 
-    /// The callers it answers.
-    pub(crate) fn jobs(&self) -> usize {
-        self.jobs.len()
-    }
-
     pub(crate) fn number(&self) -> u64 {
         self.number
     }
@@ -377,30 +372,6 @@ impl Drop for Writer {
     }
 }
 
-/// While the flusher syncs, a commit made now waits for the next sync anyway. So until the
-/// sync is likely over, the batch waits for the callers the last sync answered, who
-/// typically send their next operation right after their answer: one transaction for
-/// them instead of one each. When no sync runs, the batch goes at once.
-fn gather_while_syncing(
-    flusher: &Flusher,
-    rx: &mpsc::Receiver<Box<dyn Job>>,
-    batch: &mut Vec<Box<dyn Job>>,
-    max_batch: usize,
-) {
-    while batch.len() < max_batch.min(flusher.callers_answered()) {
-        let Some(left) = flusher.sync_time_left() else {
-            return;
-        };
-        match rx.recv_timeout(left) {
-            Ok(job) => {
-                batch.push(job);
-                batch.extend(rx.try_iter().take(max_batch.saturating_sub(batch.len())));
-            }
-            Err(_) => return,
-        }
-    }
-}
-
 /// Batches between checks of the free-page count.
 const VACUUM_CHECK_EVERY: u32 = 1024;
 
@@ -433,10 +404,9 @@ impl WriterThread<'_> {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
             batch.push(first);
+            // What else is queued joins it. Nothing waits for more: while the flusher
+            // syncs, the next commits queue up for its next sync.
             batch.extend(rx.try_iter().take(max_batch.saturating_sub(1)));
-            if let Some(flusher) = self.flusher {
-                gather_while_syncing(flusher, rx, &mut batch, max_batch);
-            }
             if let Some(cause) = self.durability.failure() {
                 for job in batch.drain(..) {
                     let action = job.action();
