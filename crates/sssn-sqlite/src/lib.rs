@@ -20,14 +20,17 @@
 //! * **Writes** (appends, cursor reads, which store the cursor, claims, acks, nacks,
 //!   extensions, removal, stats, which first applies due delays and expired leases) are
 //!   jobs sent to one **writer thread** that owns the read-write connection. It takes a
-//!   job, drains whatever else is queued (up to [`SqliteOptions::max_batch`]), runs them
-//!   all in one `BEGIN IMMEDIATE … COMMIT` (**group commit**: one flush for the batch),
-//!   then updates each channel's head and counters, sends the appended entries to the
-//!   channel's feed (push subscribers), and only then replies to the callers. A caller or
-//!   subscriber therefore never sees a write a crash could take back.
+//!   job, drains whatever else is queued (up to [`SqliteOptions::max_batch`]) and runs
+//!   them all in one `BEGIN IMMEDIATE … COMMIT`. With [`Synchronous::Full`] a **flusher
+//!   thread** then syncs the log once for every commit made meanwhile (**group commit**)
+//!   while the writer runs the next batch. Only once a commit is on the disk are each
+//!   channel's head and counters updated, the appended entries sent to the channel's feed
+//!   (push subscribers), and the callers answered. A caller or subscriber therefore never
+//!   sees a write a crash could take back.
 //! * **Pure reads** (`range`, used by subscribers catching up, and `dead_letters`) run on
 //!   pooled read-only connections in `spawn_blocking`; WAL lets them proceed while the
-//!   writer commits, and they see everything acknowledged before they started.
+//!   writer commits, they see everything acknowledged before they started, and they wait
+//!   for the sync of any commit their snapshot holds.
 //! * **Time** is read on the caller's side with [`sssn::clock`], so lease deadlines and
 //!   nack delays are stored as epoch milliseconds and mean the same after a restart.
 //! * **Opening** a channel reads one row (its head sequence and counters): it costs the
@@ -49,7 +52,7 @@
 //! # Durability
 //!
 //! [`Synchronous::Full`] (the default) acknowledges a write once the write-ahead log is
-//! flushed to the disk (the writer thread flushes it after each group commit, with
+//! flushed to the disk (the flusher thread syncs it after each group commit, with
 //! `fdatasync`, into a log grown ahead of use: see the crate README): it survives a power
 //! loss. [`Synchronous::Normal`] survives a
 //! process crash but may lose the last commits on a power loss. The layout of the file is

@@ -8,8 +8,8 @@ use sssn::Result;
 use crate::SqliteStore;
 
 /// How hard the store works to make a commit survive a power loss (SQLite's
-/// `PRAGMA synchronous` levels; SQLite itself always runs at `NORMAL`, and with `Full` the
-/// writer thread adds the flush of each commit).
+/// `PRAGMA synchronous` levels; SQLite itself always runs at `NORMAL`, and with `Full` a
+/// flusher thread adds the flush of each group commit).
 ///
 /// Both levels survive a crash of the process: a write acknowledged to its caller is in
 /// the write-ahead log before the call returns. They differ on a power loss or an
@@ -19,8 +19,8 @@ pub enum Synchronous {
     /// `FULL` (the default): the write-ahead log is flushed to the disk (`fdatasync`;
     /// `F_FULLFSYNC` on macOS) after every commit and before any of it is answered or
     /// visible to readers, so an acknowledged write also survives a power loss, provided
-    /// the disk honours flushes. Group commit shares one flush among every operation of a
-    /// batch.
+    /// the disk honours flushes. Group commit shares one flush among every commit made
+    /// while the one before was being flushed.
     #[default]
     Full,
     /// `NORMAL`: the log is flushed only at checkpoints. Acknowledged writes survive a

@@ -535,7 +535,7 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert!(
             !read.is_finished(),
-            "a read took its snapshot during a flush"
+            "a read answered before what its snapshot holds was durable"
         );
         store.inner.durability.durable_up_to(pending);
         assert_eq!(read.await.unwrap().unwrap().len(), 1);
