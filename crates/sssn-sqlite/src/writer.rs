@@ -274,10 +274,7 @@ impl Committed {
 
     /// Answers every caller with `cause`; nothing is published.
     pub(crate) fn refuse(self, path: &Path, cause: &str) {
-        for job in self.jobs {
-            let action = job.action();
-            job.finish(Some(refused(path, action, cause)));
-        }
+        refuse_all(path, self.jobs, cause);
     }
 }
 
@@ -408,10 +405,7 @@ impl WriterThread<'_> {
             // syncs, the next commits queue up for its next sync.
             batch.extend(rx.try_iter().take(max_batch.saturating_sub(1)));
             if let Some(cause) = self.durability.failure() {
-                for job in batch.drain(..) {
-                    let action = job.action();
-                    job.finish(Some(refused(self.path, action, &cause)));
-                }
+                refuse_all(self.path, batch.drain(..), &cause);
                 continue;
             }
             match self.commit(&mut batch) {
@@ -477,6 +471,14 @@ impl WriterThread<'_> {
                 Err(e)
             }
         }
+    }
+}
+
+/// Answers each of `jobs` with the store's refusal for `cause` (a failed flush).
+fn refuse_all(path: &Path, jobs: impl IntoIterator<Item = Box<dyn Job>>, cause: &str) {
+    for job in jobs {
+        let action = job.action();
+        job.finish(Some(refused(path, action, cause)));
     }
 }
 
